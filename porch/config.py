@@ -1,0 +1,217 @@
+"""Configuration of the device agent and the hub: TOML files validated by these models.
+
+Every setting, its default and its meaning live here and nowhere else; ``porch config
+defaults device|hub`` prints them as a commented TOML file and ``docs/configuration.md`` is
+generated from the same models. A wrong type or an unknown key stops with exit code 2 and a
+message naming the key (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from porch.wire import DEVICE_ID_PATTERN
+
+Point = Annotated[
+    list[Annotated[float, Field(ge=0, le=1)]],
+    Field(min_length=2, max_length=2, description="[x, y] as fractions of width and height"),
+]
+Polygon = Annotated[list[Point], Field(min_length=3, description="three or more points")]
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; ``str()`` names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+class MqttSettings(_Section):
+    host: str = Field("127.0.0.1", description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port.")
+    keepalive_s: int = Field(15, ge=5, le=3600, description="MQTT keepalive, seconds.")
+
+
+class GpioSettings(_Section):
+    pin_factory: Literal["auto", "mock"] = Field(
+        "auto",
+        description="gpiozero pin factory: 'auto' picks the Pi's driver, 'mock' simulates pins.",
+    )
+    button_pin: int = Field(17, ge=0, le=27, description="BCM pin of the push button (to GND).")
+    chime_pin: int = Field(27, ge=0, le=27, description="BCM pin driving the chime relay.")
+    chime_s: float = Field(0.5, gt=0, le=10, description="How long the chime relay closes, s.")
+    bounce_s: float = Field(0.03, ge=0, le=1, description="Button debounce time, seconds.")
+
+
+class CameraSettings(_Section):
+    source: Literal["auto", "synthetic", "opencv", "picamera2"] = Field(
+        "auto",
+        description="'auto' is picamera2 on a Raspberry Pi and the synthetic scene elsewhere.",
+    )
+    width: int = Field(1280, ge=64, le=3840, multiple_of=2, description="Frame width, pixels.")
+    height: int = Field(720, ge=64, le=2160, multiple_of=2, description="Frame height, pixels.")
+    fps: float = Field(15, gt=0, le=60, description="Frames per second.")
+    uri: str = Field(
+        "0",
+        description="For 'opencv': a V4L2 device index, a video file or an rtsp:// URL.",
+    )
+    seed: int = Field(1, description="For 'synthetic': the scene's random seed.")
+    realtime: bool = Field(
+        True,
+        description="For 'synthetic' and files: pace frames at fps (false runs as fast as it can).",
+    )
+
+
+class EncoderSettings(_Section):
+    keyframe_interval_s: float = Field(
+        1.0, gt=0, le=10, description="Seconds between IDR frames (also the pre-roll cut grain)."
+    )
+    bitrate_kbps: int = Field(1500, ge=100, le=20000, description="Target bitrate, kbit/s.")
+    preset: str = Field("ultrafast", description="libx264 preset (software encoder only).")
+
+
+class MotionSettings(_Section):
+    enabled: bool = Field(True, description="Detect motion and record it.")
+    analysis_width: int = Field(
+        320, ge=80, le=1280, description="Width the frame is shrunk to for detection, pixels."
+    )
+    threshold: int = Field(
+        25, ge=1, le=255, description="Grey-level change that counts as changed (0-255)."
+    )
+    min_area: float = Field(
+        0.01, gt=0, le=1, description="Fraction of the watched area that must change."
+    )
+    end_after_s: float = Field(
+        2.0, ge=0, le=60, description="Quiet seconds after which motion counts as ended."
+    )
+    zones: list[Polygon] = Field(
+        default_factory=list,
+        description="Detection zones; motion elsewhere is ignored. Empty: the whole frame.",
+    )
+    privacy_masks: list[Polygon] = Field(
+        default_factory=list,
+        description="Regions blacked out before detection and in every recording.",
+    )
+
+
+class ClipSettings(_Section):
+    preroll_s: float = Field(5.0, ge=0, le=30, description="Seconds kept before an event.")
+    postroll_s: float = Field(
+        10.0, ge=1, le=120, description="Seconds recorded after the last press or motion."
+    )
+    max_clip_s: float = Field(120.0, ge=5, le=600, description="Longest clip, seconds.")
+    preroll_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=64 * 1024, description="RAM cap of the pre-roll buffer, bytes."
+    )
+    store_max_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024 * 1024, description="Disk cap of the clip store, bytes."
+    )
+    thumbnail_width: int = Field(480, ge=64, le=1920, description="JPEG thumbnail width, px.")
+
+
+class DeviceConfig(_Section):
+    """``device.toml``: one doorbell."""
+
+    device_id: str = Field(
+        "front-door", pattern=DEVICE_ID_PATTERN, description="Unique id, also the topic prefix."
+    )
+    name: str = Field("Front door", max_length=64, description="Name shown to people.")
+    data_dir: Path = Field(
+        Path("/var/lib/porch-device"), description="Outbox and clip store live here."
+    )
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    gpio: GpioSettings = Field(default_factory=GpioSettings)
+    camera: CameraSettings = Field(default_factory=CameraSettings)
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings)
+    motion: MotionSettings = Field(default_factory=MotionSettings)
+    clips: ClipSettings = Field(default_factory=ClipSettings)
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _path(cls, value: object) -> object:
+        return Path(value) if isinstance(value, str) else value
+
+
+class HubConfig(_Section):
+    """``hub.toml``: the home's hub."""
+
+    data_dir: Path = Field(Path("/var/lib/porch-hub"), description="Database and clips.")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _path(cls, value: object) -> object:
+        return Path(value) if isinstance(value, str) else value
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def validate(model: type[C], data: dict, source: str = "config") -> C:
+    """Build ``model`` from parsed TOML; a wrong key raises :class:`ConfigError` naming it."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or "(top level)"
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(f"{source}: unknown key '{key}'") from None
+        raise ConfigError(f"{source}: key '{key}': {first['msg']}") from None
+
+
+def load(model: type[C], path: Path) -> C:
+    """Read and validate a TOML file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return validate(model, data, str(path))
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def defaults_toml(model: type[BaseModel]) -> str:
+    """The model's defaults as a TOML file, each key preceded by its description."""
+    lines = [f"# {model.__doc__.strip()}" if model.__doc__ else "#", ""]
+    instance = model()
+    sections: list[tuple[str, BaseModel]] = []
+    for name, field in model.model_fields.items():
+        value = getattr(instance, name)
+        if isinstance(value, BaseModel):
+            sections.append((name, value))
+            continue
+        lines += [f"# {field.description}", f"{name} = {_toml_value(value)}"]
+    for section, value in sections:
+        lines += ["", f"[{section}]"]
+        for name, field in type(value).model_fields.items():
+            lines += [f"# {field.description}", f"{name} = {_toml_value(getattr(value, name))}"]
+    return "\n".join(lines) + "\n"
+
+
+def configuration_markdown(models: dict[str, type[BaseModel]]) -> str:
+    """docs/configuration.md: every file's settings with defaults, generated from the models."""
+    parts = [
+        "# Configuration\n",
+        "Generated by `porch config docs` from `porch/config.py`, the one place where settings,"
+        " defaults and their meanings live; do not edit by hand. A file needs only the keys it"
+        " changes. A wrong type or an unknown key stops the program with exit code 2 and a"
+        " message naming the key; `porch config check device|hub FILE` checks a file.\n",
+    ]
+    for which, model in models.items():
+        parts += [f"## `{which}.toml`\n", "```toml", defaults_toml(model).rstrip("\n"), "```\n"]
+    return "\n".join(parts)

@@ -1,0 +1,1 @@
+"""The doorbell agent that runs on the Raspberry Pi (or, simulated, anywhere)."""

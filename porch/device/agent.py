@@ -1,0 +1,182 @@
+"""The doorbell agent: button, camera, motion, pre-roll, clips and the outbox, wired together.
+
+Threads: gpiozero's calls :meth:`DoorbellAgent._on_press` (chime, outbox, hand-over to the
+capture thread); the capture thread runs :meth:`DoorbellAgent.run` (pre-roll, motion, clips);
+the link's publisher thread drains the outbox; paho's network thread talks to the broker.
+
+A press, followed through the code: ``gpio.Doorbell._pressed`` (chime) →
+``DoorbellAgent._on_press`` (``RingEvent`` into the outbox, link woken) →
+``link.DeviceLink._publisher`` (QoS 1 publish) → the hub's ``ingest.Ingest.handle``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import Counter
+from pathlib import Path
+
+from porch import __version__
+from porch.config import DeviceConfig
+from porch.device.camera import VideoSource
+from porch.device.clips import ClipRecorder, ClipStore, StoredClip
+from porch.device.gpio import Doorbell
+from porch.device.link import DeviceLink
+from porch.device.motion import MotionDetector, MotionTracker
+from porch.device.outbox import Outbox
+from porch.device.preroll import PrerollBuffer
+from porch.device.regions import DetectionZones, PrivacyMask
+from porch.wire import MotionEvent, RingEvent, new_id, now
+
+log = logging.getLogger(__name__)
+
+
+def open_source(config: DeviceConfig, privacy: PrivacyMask) -> VideoSource:
+    """The configured camera as a :class:`VideoSource` (imports picamera2 only when used)."""
+    camera = config.camera
+    kind = camera.source
+    if kind == "auto":
+        from porch.device.camera.picamera2 import is_raspberry_pi
+
+        kind = "picamera2" if is_raspberry_pi() else "synthetic"
+    if kind == "picamera2":
+        from porch.device.camera.picamera2 import Picamera2Source
+
+        return Picamera2Source(
+            camera.width,
+            camera.height,
+            camera.fps,
+            config.encoder.keyframe_interval_s,
+            config.encoder.bitrate_kbps,
+            privacy,
+        )
+    from porch.device.encoder import EncodingSource, H264Encoder
+
+    if kind == "opencv":
+        from porch.device.camera.opencv import OpenCVCamera
+
+        raw = OpenCVCamera(camera.uri, camera.width, camera.height, camera.fps, camera.realtime)
+    else:
+        from porch.device.camera.synthetic import SyntheticCamera, SyntheticScene
+
+        scene = SyntheticScene.default(camera.width, camera.height, camera.seed)
+        raw = SyntheticCamera(scene, camera.fps, camera.realtime)
+    encoder = H264Encoder(raw.width, raw.height, raw.fps, config.encoder)
+    return EncodingSource(raw, encoder, privacy)
+
+
+class DoorbellAgent:
+    """One doorbell. ``run()`` blocks on the capture loop until :meth:`stop`."""
+
+    def __init__(self, config: DeviceConfig, source: VideoSource | None = None):
+        self.config = config
+        data = Path(config.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        self.privacy = PrivacyMask(config.motion.privacy_masks)
+        self.outbox = Outbox(data / "outbox.sqlite")
+        self.store = ClipStore(data / "clips", config.clips.store_max_bytes)
+        self.store.recover()
+        self.link = DeviceLink(config.device_id, config.name, config.mqtt, self.outbox, __version__)
+        self._source = source
+        self._triggers: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self.media_time = 0.0
+        """Media time of the latest capture, seconds (read by tests and the demo)."""
+        self.frames = 0
+        self.emitted: Counter[str] = Counter()
+        """Messages put in the outbox, by kind: ring, motion, clip."""
+        self.doorbell = Doorbell(config.gpio, self._on_press)
+
+    # gpiozero's thread
+    def _on_press(self) -> None:
+        event = RingEvent(device_id=self.config.device_id, event_id=new_id(), ts=now())
+        self.outbox.put(event)
+        self.emitted["ring"] += 1
+        self.link.wake()
+        self._triggers.put((event.event_id, event.ts))
+        log.info("ring %s", event.event_id)
+
+    def _on_clip(self, clip: StoredClip) -> None:
+        self.outbox.put(clip.meta)
+        self.emitted["clip"] += 1
+        self.link.wake()
+        log.info(
+            "clip %s: %.1f s, %d bytes",
+            clip.meta.clip_id,
+            clip.meta.end_ts - clip.meta.start_ts,
+            clip.meta.size_bytes,
+        )
+
+    def start_link(self) -> None:
+        self.link.start()
+
+    def run(self) -> None:
+        """Capture until :meth:`stop`; opens the camera if none was given."""
+        source = self._source or open_source(self.config, self.privacy)
+        self._source = source
+        settings = self.config
+        preroll = PrerollBuffer(settings.clips.preroll_s, settings.clips.preroll_max_bytes)
+        recorder = ClipRecorder(
+            settings.clips,
+            self.store,
+            preroll,
+            source.width,
+            source.height,
+            settings.device_id,
+            self._on_clip,
+        )
+        tracker = None
+        if settings.motion.enabled:
+            detector = MotionDetector(
+                settings.motion, self.privacy, DetectionZones(settings.motion.zones)
+            )
+            tracker = MotionTracker(detector)
+        self.recorder = recorder
+        try:
+            for capture in source.captures():
+                if self._stop.is_set():
+                    break
+                self.media_time = capture.ts
+                self.frames += 1
+                # Presses first, so that the clip's pre-roll ends just before this capture,
+                # whose packets feed() then appends; motion (below) starts after it.
+                while not self._triggers.empty():
+                    event_id, wall = self._triggers.get()
+                    recorder.trigger(event_id, capture.ts, wall, capture.image)
+                for packet in capture.packets:
+                    preroll.add(packet)
+                recorder.feed(capture.packets, capture.ts)
+                if tracker is not None:
+                    self._motion(tracker, recorder, capture)
+        finally:
+            recorder.finish()
+            source.close()
+
+    def _motion(self, tracker: MotionTracker, recorder: ClipRecorder, capture) -> None:
+        change = tracker.update(capture.image, capture.ts)
+        if tracker.active:
+            recorder.extend(capture.ts)
+        if change is None:
+            return
+        event = MotionEvent(
+            device_id=self.config.device_id,
+            event_id=new_id(),
+            ts=now(),
+            active=change.active,
+            area=round(min(1.0, change.area), 4),
+        )
+        self.outbox.put(event)
+        self.emitted["motion"] += 1
+        self.link.wake()
+        if change.active:
+            recorder.trigger(event.event_id, capture.ts, event.ts, capture.image)
+        log.info("motion %s (area %.3f)", "started" if change.active else "ended", change.area)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.doorbell.close()
+        self.link.stop()
+        self.outbox.close()

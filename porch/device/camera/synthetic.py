@@ -1,0 +1,259 @@
+"""A deterministic synthetic porch: the camera for demos, tests and benchmarks off a Pi.
+
+The scene is a textured wall and door with figures that walk up to the door, lighting that
+changes (clouds, headlights, the switch to infrared at dusk, mains flicker) and sensor noise.
+Everything is a pure function of the seed and the time, so a test can ask what the scene
+holds at any moment (:meth:`SyntheticScene.truth`) and get the same pixels every run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from porch.device.camera import Frame
+
+Box = tuple[float, float, float, float]
+"""x0, y0, x1, y1 as fractions of the frame."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A person: ``waypoints`` are (t seconds, x, y of the feet, height), fractions of the frame.
+
+    The figure exists from the first waypoint's time to the last one's and moves linearly
+    between them; a figure whose height nears 1 fills the frame, as a visitor at the lens does.
+    """
+
+    waypoints: Sequence[tuple[float, float, float, float]]
+    colour: tuple[int, int, int] = (40, 60, 150)
+
+    def at(self, t: float) -> tuple[float, float, float] | None:
+        points = self.waypoints
+        if not points or t < points[0][0] or t > points[-1][0]:
+            return None
+        for (t0, *a), (t1, *b) in itertools.pairwise(points):
+            if t0 <= t <= t1:
+                k = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
+                x, y, h = (p + (q - p) * k for p, q in zip(a, b, strict=True))
+                return x, y, h
+        _, x, y, h = points[-1]
+        return x, y, h
+
+    def box(self, t: float) -> Box | None:
+        where = self.at(t)
+        if where is None:
+            return None
+        x, y, h = where
+        w = h * 0.4
+        return (max(0.0, x - w / 2), max(0.0, y - h), min(1.0, x + w / 2), min(1.0, y))
+
+
+@dataclass(frozen=True)
+class LightChange:
+    """Global gain multiplied in from ``start`` to ``end`` seconds (ramping in and out).
+
+    ``sweep`` moves a bright band across the frame instead (headlights); ``infrared`` turns
+    the picture grey for the duration (night mode).
+    """
+
+    start: float
+    end: float
+    gain: float = 0.6
+    ramp_s: float = 1.0
+    sweep: bool = False
+    infrared: bool = False
+
+    def strength(self, t: float) -> float:
+        if t <= self.start or t >= self.end:
+            return 0.0
+        ramp = max(self.ramp_s, 1e-6)
+        return min(1.0, (t - self.start) / ramp, (self.end - t) / ramp)
+
+
+@dataclass
+class SyntheticScene:
+    """The porch as a function of time. ``render(t)`` draws it; ``truth(t)`` says who is there."""
+
+    width: int = 640
+    height: int = 360
+    seed: int = 1
+    figures: list[Figure] = field(default_factory=list)
+    lights: list[LightChange] = field(default_factory=list)
+    noise_sigma: float = 2.5
+    flicker: float = 0.0
+    """Amplitude of a 100 Hz mains flicker aliased to the frame rate (0.05 = ±5 %)."""
+    _background: np.ndarray = field(init=False, repr=False)
+    _noise: list[tuple[np.ndarray, np.ndarray]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        self._background = self._draw_porch(rng)
+        self._noise = []
+        for _ in range(8):
+            noise = rng.normal(0, self.noise_sigma, (self.height, self.width, 3))
+            self._noise.append(
+                (np.clip(noise, 0, 255).astype(np.uint8), np.clip(-noise, 0, 255).astype(np.uint8))
+            )
+
+    @classmethod
+    def default(cls, width: int, height: int, seed: int = 1) -> SyntheticScene:
+        """The demo porch: a visitor every 45 s, a cloud now and then, a little flicker."""
+        rng = np.random.default_rng(seed)
+        figures = []
+        for k in range(200):
+            t0 = 10 + 45 * k + float(rng.uniform(0, 10))
+            x0 = float(rng.choice([-0.1, 1.1]))
+            colour = tuple(int(c) for c in rng.integers(20, 200, 3))
+            figures.append(
+                Figure(
+                    [
+                        (t0, x0, 0.75, 0.35),
+                        (t0 + 5, 0.5, 0.9, 0.7),
+                        (t0 + 7, 0.5, 1.0, 0.95),
+                        (t0 + 12, 0.5, 1.0, 0.95),
+                        (t0 + 17, 1.0 - x0, 0.75, 0.35),
+                    ],
+                    colour,
+                )
+            )
+        lights = [LightChange(30 + 60 * k, 36 + 60 * k, 0.55, 2.0) for k in range(150)]
+        return cls(width, height, seed, figures, lights, flicker=0.01)
+
+    def _draw_porch(self, rng: np.random.Generator) -> np.ndarray:
+        w, h = self.width, self.height
+        wall = rng.normal(150, 18, (h // 4 + 1, w // 4 + 1)).astype(np.float32)
+        wall = cv2.resize(cv2.GaussianBlur(wall, (3, 3), 0), (w, h))
+        image = np.dstack([wall * 0.85, wall * 0.9, wall]).clip(0, 255).astype(np.uint8)
+        brick_h = max(4, h // 24)
+        for row, y in enumerate(range(0, h, brick_h)):
+            cv2.line(image, (0, y), (w, y), (95, 100, 110), 1)
+            offset = (row % 2) * brick_h
+            for x in range(offset, w, brick_h * 2):
+                cv2.line(image, (x, y), (x, y + brick_h), (95, 100, 110), 1)
+        door = (int(w * 0.38), int(h * 0.12), int(w * 0.62), int(h * 0.92))
+        cv2.rectangle(image, door[:2], door[2:], (30, 50, 90), -1)
+        for k in range(3):
+            y0 = door[1] + (door[3] - door[1]) * k // 3 + h // 40
+            y1 = door[1] + (door[3] - door[1]) * (k + 1) // 3 - h // 40
+            cv2.rectangle(image, (door[0] + w // 40, y0), (door[2] - w // 40, y1), (45, 70, 115), 2)
+        cv2.circle(
+            image, (door[2] - w // 30, (door[1] + door[3]) // 2), max(2, h // 80), (0, 190, 220), -1
+        )
+        ground = rng.normal(110, 12, (h // 10 + 1, w // 8 + 1)).astype(np.float32)
+        ground = cv2.resize(ground, (w, h - int(h * 0.92)))
+        image[int(h * 0.92) :] = np.dstack([ground] * 3).clip(0, 255).astype(np.uint8)
+        return image
+
+    def truth(self, t: float) -> list[Box]:
+        """Boxes of the figures in view at ``t`` (fractions of the frame)."""
+        boxes = []
+        for figure in self.figures:
+            box = figure.box(t)
+            if box and box[2] > box[0] and box[3] > box[1]:
+                boxes.append(box)
+        return boxes
+
+    def render(self, t: float) -> np.ndarray:
+        """The BGR picture at media time ``t`` seconds."""
+        gain = 1.0 + self.flicker * math.sin(2 * math.pi * 7.3 * t)
+        sweeps, infrared = [], False
+        for light in self.lights:
+            s = light.strength(t)
+            if s <= 0:
+                continue
+            if light.sweep:
+                sweeps.append((light, s))
+            elif light.infrared:
+                infrared = True
+                gain *= 1 + (light.gain - 1) * s
+            else:
+                gain *= 1 + (light.gain - 1) * s
+        image = self._background.copy()
+        for figure in self.figures:
+            self._draw_figure(image, figure, t)
+        image = cv2.convertScaleAbs(image, alpha=gain)
+        for light, s in sweeps:
+            self._draw_sweep(image, light, t, s)
+        if infrared:
+            grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            image = cv2.merge([grey, grey, grey])
+        # Noise patterns are reused, shifted by a frame-dependent offset: uncorrelated from one
+        # frame to the next, as a sensor's is, without drawing random numbers per frame.
+        frame = round(t * 1000)
+        plus, minus = self._noise[frame % len(self._noise)]
+        dy, dx = (frame * 7919) % self.height, (frame * 104729) % self.width
+        if dy or dx:
+            plus, minus = (np.roll(n, (dy, dx), axis=(0, 1)) for n in (plus, minus))
+        cv2.add(image, plus, dst=image)
+        cv2.subtract(image, minus, dst=image)
+        return image
+
+    def _draw_figure(self, image: np.ndarray, figure: Figure, t: float) -> None:
+        where = figure.at(t)
+        if where is None:
+            return
+        x, y, h = where
+        w_px, h_px = self.width, self.height
+        fh = h * h_px
+        cx, feet = int(x * w_px), int(y * h_px)
+        body_w = max(2, int(fh * 0.2))
+        body = (cx, int(feet - fh * 0.38))
+        cv2.ellipse(image, body, (body_w, max(2, int(fh * 0.38))), 0, 0, 360, figure.colour, -1)
+        stripe = tuple(min(255, c + 60) for c in figure.colour)
+        for k in (-1, 0, 1):
+            yy = int(body[1] + k * fh * 0.12)
+            cv2.line(
+                image,
+                (cx - body_w // 2, yy),
+                (cx + body_w // 2, yy),
+                stripe,
+                max(1, int(fh * 0.02)),
+            )
+        head = (cx, int(feet - fh * 0.86))
+        cv2.circle(image, head, max(2, int(fh * 0.11)), (120, 150, 200), -1)
+        eye = max(1, int(fh * 0.015))
+        for dx in (-1, 1):
+            cv2.circle(image, (cx + dx * int(fh * 0.04), head[1] - eye), eye, (30, 30, 30), -1)
+
+    def _draw_sweep(self, image: np.ndarray, light: LightChange, t: float, s: float) -> None:
+        k = (t - light.start) / max(light.end - light.start, 1e-6)
+        centre = int((k * 1.6 - 0.3) * self.width)
+        half = self.width // 5
+        x0, x1 = max(0, centre - half), min(self.width, centre + half)
+        if x1 <= x0:
+            return
+        ramp = np.abs(np.arange(x0, x1) - centre) / half
+        factor = (1 + (light.gain - 1) * s * (1 - ramp) ** 2).astype(np.float32)
+        band = image[:, x0:x1].astype(np.float32) * factor[None, :, None]
+        image[:, x0:x1] = np.clip(band, 0, 255).astype(np.uint8)
+
+
+class SyntheticCamera:
+    """Frames of a :class:`SyntheticScene` at ``fps``; ``realtime=False`` runs flat out."""
+
+    def __init__(self, scene: SyntheticScene, fps: float, realtime: bool = True):
+        self.scene = scene
+        self.width, self.height, self.fps = scene.width, scene.height, fps
+        self.realtime = realtime
+
+    def frames(self) -> Iterator[Frame]:
+        start = time.monotonic()
+        index = 0
+        while True:
+            ts = index / self.fps
+            if self.realtime:
+                delay = start + ts - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            yield Frame(self.scene.render(ts), ts)
+            index += 1
+
+    def close(self) -> None:
+        pass

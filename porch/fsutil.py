@@ -1,0 +1,41 @@
+"""Crash-safe file writes: temp file, fsync, rename, fsync the directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PARTIAL_SUFFIX = ".part"
+"""Files being written carry this suffix until they are renamed into place."""
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def publish_file(partial: Path, final: Path) -> None:
+    """fsync ``partial`` and rename it to ``final`` atomically (same directory)."""
+    fsync_file(partial)
+    os.replace(partial, final)
+    fsync_dir(final.parent)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    partial = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+    with open(partial, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    fsync_dir(path.parent)

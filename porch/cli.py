@@ -1,0 +1,143 @@
+"""The `porch` command: `porch device run`, `porch hub run`, `porch demo`, `porch config`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from porch import __version__
+from porch.config import (
+    ConfigError,
+    DeviceConfig,
+    HubConfig,
+    configuration_markdown,
+    defaults_toml,
+    load,
+)
+
+MODELS = {"device": DeviceConfig, "hub": HubConfig}
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _load(model, path: Path | None):
+    if path is None:
+        return model()
+    try:
+        return load(model, path)
+    except ConfigError as exc:
+        click.echo(f"porch: bad configuration: {exc}", err=True)
+        sys.exit(2)
+
+
+def _stop_on_signals(stop) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop())
+
+
+@click.group()
+@click.version_option(__version__, prog_name="porch")
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
+def main(verbose: bool) -> None:
+    """Porch: a self-hosted video doorbell that answers to its owner and nobody else."""
+    _setup_logging(verbose)
+
+
+@main.group()
+def device() -> None:
+    """The doorbell agent (runs on the Raspberry Pi)."""
+
+
+@device.command("run")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="device.toml")
+def device_run(config_path: Path | None) -> None:
+    """Run the doorbell: button, chime, camera, motion, clips, events to the hub."""
+    from porch.device.agent import DoorbellAgent
+
+    config = _load(DeviceConfig, config_path)
+    agent = DoorbellAgent(config)
+    _stop_on_signals(agent.stop)
+    agent.start_link()
+    try:
+        agent.run()
+    finally:
+        agent.close()
+
+
+@main.group()
+def hub() -> None:
+    """The hub daemon (runs on the home server)."""
+
+
+@hub.command("run")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="hub.toml")
+def hub_run(config_path: Path | None) -> None:
+    """Ingest events from the broker into the hub's database and log them."""
+    from porch.hub.daemon import describe, start_hub
+
+    config = _load(HubConfig, config_path)
+    stop = threading.Event()
+    _stop_on_signals(stop.set)
+    ingest = start_hub(config, on_message=lambda m: click.echo(describe(m)))
+    try:
+        stop.wait()
+    finally:
+        ingest.stop()
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("var/demo"),
+    show_default=True,
+    help="Where the demo keeps its broker state, database and clips.",
+)
+@click.option("--width", default=640, show_default=True, help="Simulated camera width, px.")
+@click.option("--height", default=360, show_default=True, help="Simulated camera height, px.")
+def demo(data_dir: Path, width: int, height: int) -> None:
+    """A hub and one simulated doorbell against a Mosquitto of their own, on this machine."""
+    from porch.demo import run_demo
+
+    sys.exit(run_demo(data_dir, width, height))
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configuration files."""
+
+
+@config_group.command("defaults")
+@click.argument("which", type=click.Choice(sorted(MODELS)))
+def config_defaults(which: str) -> None:
+    """Print every setting with its default and meaning, as TOML."""
+    click.echo(defaults_toml(MODELS[which]), nl=False)
+
+
+@config_group.command("docs")
+def config_docs() -> None:
+    """Print docs/configuration.md (every setting of every file)."""
+    click.echo(configuration_markdown(MODELS), nl=False)
+
+
+@config_group.command("check")
+@click.argument("which", type=click.Choice(sorted(MODELS)))
+@click.argument("path", type=click.Path(path_type=Path))
+def config_check(which: str, path: Path) -> None:
+    """Validate a configuration file (exit 2 naming the first bad key)."""
+    _load(MODELS[which], path)
+    click.echo(f"{path}: ok")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""``porch hub run``: the hub process (for now the ingest; the web app joins it later)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from porch.config import HubConfig
+from porch.hub.db import Database
+from porch.hub.ingest import Ingest
+from porch.wire import ClipMeta, Message, MotionEvent, RingEvent, Status
+
+log = logging.getLogger(__name__)
+
+
+def describe(message: Message) -> str:
+    """One line for a person reading the hub's log."""
+    when = time.strftime("%H:%M:%S", time.localtime(getattr(message, "ts", None) or time.time()))
+    who = message.device_id
+    match message:
+        case RingEvent():
+            return f"{when}  {who}  RING  (event {message.event_id[:8]})"
+        case MotionEvent(active=True):
+            return f"{when}  {who}  motion started, {message.area:.0%} of the view"
+        case MotionEvent():
+            return f"{when}  {who}  motion ended"
+        case ClipMeta():
+            seconds = message.end_ts - message.start_ts
+            return (
+                f"{when}  {who}  clip {message.clip_id[:8]} ready on the device: {seconds:.1f} s,"
+                f" {message.size_bytes / 1e6:.1f} MB, {len(message.event_ids)} event(s)"
+            )
+        case Status():
+            return f"{when}  {who}  is {message.state}"
+    return f"{when}  {who}  {message!r}"
+
+
+def start_hub(config: HubConfig, on_message: Callable[[Message], None] | None = None) -> Ingest:
+    """Open the database and start ingesting; returns the running :class:`Ingest`."""
+    db = Database(Path(config.data_dir) / "hub.sqlite")
+    ingest = Ingest(db, config.mqtt, on_message=on_message)
+    ingest.start()
+    return ingest

@@ -1,0 +1,128 @@
+"""The hub's SQLite database (WAL): devices, events and clips.
+
+Each thread opens its own :class:`Database`; SQLite's WAL lets the ingest write while
+readers read. The schema version is kept in ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from porch.wire import ClipMeta, MotionEvent, RingEvent, Status
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device_id   TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    last_seen   REAL NOT NULL,
+    software    TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    event_id    TEXT PRIMARY KEY,
+    device_id   TEXT NOT NULL,
+    kind        TEXT NOT NULL,          -- ring | motion
+    ts          REAL NOT NULL,          -- when it happened, device clock (epoch seconds)
+    received_at REAL NOT NULL,          -- when the hub stored it (epoch seconds)
+    data        TEXT NOT NULL           -- the validated payload, JSON
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
+CREATE TABLE IF NOT EXISTS clips (
+    clip_id     TEXT PRIMARY KEY,
+    device_id   TEXT NOT NULL,
+    start_ts    REAL NOT NULL,
+    trigger_ts  REAL NOT NULL,
+    end_ts      REAL NOT NULL,
+    size_bytes  INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    event_ids   TEXT NOT NULL,          -- JSON list
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS clips_by_time ON clips (start_ts);
+"""
+
+
+class Database:
+    """One connection to the hub's database."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL never corrupts
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{path} was written by a newer Porch (schema {version})")
+        self.conn.executescript(SCHEMA)
+        self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def record_status(self, status: Status) -> None:
+        self.conn.execute(
+            "INSERT INTO devices (device_id, state, last_seen, software) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (device_id) DO UPDATE SET state = excluded.state,"
+            " last_seen = excluded.last_seen, software = coalesce(excluded.software, software)",
+            (status.device_id, status.state, time.time(), status.software),
+        )
+
+    def record_event(self, event: RingEvent | MotionEvent) -> bool:
+        """Store an event; False when its id was stored before (a duplicate)."""
+        kind = "ring" if isinstance(event, RingEvent) else "motion"
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO events (event_id, device_id, kind, ts, received_at, data)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (event.event_id, event.device_id, kind, event.ts, time.time(), event.model_dump_json()),
+        )
+        self._seen(event.device_id)
+        return cursor.rowcount == 1
+
+    def record_clip(self, clip: ClipMeta) -> bool:
+        """Store a clip's metadata; False for a duplicate."""
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO clips (clip_id, device_id, start_ts, trigger_ts, end_ts,"
+            " size_bytes, sha256, event_ids, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                clip.clip_id,
+                clip.device_id,
+                clip.start_ts,
+                clip.trigger_ts,
+                clip.end_ts,
+                clip.size_bytes,
+                clip.sha256,
+                json.dumps(clip.event_ids),
+                time.time(),
+            ),
+        )
+        self._seen(clip.device_id)
+        return cursor.rowcount == 1
+
+    def _seen(self, device_id: str) -> None:
+        self.conn.execute(
+            "INSERT INTO devices (device_id, state, last_seen) VALUES (?, 'online', ?)"
+            " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
+            (device_id, time.time()),
+        )
+
+    def count_events(self, kind: str | None = None, device_id: str | None = None) -> int:
+        query, args = "SELECT count(*) FROM events WHERE 1=1", []
+        if kind:
+            query, args = query + " AND kind = ?", [*args, kind]
+        if device_id:
+            query, args = query + " AND device_id = ?", [*args, device_id]
+        return int(self.conn.execute(query, args).fetchone()[0])
+
+    def events(self, limit: int = 100) -> list[sqlite3.Row]:
+        self.conn.row_factory = sqlite3.Row
+        try:
+            return self.conn.execute(
+                "SELECT * FROM events ORDER BY ts DESC LIMIT ?", (limit,)
+            ).fetchall()
+        finally:
+            self.conn.row_factory = None
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,103 @@
+"""The hub's ingest: every message from the broker is validated against the wire contract,
+then stored; duplicates (by event or clip id) are dropped, anything malformed is logged with
+its reason and skipped. Nothing a device sends can crash the hub or change stored rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from porch.config import MqttSettings
+from porch.hub.db import Database
+from porch.mqtt_client import HUB_SESSION_EXPIRY_S, connect, make_client
+from porch.wire import HUB_SUBSCRIPTION, ClipMeta, Message, Status, WireError, parse
+
+log = logging.getLogger(__name__)
+
+
+class Ingest:
+    """Subscribes to every device topic and stores what is valid.
+
+    ``on_message`` (optional) receives each newly stored message, on paho's network thread.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: MqttSettings,
+        on_message: Callable[[Message], None] | None = None,
+        client_id: str = "porch-hub",
+    ):
+        self.db = db
+        self.settings = settings
+        self.on_message = on_message
+        self.stored = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._client = make_client(client_id, settings)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        connect(self._client, self.settings, HUB_SESSION_EXPIRY_S)
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def handle(self, topic: str, payload: bytes) -> Message | None:
+        """Validate and store one message; returns it when it was new, else None."""
+        try:
+            message = parse(topic, payload)
+        except WireError as exc:
+            self.rejected += 1
+            log.warning("rejected message on %r: %s", topic[:200], exc)
+            return None
+        if isinstance(message, Status):
+            self.db.record_status(message)
+            fresh = True
+        elif isinstance(message, ClipMeta):
+            fresh = self.db.record_clip(message)
+        else:
+            fresh = self.db.record_event(message)
+        if not fresh:
+            self.duplicates += 1
+            return None
+        self.stored += 1
+        if self.on_message is not None:
+            self.on_message(message)
+        return message
+
+    def _on_connect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the hub: %s", reason_code)
+            return
+        self.connected.set()
+        client.subscribe(HUB_SUBSCRIPTION, qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(code.is_failure for code in reason_codes):
+            log.error("subscription refused: %s", reason_codes)
+            return
+        self.subscribed.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        log.warning("hub lost the broker: %s", reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self.handle(msg.topic, msg.payload)
+        except Exception:  # a bug must cost one message, never the ingest
+            self.rejected += 1
+            log.exception("failed to handle message on %r", msg.topic)

@@ -1,0 +1,116 @@
+"""Shared fixtures: a real Mosquitto per test on a free loopback port, gpiozero's MockFactory,
+a hub ingesting into a real SQLite file, and doorbell agents on the synthetic camera."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from porch.config import (
+    CameraSettings,
+    ClipSettings,
+    DeviceConfig,
+    EncoderSettings,
+    GpioSettings,
+    HubConfig,
+    MotionSettings,
+)
+from porch.device.agent import DoorbellAgent
+from porch.device.camera.synthetic import SyntheticCamera, SyntheticScene
+from porch.device.encoder import EncodingSource, H264Encoder
+from porch.device.regions import PrivacyMask
+from porch.hub.daemon import start_hub
+from porch.hub.ingest import Ingest
+from porch.localbroker import LocalBroker
+
+TIMEOUT = 60.0
+"""Generous: two cores shared by a broker, encoders and the test itself."""
+
+
+def wait_for(condition: Callable[[], object], timeout: float = TIMEOUT, what: str = "") -> None:
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    with LocalBroker(tmp_path / "broker") as running:
+        yield running
+
+
+@pytest.fixture
+def mock_pins() -> Iterator[MockFactory]:
+    Device.pin_factory = MockFactory()
+    yield Device.pin_factory
+    Device.pin_factory.reset()
+    Device.pin_factory = None
+
+
+@pytest.fixture
+def hub(tmp_path: Path, broker: LocalBroker) -> Iterator[Ingest]:
+    ingest = start_hub(HubConfig(data_dir=tmp_path / "hub", mqtt=broker.settings))
+    wait_for(ingest.subscribed.is_set, what="the hub to subscribe")
+    yield ingest
+    ingest.stop()
+
+
+def device_config(tmp_path: Path, broker: LocalBroker | None, **sections) -> DeviceConfig:
+    """A small, fast simulated doorbell; ``sections`` override whole config sections."""
+    base = {
+        "device_id": "front-door",
+        "data_dir": tmp_path / "device",
+        "gpio": GpioSettings(pin_factory="mock", bounce_s=0),
+        "camera": CameraSettings(source="synthetic", width=320, height=240, fps=15),
+        "encoder": EncoderSettings(keyframe_interval_s=1.0, bitrate_kbps=400),
+        "motion": MotionSettings(enabled=False),
+        "clips": ClipSettings(preroll_s=2, postroll_s=1),
+    }
+    if broker is not None:
+        base["mqtt"] = broker.settings
+    base.update(sections)
+    return DeviceConfig(**base)
+
+
+def synthetic_source(
+    config: DeviceConfig, scene: SyntheticScene | None = None, realtime: bool = True
+) -> EncodingSource:
+    cam = config.camera
+    scene = scene or SyntheticScene(cam.width, cam.height, cam.seed)
+    privacy = PrivacyMask(config.motion.privacy_masks)
+    encoder = H264Encoder(cam.width, cam.height, cam.fps, config.encoder)
+    return EncodingSource(SyntheticCamera(scene, cam.fps, realtime), encoder, privacy)
+
+
+class RunningAgent:
+    """A :class:`DoorbellAgent` whose capture loop runs on a thread of the test."""
+
+    def __init__(self, agent: DoorbellAgent):
+        self.agent = agent
+        self.thread = threading.Thread(target=agent.run, name="capture", daemon=True)
+
+    def __enter__(self) -> DoorbellAgent:
+        self.agent.start_link()
+        self.thread.start()
+        return self.agent
+
+    def __exit__(self, *exc) -> None:
+        self.agent.stop()
+        self.thread.join(timeout=TIMEOUT)
+        self.agent.close()
+
+
+def run_agent(
+    config: DeviceConfig, scene: SyntheticScene | None = None, realtime: bool = True
+) -> RunningAgent:
+    return RunningAgent(DoorbellAgent(config, synthetic_source(config, scene, realtime)))

@@ -1,0 +1,102 @@
+"""kill -9 of the agent mid-clip: no half clip passes as whole, and the outbox replays."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+
+from conftest import TIMEOUT, wait_for
+
+from porch.config import HubConfig
+from porch.device.clips import ClipStore, sha256_file
+from porch.hub.daemon import start_hub
+from porch.localbroker import LocalBroker, free_port
+from porch.wire import parse
+
+
+def write_config(path, data_dir, port):
+    path.write_text(
+        f"""
+device_id = "porch-cam"
+data_dir = "{data_dir}"
+[mqtt]
+port = {port}
+[gpio]
+pin_factory = "mock"
+[camera]
+source = "synthetic"
+width = 320
+height = 240
+realtime = false
+[clips]
+preroll_s = 2
+postroll_s = 120
+"""
+    )
+
+
+def start_agent(config):
+    return subprocess.Popen(
+        [sys.executable, "-m", "porch.cli", "device", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_kill9_mid_clip_leaves_no_half_clip_and_outbox_replays(tmp_path):
+    port = free_port()  # nothing listens yet: the broker is "down" during the first run
+    data = tmp_path / "device"
+    config = tmp_path / "device.toml"
+    write_config(config, data, port)
+    clips = data / "clips"
+
+    agent = start_agent(config)
+    try:
+        # The synthetic visitor arrives after ~10 s of video: a clip starts and keeps going.
+        wait_for(
+            lambda: clips.exists() and any(p.name.endswith(".part") for p in clips.iterdir()),
+            what="a clip being written",
+        )
+        wait_for(
+            lambda: max(p.stat().st_size for p in clips.iterdir()) > 50_000, what="the clip to grow"
+        )
+    finally:
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(TIMEOUT)
+    assert agent.returncode == -signal.SIGKILL
+    assert any(p.name.endswith(".part") for p in clips.iterdir()), "killed mid-write"
+
+    outbox = sqlite3.connect(data / "outbox.sqlite")
+    queued = [parse(t, bytes(p)) for t, p in outbox.execute("SELECT topic, payload FROM outbox")]
+    outbox.close()
+    queued_events = {m.event_id for m in queued if hasattr(m, "event_id")}
+    assert queued_events, "the motion start was stored before the kill"
+
+    with LocalBroker(tmp_path / "broker", port=port) as broker:
+        ingest = start_hub(HubConfig(data_dir=tmp_path / "hub", mqtt=broker.settings))
+        wait_for(ingest.subscribed.is_set, what="the hub")
+        agent = start_agent(config)
+        try:
+
+            def replayed():
+                rows = ingest.db.conn.execute("SELECT event_id FROM events").fetchall()
+                return queued_events <= {r[0] for r in rows}
+
+            wait_for(replayed, what="the outbox to replay")
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(TIMEOUT)
+            ingest.stop()
+
+    assert not any(p.name.endswith(".part") for p in clips.iterdir())
+    store = ClipStore(clips, 1 << 30)
+    for clip in store.clips():  # whatever is listed is whole: hash and all
+        assert sha256_file(clip.video) == clip.meta.sha256
+        assert clip.thumbnail.exists()
+    for path in clips.iterdir():
+        stem = path.name.split(".")[0]
+        assert (clips / f"{stem}.json").exists(), f"{path.name} has no metadata"
+    assert os.path.exists(data / "outbox.sqlite")

@@ -1,0 +1,17 @@
+"""hardware.md's pin table and the default configuration must agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from porch.config import DeviceConfig
+
+HARDWARE = Path(__file__).resolve().parents[1] / "hardware.md"
+
+
+def test_pin_table_matches_default_config():
+    rows = re.findall(r"^\| (\d+) \| \d+ \| `gpio\.(\w+)` \|", HARDWARE.read_text(), re.M)
+    table = {key: int(bcm) for bcm, key in rows}
+    gpio = DeviceConfig().gpio
+    assert table == {"button_pin": gpio.button_pin, "chime_pin": gpio.chime_pin}

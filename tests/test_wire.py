@@ -1,0 +1,63 @@
+"""The wire contract: round trips, topic checks, Home Assistant discovery."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from porch.wire import (
+    ClipMeta,
+    MotionEvent,
+    RingEvent,
+    Status,
+    WireError,
+    home_assistant_discovery,
+    new_id,
+    now,
+    parse,
+    topic_for,
+)
+
+MESSAGES = [
+    Status(device_id="front-door", state="online", ts=now(), software="0.1.0"),
+    RingEvent(device_id="front-door", event_id=new_id(), ts=now()),
+    MotionEvent(device_id="front-door", event_id=new_id(), ts=now(), active=True, area=0.12),
+    ClipMeta(
+        device_id="front-door",
+        clip_id=new_id(),
+        event_ids=[new_id()],
+        start_ts=1.0,
+        trigger_ts=6.0,
+        end_ts=16.0,
+        size_bytes=1000,
+        sha256="0" * 64,
+        width=640,
+        height=360,
+    ),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
+def test_round_trip(message):
+    assert parse(topic_for(message), message.to_bytes()) == message
+
+
+def test_clip_topic_must_match_payload():
+    clip = MESSAGES[3]
+    with pytest.raises(WireError, match="does not match"):
+        parse(topic_for(clip).replace(clip.clip_id, new_id()), clip.to_bytes())
+
+
+def test_home_assistant_discovery():
+    configs = home_assistant_discovery("front-door", "Front door", "0.1.0")
+    event = configs["homeassistant/event/porch_front_door/doorbell/config"]
+    assert event["device_class"] == "doorbell"
+    assert event["event_types"] == ["ring"]
+    assert event["state_topic"] == "porch/front-door/event/ring"
+    ring = json.loads(MESSAGES[1].to_bytes())
+    assert ring["event_type"] in event["event_types"]
+    motion = configs["homeassistant/binary_sensor/porch_front_door/motion/config"]
+    assert motion["device_class"] == "motion"
+    assert event["device"] == motion["device"]
+    assert event["availability"][0]["topic"] == "porch/front-door/status"

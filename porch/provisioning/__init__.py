@@ -1,0 +1,1 @@
+"""The installer's tools: home CA, device enrollment, broker configuration (to come)."""

@@ -89,6 +89,8 @@ class SyntheticScene:
     noise_sigma: float = 2.5
     flicker: float = 0.0
     """Amplitude of a 100 Hz mains flicker aliased to the frame rate (0.05 = ±5 %)."""
+    rain: int = 0
+    """Rain streaks drawn per frame (each a short, faint, slanted line)."""
     _background: np.ndarray = field(init=False, repr=False)
     _noise: list[tuple[np.ndarray, np.ndarray]] = field(init=False, repr=False)
 
@@ -181,6 +183,8 @@ class SyntheticScene:
         image = cv2.convertScaleAbs(image, alpha=gain)
         for light, s in sweeps:
             self._draw_sweep(image, light, t, s)
+        if self.rain:
+            self._draw_rain(image, t)
         if infrared:
             grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
             image = cv2.merge([grey, grey, grey])
@@ -221,6 +225,16 @@ class SyntheticScene:
         eye = max(1, int(fh * 0.015))
         for dx in (-1, 1):
             cv2.circle(image, (cx + dx * int(fh * 0.04), head[1] - eye), eye, (30, 30, 30), -1)
+
+    def _draw_rain(self, image: np.ndarray, t: float) -> None:
+        rng = np.random.default_rng((self.seed, round(t * 1000)))
+        xs = rng.integers(0, self.width, self.rain)
+        ys = rng.integers(0, self.height, self.rain)
+        length = max(3, self.height // 25)
+        overlay = image.copy()
+        for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
+            cv2.line(overlay, (x, y), (x + length // 4, y + length), (200, 200, 200), 1)
+        cv2.addWeighted(overlay, 0.35, image, 0.65, 0, dst=image)
 
     def _draw_sweep(self, image: np.ndarray, light: LightChange, t: float, s: float) -> None:
         k = (t - light.start) / max(light.end - light.start, 1e-6)

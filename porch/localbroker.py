@@ -94,6 +94,9 @@ class LocalBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal is ours to handle, and the broker must
+            # outlive the clients' goodbyes (retained "offline" status); stop() ends it.
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + timeout_s

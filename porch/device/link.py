@@ -90,7 +90,7 @@ class DeviceLink:
         self._wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._stop.is_set():
             log.warning("lost the broker (%s); events wait in the outbox", reason_code)
         self.connected.clear()
 

@@ -23,9 +23,9 @@ def describe(message: Message) -> str:
         case RingEvent():
             return f"{when}  {who}  RING  (event {message.event_id[:8]})"
         case MotionEvent(active=True):
-            return f"{when}  {who}  motion started, {message.area:.0%} of the view"
+            return f"{when}  {who}  motion started"
         case MotionEvent():
-            return f"{when}  {who}  motion ended"
+            return f"{when}  {who}  motion ended (at most {message.area:.0%} of the view)"
         case ClipMeta():
             seconds = message.end_ts - message.start_ts
             return (

@@ -41,6 +41,7 @@ class Ingest:
         self.rejected = 0
         self.connected = threading.Event()
         self.subscribed = threading.Event()
+        self._stopping = False
         self._client = make_client(client_id, settings)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -51,6 +52,7 @@ class Ingest:
         connect(self._client, self.settings, HUB_SESSION_EXPIRY_S)
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -93,7 +95,8 @@ class Ingest:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         self.subscribed.clear()
-        log.warning("hub lost the broker: %s", reason_code)
+        if not self._stopping:
+            log.warning("hub lost the broker: %s", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -83,3 +83,17 @@ def test_outage_loses_nothing_and_duplicates_nothing(tmp_path, broker, hub, mock
     # Exactly once: no event id twice (the primary key guarantees it) and none missing.
     ids = db.execute("SELECT count(DISTINCT event_id) FROM events").fetchone()[0]
     assert ids == 200 + motion
+
+
+def test_unwritable_outbox_still_sends_the_press(tmp_path, broker, hub, mock_pins, caplog):
+    """The outbox cannot be written (a full or failing SD card): the press goes out from
+    memory instead, and the chime rings as always."""
+    config = device_config(tmp_path, broker)
+    with run_agent(config) as agent:
+        wait_for(agent.link.connected.is_set, what="the device to connect")
+        agent.outbox._db.execute("PRAGMA query_only = 1")  # every write now fails in SQLite
+        agent.doorbell.simulate_press()
+        wait_for(lambda: hub.db.count_events("ring") == 1, what="the ring at the hub")
+        assert "outbox unwritable" in caplog.text
+        assert len(agent.outbox) == 0
+        assert chime_closings(mock_pins, config.gpio.chime_pin) == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 from collections import Counter
 from pathlib import Path
@@ -27,7 +28,7 @@ from porch.device.motion import MotionDetector, MotionTracker
 from porch.device.outbox import Outbox
 from porch.device.preroll import PrerollBuffer
 from porch.device.regions import DetectionZones, PrivacyMask
-from porch.wire import MotionEvent, RingEvent, new_id, now
+from porch.wire import Message, MotionEvent, RingEvent, new_id, now
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +92,23 @@ class DoorbellAgent:
     # gpiozero's thread
     def _on_press(self) -> None:
         event = RingEvent(device_id=self.config.device_id, event_id=new_id(), ts=now())
-        self.outbox.put(event)
-        self.emitted["ring"] += 1
-        self.link.wake()
+        self._emit("ring", event)
         self._triggers.put((event.event_id, event.ts))
         log.info("ring %s", event.event_id)
 
-    def _on_clip(self, clip: StoredClip) -> None:
-        self.outbox.put(clip.meta)
-        self.emitted["clip"] += 1
+    def _emit(self, kind: str, message: Message) -> None:
+        """Into the outbox and on its way; with the outbox unwritable (a full SD card), straight
+        to paho's in-memory queue: it survives a broker outage, not a restart."""
+        try:
+            self.outbox.put(message)
+        except sqlite3.Error as exc:
+            log.error("outbox unwritable (%s): sending %s without a durable copy", exc, kind)
+            self.link.publish_direct(message)
+        self.emitted[kind] += 1
         self.link.wake()
+
+    def _on_clip(self, clip: StoredClip) -> None:
+        self._emit("clip", clip.meta)
         log.info(
             "clip %s: %.1f s, %d bytes",
             clip.meta.clip_id,
@@ -166,9 +174,7 @@ class DoorbellAgent:
             active=change.active,
             area=round(min(1.0, change.area), 4),
         )
-        self.outbox.put(event)
-        self.emitted["motion"] += 1
-        self.link.wake()
+        self._emit("motion", event)
         if change.active:
             recorder.trigger(event.event_id, capture.ts, event.ts, capture.image)
         log.info("motion %s (area %.3f)", "started" if change.active else "ended", change.area)

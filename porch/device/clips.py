@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -233,13 +232,14 @@ class ClipRecorder:
             return
         clip_id = new_id()
         partial = self.store.partial_path(clip_id)
+        writer = None
         try:
             writer = Mp4Writer(partial, self.width, self.height, packets[0])
             for packet in packets:
                 writer.write(packet)
             thumb = thumbnail_jpeg(image, self.settings.thumbnail_width)
         except (OSError, av.FFmpegError, ValueError) as exc:
-            self._fail(partial, exc)
+            self._fail(clip_id, exc, writer)
             return
         self._active = _Recording(
             clip_id,
@@ -271,7 +271,7 @@ class ClipRecorder:
                 active.last_media = packet.pts
         except (OSError, av.FFmpegError) as exc:
             self._active = None
-            self._fail(active.writer.path, exc, active.writer)
+            self._fail(active.clip_id, exc, active.writer)
             return
         too_long = media_ts - active.start_media >= self.settings.max_clip_s
         if media_ts >= active.until_media or too_long:
@@ -299,16 +299,18 @@ class ClipRecorder:
             )
             clip = self.store.commit(active.writer.path, active.thumbnail, meta)
         except (OSError, av.FFmpegError) as exc:
-            self._fail(active.writer.path, exc)
+            self._fail(active.clip_id, exc)
             return None
         self.on_clip(clip)
         return clip
 
-    def _fail(self, partial: Path, exc: Exception, writer: Mp4Writer | None = None) -> None:
+    def _fail(self, clip_id: str, exc: Exception, writer: Mp4Writer | None = None) -> None:
+        """Give up on a clip (a full disk, say): remove every piece of it, keep running."""
         self.failed += 1
-        log.error("clip not recorded: %s", exc)
+        log.error("clip %s not recorded: %s", clip_id, exc)
         if writer is not None:
             with contextlib.suppress(OSError, av.FFmpegError):
                 writer.close()
         with contextlib.suppress(OSError):
-            os.unlink(partial)
+            self.store.partial_path(clip_id).unlink(missing_ok=True)
+            self.store.remove(clip_id)

@@ -20,7 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from porch.config import MqttSettings
 from porch.device.outbox import Outbox
 from porch.mqtt_client import MAX_IN_FLIGHT, connect, make_client
-from porch.wire import Status, home_assistant_discovery, now, status_topic
+from porch.wire import Message, Status, home_assistant_discovery, now, status_topic, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ class DeviceLink:
     def wake(self) -> None:
         """Something was put in the outbox: publish it now if connected."""
         self._wake.set()
+
+    def publish_direct(self, message: Message) -> None:
+        """Publish at QoS 1 without the outbox (paho keeps it in memory until acknowledged)."""
+        self._client.publish(topic_for(message), message.to_bytes(), qos=1)
 
     def stop(self) -> None:
         """Say goodbye (retained offline status) and disconnect."""

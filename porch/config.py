@@ -112,6 +112,12 @@ class ClipSettings(_Section):
         512 * 1024 * 1024, ge=1024 * 1024, description="Disk cap of the clip store, bytes."
     )
     thumbnail_width: int = Field(480, ge=64, le=1920, description="JPEG thumbnail width, px.")
+    chunk_bytes: int = Field(
+        256 * 1024, ge=1024, le=1024 * 1024, description="Clip transfer chunk size, bytes."
+    )
+    retry_s: float = Field(
+        5.0, gt=0, le=600, description="How often an unconfirmed clip is offered again, s."
+    )
 
 
 class DeviceConfig(_Section):
@@ -137,11 +143,21 @@ class DeviceConfig(_Section):
         return Path(value) if isinstance(value, str) else value
 
 
+class HubClipSettings(_Section):
+    max_bytes: int = Field(
+        20 * 1024**3, ge=1024 * 1024, description="Disk cap of the hub's clip store, bytes."
+    )
+    retention_days: float = Field(
+        30, gt=0, le=3650, description="Clips older than this are deleted unless kept."
+    )
+
+
 class HubConfig(_Section):
     """``hub.toml``: the home's hub."""
 
     data_dir: Path = Field(Path("/var/lib/porch-hub"), description="Database and clips.")
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    clips: HubClipSettings = Field(default_factory=HubClipSettings)
 
     @field_validator("data_dir", mode="before")
     @classmethod

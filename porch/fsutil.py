@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -39,3 +40,25 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
     os.replace(partial, path)
     fsync_dir(path.parent)
+
+
+def sha256_file(path: Path) -> str:
+    return file_digests(path, 1 << 20)[0]
+
+
+def file_digests(path: Path, chunk_bytes: int) -> tuple[str, list[str]]:
+    """SHA-256 of the whole file and of each ``chunk_bytes`` piece, in one read."""
+    whole = hashlib.sha256()
+    chunks = []
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk_bytes), b""):
+            whole.update(block)
+            chunks.append(hashlib.sha256(block).hexdigest())
+    return whole.hexdigest(), chunks
+
+
+def read_chunk(path: Path, index: int, chunk_bytes: int) -> bytes:
+    """Chunk ``index`` of a file (the thumbnail is read whole by the caller)."""
+    with open(path, "rb") as handle:
+        handle.seek(index * chunk_bytes)
+        return handle.read(chunk_bytes)

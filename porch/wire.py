@@ -12,7 +12,16 @@ Topics, under ``porch/<device_id>/``:
 ``event/ring``         QoS 1      :class:`RingEvent`: the button was pressed
 ``event/motion``       QoS 1      :class:`MotionEvent`: motion started or ended
 ``clip/<id>/meta``     QoS 1      :class:`ClipMeta`: a clip was finalised in the device store
+``clip/<id>/chunk/<n>`` QoS 1     :class:`ClipChunk`: raw bytes of chunk ``n`` (not JSON)
+``clip/<id>/thumbnail`` QoS 1     :class:`ClipChunk` with ``index = THUMBNAIL``: the JPEG
+``cmd/clip/<id>/ack``  QoS 1      :class:`ClipAck`, hub → device: what the hub still misses,
+                                  or that it has stored the whole clip (fsync'd)
 =====================  =========  ==========================================================
+
+Clip transfer is pulled by the hub: the device announces a clip (``meta``, again and again
+until the hub confirms it), the hub answers with an ack listing what it lacks, the device
+sends exactly that. A cut connection, a restart of either side or a corrupted chunk only
+leads to another ack; the device deletes its copy only after an ack with ``stored: true``.
 """
 
 from __future__ import annotations
@@ -21,15 +30,25 @@ import json
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 PROTOCOL_VERSION = 1
 ROOT = "porch"
 MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_CHUNK_BYTES = 1024 * 1024
+"""Largest clip chunk; binary chunk payloads may be this big, JSON ones only MAX_PAYLOAD_BYTES."""
+MAX_CHUNKS = 8192
+"""Most chunks a clip may have (its offer then lists 8192 hashes, about 540 KB of JSON)."""
+MAX_OFFER_BYTES = 1024 * 1024
+"""An offer (``clip/<id>/meta``) may be this big; other JSON payloads only MAX_PAYLOAD_BYTES."""
+THUMBNAIL = -1
+"""The chunk index that stands for a clip's JPEG thumbnail."""
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 ID_PATTERN = r"^[0-9a-f]{32}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 HOME_ASSISTANT_PREFIX = "homeassistant"
 
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
@@ -93,12 +112,48 @@ class ClipMeta(_Payload):
     trigger_ts: Timestamp
     end_ts: Timestamp
     size_bytes: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=SHA256_PATTERN)
     width: int = Field(gt=0, le=8192)
     height: int = Field(gt=0, le=8192)
+    chunk_bytes: int = Field(ge=1024, le=MAX_CHUNK_BYTES)
+    chunk_sha256: list[Annotated[str, Field(pattern=SHA256_PATTERN)]] = Field(max_length=MAX_CHUNKS)
+    thumbnail_bytes: int = Field(ge=1, le=MAX_CHUNK_BYTES)
+    thumbnail_sha256: str = Field(pattern=SHA256_PATTERN)
+
+    @model_validator(mode="after")
+    def _chunks_cover_the_file(self) -> ClipMeta:
+        if len(self.chunk_sha256) != self.chunk_count:
+            raise ValueError(
+                f"{self.chunk_count} chunk hashes expected, {len(self.chunk_sha256)} given"
+            )
+        return self
+
+    @property
+    def chunk_count(self) -> int:
+        return -(-self.size_bytes // self.chunk_bytes)
 
 
-Message = Status | RingEvent | MotionEvent | ClipMeta
+class ClipAck(_Payload):
+    """Hub → device: the clip is stored whole (``stored``), or these chunks are still missing."""
+
+    clip_id: MessageId
+    stored: bool
+    missing: list[Annotated[int, Field(ge=THUMBNAIL)]] = Field(
+        default_factory=list, max_length=65537
+    )
+
+
+@dataclass(frozen=True)
+class ClipChunk:
+    """Raw bytes of one chunk of a clip (``index`` from 0), or its thumbnail (``THUMBNAIL``)."""
+
+    device_id: str
+    clip_id: str
+    index: int
+    data: bytes
+
+
+Message = Status | RingEvent | MotionEvent | ClipMeta | ClipAck | ClipChunk
 
 
 def status_topic(device_id: str) -> str:
@@ -117,9 +172,28 @@ def clip_meta_topic(device_id: str, clip_id: str) -> str:
     return f"{ROOT}/{device_id}/clip/{clip_id}/meta"
 
 
+def clip_chunk_topic(device_id: str, clip_id: str, index: int) -> str:
+    if index == THUMBNAIL:
+        return f"{ROOT}/{device_id}/clip/{clip_id}/thumbnail"
+    return f"{ROOT}/{device_id}/clip/{clip_id}/chunk/{index}"
+
+
+def clip_ack_topic(device_id: str, clip_id: str) -> str:
+    return f"{ROOT}/{device_id}/cmd/clip/{clip_id}/ack"
+
+
+def device_commands(device_id: str) -> str:
+    """What a device subscribes to: its own command topics."""
+    return f"{ROOT}/{device_id}/cmd/#"
+
+
 def topic_for(message: Message) -> str:
     """The topic a message is published on."""
     match message:
+        case ClipAck():
+            return clip_ack_topic(message.device_id, message.clip_id)
+        case ClipChunk():
+            return clip_chunk_topic(message.device_id, message.clip_id, message.index)
         case Status():
             return status_topic(message.device_id)
         case RingEvent():
@@ -134,12 +208,32 @@ def topic_for(message: Message) -> str:
 HUB_SUBSCRIPTION = f"{ROOT}/+/#"
 """What the hub subscribes to: everything every device publishes."""
 
-_ADAPTERS: dict[str, TypeAdapter[Message]] = {
+_ADAPTERS: dict[str, TypeAdapter] = {
     "status": TypeAdapter(Status),
     "event/ring": TypeAdapter(RingEvent),
     "event/motion": TypeAdapter(MotionEvent),
-    "clip/meta": TypeAdapter(ClipMeta),
+    "clip/*/meta": TypeAdapter(ClipMeta),
+    "cmd/clip/*/ack": TypeAdapter(ClipAck),
 }
+
+
+def _kind(rest: list[str], topic: str) -> tuple[str, str | None, int | None]:
+    """The topic's pattern (clip ids as ``*``), its clip id and its chunk index, if any."""
+    clip_at = 1 if rest[:1] == ["clip"] else 2 if rest[:2] == ["cmd", "clip"] else None
+    if clip_at is None or len(rest) <= clip_at:
+        return "/".join(rest), None, None
+    clip_id = rest[clip_at]
+    if not _ID.fullmatch(clip_id):
+        raise WireError(f"bad clip id in topic {topic!r}")
+    pattern = [*rest[:clip_at], "*", *rest[clip_at + 1 :]]
+    if pattern[-2:-1] == ["chunk"] and len(pattern) == 4:
+        index = rest[-1]
+        if not index.isdigit() or len(index) > 6:
+            raise WireError(f"bad chunk index in topic {topic!r}")
+        return "clip/*/chunk", clip_id, int(index)
+    if pattern == ["clip", "*", "thumbnail"]:
+        return "clip/*/chunk", clip_id, THUMBNAIL
+    return "/".join(pattern), clip_id, None
 
 
 def parse(topic: str, payload: bytes) -> Message:
@@ -154,20 +248,18 @@ def parse(topic: str, payload: bytes) -> Message:
     device_id = parts[1]
     if not _DEVICE_ID.fullmatch(device_id):
         raise WireError(f"bad device id in topic {topic!r}")
-    rest = parts[2:]
-    clip_id = None
-    if len(rest) == 3 and rest[0] == "clip" and rest[2] == "meta":
-        clip_id = rest[1]
-        if not _ID.fullmatch(clip_id):
-            raise WireError(f"bad clip id in topic {topic!r}")
-        kind = "clip/meta"
-    else:
-        kind = "/".join(rest)
+    kind, clip_id, index = _kind(parts[2:], topic)
+    if kind == "clip/*/chunk":
+        assert clip_id is not None and index is not None
+        if not 0 < len(payload) <= MAX_CHUNK_BYTES:
+            raise WireError(f"chunk of {len(payload)} bytes is empty or over {MAX_CHUNK_BYTES}")
+        return ClipChunk(device_id, clip_id, index, bytes(payload))
     adapter = _ADAPTERS.get(kind)
     if adapter is None:
         raise WireError(f"unknown topic {topic!r}")
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise WireError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    limit = MAX_OFFER_BYTES if kind in ("clip/*/meta", "cmd/clip/*/ack") else MAX_PAYLOAD_BYTES
+    if len(payload) > limit:
+        raise WireError(f"payload of {len(payload)} bytes exceeds {limit}")
     try:
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -184,7 +276,7 @@ def parse(topic: str, payload: bytes) -> Message:
         raise WireError(f"{where}: {first['msg']}") from None
     if message.device_id != device_id:
         raise WireError(f"payload device {message.device_id!r} does not match topic {topic!r}")
-    if clip_id is not None and isinstance(message, ClipMeta) and message.clip_id != clip_id:
+    if clip_id is not None and message.clip_id != clip_id:
         raise WireError(f"payload clip {message.clip_id!r} does not match topic {topic!r}")
     return message
 

@@ -11,7 +11,8 @@ import sys
 from conftest import TIMEOUT, wait_for
 
 from porch.config import HubConfig
-from porch.device.clips import ClipStore, sha256_file
+from porch.device.clips import ClipStore
+from porch.fsutil import sha256_file
 from porch.hub.daemon import start_hub
 from porch.localbroker import LocalBroker, free_port
 from porch.wire import parse

@@ -10,7 +10,7 @@ import pytest
 from conftest import device_config, run_agent, wait_for
 
 from porch.config import ClipSettings, EncoderSettings
-from porch.device.clips import sha256_file
+from porch.fsutil import sha256_file
 
 
 @pytest.fixture

@@ -7,6 +7,9 @@ import json
 import pytest
 
 from porch.wire import (
+    THUMBNAIL,
+    ClipAck,
+    ClipChunk,
     ClipMeta,
     MotionEvent,
     RingEvent,
@@ -34,13 +37,38 @@ MESSAGES = [
         sha256="0" * 64,
         width=640,
         height=360,
+        chunk_bytes=1024,
+        chunk_sha256=["0" * 64],
+        thumbnail_bytes=10,
+        thumbnail_sha256="1" * 64,
     ),
+    ClipAck(device_id="front-door", clip_id=new_id(), stored=False, missing=[-1, 0, 3]),
 ]
 
 
 @pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
 def test_round_trip(message):
     assert parse(topic_for(message), message.to_bytes()) == message
+
+
+def test_chunk_topics_carry_raw_bytes():
+    chunk = ClipChunk("front-door", new_id(), 7, b"\x00\x01" * 100)
+    assert parse(topic_for(chunk), chunk.data) == chunk
+    thumb = ClipChunk("front-door", chunk.clip_id, THUMBNAIL, b"\xff\xd8")
+    assert topic_for(thumb).endswith("/thumbnail")
+    assert parse(topic_for(thumb), thumb.data) == thumb
+    for bad in ("chunk/-1", "chunk/x", "chunk/1234567", "chunk/1/2"):
+        with pytest.raises(WireError):
+            parse(f"porch/front-door/clip/{chunk.clip_id}/{bad}", b"x")
+    with pytest.raises(WireError, match="empty"):
+        parse(topic_for(chunk), b"")
+
+
+def test_clip_meta_hashes_must_cover_the_file():
+    data = json.loads(MESSAGES[3].to_bytes())
+    data["size_bytes"] = 5000  # five 1 KiB chunks, one hash
+    with pytest.raises(WireError, match="5 chunk hashes expected"):
+        parse(topic_for(MESSAGES[3]), json.dumps(data).encode())
 
 
 def test_clip_topic_must_match_payload():

@@ -28,7 +28,8 @@ from porch.device.motion import MotionDetector, MotionTracker
 from porch.device.outbox import Outbox
 from porch.device.preroll import PrerollBuffer
 from porch.device.regions import DetectionZones, PrivacyMask
-from porch.wire import Message, MotionEvent, RingEvent, new_id, now
+from porch.device.transfer import ClipSender
+from porch.wire import ClipAck, Message, MotionEvent, RingEvent, new_id, now
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,18 @@ class DoorbellAgent:
         self.outbox = Outbox(data / "outbox.sqlite")
         self.store = ClipStore(data / "clips", config.clips.store_max_bytes)
         self.store.recover()
-        self.link = DeviceLink(config.device_id, config.name, config.mqtt, self.outbox, __version__)
+        self.link = DeviceLink(
+            config.device_id,
+            config.name,
+            config.mqtt,
+            self.outbox,
+            __version__,
+            on_command=self._on_command,
+            on_connection=lambda up: self.sender.connected(up),
+        )
+        self.sender = ClipSender(
+            config.device_id, self.store, self.link.client, config.clips.retry_s
+        )
         self._source = source
         self._triggers: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -107,8 +119,15 @@ class DoorbellAgent:
         self.emitted[kind] += 1
         self.link.wake()
 
+    def _on_command(self, message: Message) -> None:
+        if isinstance(message, ClipAck):
+            self.sender.on_ack(message)
+
     def _on_clip(self, clip: StoredClip) -> None:
-        self._emit("clip", clip.meta)
+        # The clip store is the durable record of an unconfirmed clip (not the outbox): the
+        # sender offers it now and again until the hub confirms it.
+        self.emitted["clip"] += 1
+        self.sender.offer_soon()
         log.info(
             "clip %s: %.1f s, %d bytes",
             clip.meta.clip_id,
@@ -117,6 +136,7 @@ class DoorbellAgent:
         )
 
     def start_link(self) -> None:
+        self.sender.start()
         self.link.start()
 
     def run(self) -> None:
@@ -184,5 +204,6 @@ class DoorbellAgent:
 
     def close(self) -> None:
         self.doorbell.close()
+        self.sender.stop()
         self.link.stop()
         self.outbox.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,8 +23,8 @@ import numpy as np
 from porch.config import ClipSettings
 from porch.device.camera import EncodedPacket
 from porch.device.preroll import PrerollBuffer
-from porch.fsutil import PARTIAL_SUFFIX, atomic_write, publish_file
-from porch.wire import ClipMeta, new_id
+from porch.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
+from porch.wire import MAX_CHUNKS, ClipMeta, new_id
 
 log = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, 90000)
@@ -82,7 +83,8 @@ class ClipStore:
     """A directory of whole clips (``ID.mp4``, ``ID.jpg``, ``ID.json``), capped in bytes.
 
     When a new clip pushes the total over ``max_bytes``, the oldest clips are evicted until it
-    fits again (the newest is always kept). Thread-safe for one writer.
+    fits again (the newest is always kept). Thread-safe: the capture thread commits and evicts
+    while the transfer removes what the hub has confirmed.
     """
 
     def __init__(self, root: Path, max_bytes: int):
@@ -90,6 +92,7 @@ class ClipStore:
         self.max_bytes = max_bytes
         root.mkdir(parents=True, exist_ok=True)
         self.evicted = 0
+        self._lock = threading.RLock()
 
     def partial_path(self, clip_id: str) -> Path:
         return self.root / f".{clip_id}.mp4{PARTIAL_SUFFIX}"
@@ -113,6 +116,14 @@ class ClipStore:
 
     def clips(self) -> list[StoredClip]:
         """Whole clips, oldest first."""
+        with self._lock:
+            return self._clips()
+
+    def get(self, clip_id: str) -> StoredClip | None:
+        with self._lock:
+            return next((c for c in self._clips() if c.meta.clip_id == clip_id), None)
+
+    def _clips(self) -> list[StoredClip]:
         found = []
         for meta_path in self.root.glob("*.json"):
             try:
@@ -125,26 +136,29 @@ class ClipStore:
         return sorted(found, key=lambda c: (c.meta.start_ts, c.meta.clip_id))
 
     def used_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
+        with self._lock:
+            return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
 
     def commit(self, partial: Path, thumbnail: bytes, meta: ClipMeta) -> StoredClip:
         """Move a finished MP4 into place with its thumbnail and metadata, then evict."""
         clip_id = meta.clip_id
         video = self.root / f"{clip_id}.mp4"
         thumb = self.root / f"{clip_id}.jpg"
-        atomic_write(thumb, thumbnail)
-        publish_file(partial, video)
-        atomic_write(self.root / f"{clip_id}.json", meta.model_dump_json(indent=1).encode())
-        self._evict(keep=clip_id)
+        with self._lock:
+            atomic_write(thumb, thumbnail)
+            publish_file(partial, video)
+            atomic_write(self.root / f"{clip_id}.json", meta.model_dump_json(indent=1).encode())
+            self._evict(keep=clip_id)
         return StoredClip(meta, video, thumb)
 
     def remove(self, clip_id: str) -> None:
         # Metadata first: from then on the clip is not whole, whatever else a crash leaves.
-        for ext in ("json", "mp4", "jpg"):
-            (self.root / f"{clip_id}.{ext}").unlink(missing_ok=True)
+        with self._lock:
+            for ext in ("json", "mp4", "jpg"):
+                (self.root / f"{clip_id}.{ext}").unlink(missing_ok=True)
 
     def _evict(self, keep: str) -> None:
-        clips = self.clips()
+        clips = self._clips()
         total = self.used_bytes()
         for clip in clips:
             if total <= self.max_bytes:
@@ -158,14 +172,6 @@ class ClipStore:
             log.info(
                 "clip store: evicted %s (%d bytes) to stay under the cap", clip.meta.clip_id, size
             )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def thumbnail_jpeg(image: np.ndarray, width: int) -> bytes:
@@ -215,6 +221,7 @@ class ClipRecorder:
         self.on_clip = on_clip
         self._active: _Recording | None = None
         self.failed = 0
+        self.last_clip: StoredClip | None = None
 
     @property
     def recording(self) -> bool:
@@ -285,6 +292,9 @@ class ClipRecorder:
         try:
             active.writer.close()
             size = active.writer.path.stat().st_size
+            # A very long clip gets bigger chunks, so that its offer stays within MAX_CHUNKS.
+            chunk_bytes = max(self.settings.chunk_bytes, -(-size // MAX_CHUNKS))
+            whole, chunks = file_digests(active.writer.path, chunk_bytes)
             meta = ClipMeta(
                 device_id=self.device_id,
                 clip_id=active.clip_id,
@@ -293,7 +303,11 @@ class ClipRecorder:
                 trigger_ts=active.trigger_wall,
                 end_ts=active.trigger_wall + (active.last_media - active.trigger_media),
                 size_bytes=size,
-                sha256=sha256_file(active.writer.path),
+                sha256=whole,
+                chunk_bytes=chunk_bytes,
+                chunk_sha256=chunks,
+                thumbnail_bytes=len(active.thumbnail),
+                thumbnail_sha256=hashlib.sha256(active.thumbnail).hexdigest(),
                 width=self.width,
                 height=self.height,
             )
@@ -301,6 +315,7 @@ class ClipRecorder:
         except (OSError, av.FFmpegError) as exc:
             self._fail(active.clip_id, exc)
             return None
+        self.last_clip = clip
         self.on_clip(clip)
         return clip
 

@@ -13,6 +13,7 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
@@ -20,7 +21,17 @@ from paho.mqtt.reasoncodes import ReasonCode
 from porch.config import MqttSettings
 from porch.device.outbox import Outbox
 from porch.mqtt_client import MAX_IN_FLIGHT, connect, make_client
-from porch.wire import Message, Status, home_assistant_discovery, now, status_topic, topic_for
+from porch.wire import (
+    Message,
+    Status,
+    WireError,
+    device_commands,
+    home_assistant_discovery,
+    now,
+    parse,
+    status_topic,
+    topic_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +40,14 @@ class DeviceLink:
     """Keeps the device connected and its outbox draining; :meth:`wake` after each put."""
 
     def __init__(
-        self, device_id: str, name: str, settings: MqttSettings, outbox: Outbox, software: str
+        self,
+        device_id: str,
+        name: str,
+        settings: MqttSettings,
+        outbox: Outbox,
+        software: str,
+        on_command: Callable[[Message], None] | None = None,
+        on_connection: Callable[[bool], None] | None = None,
     ):
         self.device_id = device_id
         self.name = name
@@ -48,6 +66,9 @@ class DeviceLink:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        self.on_command = on_command
+        self.on_connection = on_connection
         self._thread = threading.Thread(target=self._publisher, name="outbox", daemon=True)
 
     def start(self) -> None:
@@ -90,13 +111,34 @@ class DeviceLink:
             self.device_id, self.name, self.software
         ).items():
             client.publish(topic, json.dumps(config), qos=1, retain=True)
+        client.subscribe(device_commands(self.device_id), qos=1)
         self.connected.set()
         self._wake.set()
+        if self.on_connection is not None:
+            self.on_connection(True)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.connected.is_set() and not self._stop.is_set():
             log.warning("lost the broker (%s); events wait in the outbox", reason_code)
         self.connected.clear()
+        if self.on_connection is not None:
+            self.on_connection(False)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        try:
+            message = parse(msg.topic, msg.payload)
+        except WireError as exc:
+            log.warning("ignored command on %r: %s", msg.topic[:200], exc)
+            return
+        if self.on_command is not None:
+            try:
+                self.on_command(message)
+            except Exception:  # a bad command must not take the connection down
+                log.exception("command on %r failed", msg.topic)
+
+    @property
+    def client(self) -> mqtt.Client:
+        return self._client
 
     def _on_publish(self, client, userdata, mid: int, reason_code: ReasonCode, properties) -> None:
         # Runs on paho's network thread: hand over, never touch the outbox here.

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from porch.config import HubConfig
+from porch.hub.clipstore import HubClipStore
 from porch.hub.db import Database
 from porch.hub.ingest import Ingest
-from porch.wire import ClipMeta, Message, MotionEvent, RingEvent, Status
+from porch.wire import ClipAck, ClipMeta, Message, MotionEvent, RingEvent, Status
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def describe(message: Message) -> str:
                 f"{when}  {who}  clip {message.clip_id[:8]} ready on the device: {seconds:.1f} s,"
                 f" {message.size_bytes / 1e6:.1f} MB, {len(message.event_ids)} event(s)"
             )
+        case ClipAck():
+            return f"{when}  {who}  clip {message.clip_id[:8]} is safe on the hub"
         case Status():
             return f"{when}  {who}  is {message.state}"
     return f"{when}  {who}  {message!r}"
@@ -39,7 +42,9 @@ def describe(message: Message) -> str:
 
 def start_hub(config: HubConfig, on_message: Callable[[Message], None] | None = None) -> Ingest:
     """Open the database and start ingesting; returns the running :class:`Ingest`."""
-    db = Database(Path(config.data_dir) / "hub.sqlite")
-    ingest = Ingest(db, config.mqtt, on_message=on_message)
+    data = Path(config.data_dir)
+    db = Database(data / "hub.sqlite")
+    clips = HubClipStore(db, data / "clips", config.clips)
+    ingest = Ingest(db, config.mqtt, clips, on_message=on_message)
     ingest.start()
     return ingest

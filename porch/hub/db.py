@@ -13,7 +13,7 @@ from pathlib import Path
 
 from porch.wire import ClipMeta, MotionEvent, RingEvent, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     device_id   TEXT PRIMARY KEY,
@@ -39,10 +39,28 @@ CREATE TABLE IF NOT EXISTS clips (
     size_bytes  INTEGER NOT NULL,
     sha256      TEXT NOT NULL,
     event_ids   TEXT NOT NULL,          -- JSON list
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    meta        TEXT,                   -- the ClipMeta as offered, JSON
+    state       TEXT NOT NULL DEFAULT 'receiving',  -- receiving | stored
+    stored_at   REAL,
+    keep        INTEGER NOT NULL DEFAULT 0          -- 1: never evicted
 );
 CREATE INDEX IF NOT EXISTS clips_by_time ON clips (start_ts);
+CREATE TABLE IF NOT EXISTS clip_chunks (
+    clip_id     TEXT NOT NULL,
+    idx         INTEGER NOT NULL,       -- -1 is the thumbnail
+    PRIMARY KEY (clip_id, idx)
+) WITHOUT ROWID;
 """
+MIGRATIONS = {
+    # 1 -> 2: clip transfer state
+    2: [
+        "ALTER TABLE clips ADD COLUMN meta TEXT",
+        "ALTER TABLE clips ADD COLUMN state TEXT NOT NULL DEFAULT 'receiving'",
+        "ALTER TABLE clips ADD COLUMN stored_at REAL",
+        "ALTER TABLE clips ADD COLUMN keep INTEGER NOT NULL DEFAULT 0",
+    ],
+}
 
 
 class Database:
@@ -58,7 +76,14 @@ class Database:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"{path} was written by a newer Porch (schema {version})")
-        self.conn.executescript(SCHEMA)
+        if 0 < version < SCHEMA_VERSION:
+            with self.conn:  # one transaction: a crash leaves the old schema, not half a new one
+                self.conn.execute("BEGIN")
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS.get(step, []):
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.conn.executescript(SCHEMA)  # creates what is missing, touches nothing else
         self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def record_status(self, status: Status) -> None:
@@ -81,10 +106,11 @@ class Database:
         return cursor.rowcount == 1
 
     def record_clip(self, clip: ClipMeta) -> bool:
-        """Store a clip's metadata; False for a duplicate."""
+        """Store a clip's metadata (state ``receiving``); False when it was known already."""
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO clips (clip_id, device_id, start_ts, trigger_ts, end_ts,"
-            " size_bytes, sha256, event_ids, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " size_bytes, sha256, event_ids, received_at, meta)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 clip.clip_id,
                 clip.device_id,
@@ -95,10 +121,77 @@ class Database:
                 clip.sha256,
                 json.dumps(clip.event_ids),
                 time.time(),
+                clip.model_dump_json(),
             ),
         )
         self._seen(clip.device_id)
         return cursor.rowcount == 1
+
+    def clip(self, clip_id: str) -> tuple[str, ClipMeta] | None:
+        """A clip's state and metadata, if known."""
+        row = self.conn.execute(
+            "SELECT state, meta FROM clips WHERE clip_id = ?", (clip_id,)
+        ).fetchone()
+        if row is None or row[1] is None:
+            return None
+        return row[0], ClipMeta.model_validate_json(row[1])
+
+    def received_chunks(self, clip_id: str) -> set[int]:
+        rows = self.conn.execute("SELECT idx FROM clip_chunks WHERE clip_id = ?", (clip_id,))
+        return {r[0] for r in rows}
+
+    def count_chunks(self, clip_id: str) -> int:
+        row = self.conn.execute("SELECT count(*) FROM clip_chunks WHERE clip_id = ?", (clip_id,))
+        return int(row.fetchone()[0])
+
+    def mark_chunks(self, clip_id: str, indexes: list[int], received: bool = True) -> None:
+        if received:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO clip_chunks (clip_id, idx) VALUES (?, ?)",
+                [(clip_id, i) for i in indexes],
+            )
+        else:
+            self.conn.executemany(
+                "DELETE FROM clip_chunks WHERE clip_id = ? AND idx = ?",
+                [(clip_id, i) for i in indexes],
+            )
+
+    def clip_stored(self, clip_id: str) -> None:
+        """Mark a clip stored, durably (the device deletes its copy when told)."""
+        self.conn.execute("PRAGMA synchronous=FULL")
+        try:
+            self._clip_stored(clip_id)
+        finally:
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+
+    def _clip_stored(self, clip_id: str) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute(
+                "UPDATE clips SET state = 'stored', stored_at = ? WHERE clip_id = ?",
+                (time.time(), clip_id),
+            )
+            self.conn.execute("DELETE FROM clip_chunks WHERE clip_id = ?", (clip_id,))
+
+    def stored_clips(self) -> list[tuple[str, int, float, bool]]:
+        """(clip_id, size_bytes, stored_at, keep) of stored clips, oldest first."""
+        return self.conn.execute(
+            "SELECT clip_id, size_bytes, stored_at, keep FROM clips WHERE state = 'stored'"
+            " ORDER BY start_ts"
+        ).fetchall()
+
+    def receiving_clips(self) -> list[str]:
+        rows = self.conn.execute("SELECT clip_id FROM clips WHERE state = 'receiving'")
+        return [r[0] for r in rows]
+
+    def delete_clip(self, clip_id: str) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute("DELETE FROM clip_chunks WHERE clip_id = ?", (clip_id,))
+            self.conn.execute("DELETE FROM clips WHERE clip_id = ?", (clip_id,))
+
+    def set_keep(self, clip_id: str, keep: bool) -> None:
+        self.conn.execute("UPDATE clips SET keep = ? WHERE clip_id = ?", (int(keep), clip_id))
 
     def _seen(self, device_id: str) -> None:
         self.conn.execute(

@@ -11,11 +11,23 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from porch.config import MqttSettings
+from porch.hub.clipstore import HubClipStore
 from porch.hub.db import Database
 from porch.mqtt_client import HUB_SESSION_EXPIRY_S, connect, make_client
-from porch.wire import HUB_SUBSCRIPTION, ClipMeta, Message, Status, WireError, parse
+from porch.wire import (
+    HUB_SUBSCRIPTION,
+    ClipAck,
+    ClipChunk,
+    ClipMeta,
+    Message,
+    Status,
+    WireError,
+    parse,
+    topic_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +42,18 @@ class Ingest:
         self,
         db: Database,
         settings: MqttSettings,
+        clips: HubClipStore,
         on_message: Callable[[Message], None] | None = None,
         client_id: str = "porch-hub",
     ):
         self.db = db
+        self.clips = clips
         self.settings = settings
         self.on_message = on_message
         self.stored = 0
         self.duplicates = 0
         self.rejected = 0
+        self.clips_stored = 0
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._stopping = False
@@ -64,11 +79,19 @@ class Ingest:
             self.rejected += 1
             log.warning("rejected message on %r: %s", topic[:200], exc)
             return None
+        if isinstance(message, ClipChunk):
+            self._answer(self.clips.chunk(message))
+            return None
+        if isinstance(message, ClipAck):
+            self.rejected += 1
+            log.warning("rejected a clip ack on %r: acks go to devices, not from them", topic)
+            return None
         if isinstance(message, Status):
             self.db.record_status(message)
             fresh = True
         elif isinstance(message, ClipMeta):
             fresh = self.db.record_clip(message)
+            self._answer(self.clips.offer(message))
         else:
             fresh = self.db.record_event(message)
         if not fresh:
@@ -79,12 +102,22 @@ class Ingest:
             self.on_message(message)
         return message
 
+    def _answer(self, ack: ClipAck | None) -> None:
+        if ack is None:
+            return
+        self._client.publish(topic_for(ack), ack.to_bytes(), qos=1)
+        if ack.stored:
+            self.clips_stored += 1
+            if self.on_message is not None:
+                self.on_message(ack)
+
     def _on_connect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused the hub: %s", reason_code)
             return
         self.connected.set()
-        client.subscribe(HUB_SUBSCRIPTION, qos=1)
+        # noLocal: the hub's own acks to devices match porch/+/# too; it must not hear them.
+        client.subscribe(HUB_SUBSCRIPTION, options=SubscribeOptions(qos=1, noLocal=True))
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if any(code.is_failure for code in reason_codes):

@@ -26,7 +26,7 @@ from conftest import device_config, run_agent, wait_for
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from porch.config import CameraSettings, GpioSettings, HubConfig
+from porch.config import CameraSettings, GpioSettings
 from porch.hub.daemon import start_hub
 from porch.localbroker import LocalBroker
 from porch.mqtt_client import make_client
@@ -52,8 +52,7 @@ def porch_presses(tmp: Path, broker: LocalBroker, presses: int) -> list[float]:
         if isinstance(message, RingEvent):
             arrived.put(time.perf_counter())
 
-    ingest = start_hub(HubConfig(data_dir=tmp / "hub", mqtt=broker.settings), on_message)
-    wait_for(ingest.subscribed.is_set)
+    service = start_hub(tmp / "hub", broker, on_message=on_message)
     Device.pin_factory = MockFactory()
     config = device_config(
         tmp,
@@ -71,7 +70,7 @@ def porch_presses(tmp: Path, broker: LocalBroker, presses: int) -> list[float]:
             end = arrived.get(timeout=30)
             latencies.append((end - start) * 1000)
             pin.drive_high()
-    ingest.stop()
+    service.stop()
     return latencies
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import click
@@ -19,6 +18,7 @@ from porch.config import (
     defaults_toml,
     load,
 )
+from porch.hub.accounts import ROLES
 
 MODELS = {"device": DeviceConfig, "hub": HubConfig}
 
@@ -82,17 +82,37 @@ def hub() -> None:
 @hub.command("run")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="hub.toml")
 def hub_run(config_path: Path | None) -> None:
-    """Ingest events from the broker into the hub's database and log them."""
-    from porch.hub.daemon import describe, start_hub
+    """Serve the web app and ingest events from the broker."""
+    from porch.hub.daemon import describe
+    from porch.hub.service import HubService
 
     config = _load(HubConfig, config_path)
-    stop = threading.Event()
-    _stop_on_signals(stop.set)
-    ingest = start_hub(config, on_message=lambda m: click.echo(describe(m)))
+    service = HubService(config, on_message=lambda m: click.echo(describe(m)))
+    click.echo(f"Porch hub on {service.url}")
+    if not service.accounts.has_users():
+        token = service.accounts.new_setup_token()
+        click.echo(f"No account yet: create the owner at {service.url}/setup?token={token}")
+    service.run()
+
+
+@hub.command("adduser")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="hub.toml")
+@click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)
+@click.argument("username")
+def hub_adduser(config_path: Path | None, role: str, username: str) -> None:
+    """Create an account (asks for its password)."""
+    from porch.hub.accounts import AccountError, Accounts
+    from porch.hub.db import Database
+
+    config = _load(HubConfig, config_path)
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    accounts = Accounts(Database(Path(config.data_dir) / "hub.sqlite").conn)
     try:
-        stop.wait()
-    finally:
-        ingest.stop()
+        accounts.add_user(username, password, role)
+    except AccountError as exc:
+        click.echo(f"porch: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"{username} can now sign in as {role}.")
 
 
 @main.command()
@@ -105,11 +125,13 @@ def hub_run(config_path: Path | None) -> None:
 )
 @click.option("--width", default=640, show_default=True, help="Simulated camera width, px.")
 @click.option("--height", default=360, show_default=True, help="Simulated camera height, px.")
-def demo(data_dir: Path, width: int, height: int) -> None:
-    """A hub and one simulated doorbell against a Mosquitto of their own, on this machine."""
+@click.option("--port", default=8080, show_default=True, help="Web app port (0: any free one).")
+@click.option("--browser/--no-browser", default=True, help="Open the page in a browser.")
+def demo(data_dir: Path, width: int, height: int, port: int, browser: bool) -> None:
+    """The hub and one simulated doorbell with a Mosquitto of their own, on this machine."""
     from porch.demo import run_demo
 
-    sys.exit(run_demo(data_dir, width, height))
+    sys.exit(run_demo(data_dir, width, height, port, browser))
 
 
 @main.group("config")

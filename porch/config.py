@@ -152,12 +152,21 @@ class HubClipSettings(_Section):
     )
 
 
+class WebSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address the web app listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port of the web app.")
+    public_url: str = Field(
+        "", description="How people reach the hub, for links it prints (default: host:port)."
+    )
+
+
 class HubConfig(_Section):
     """``hub.toml``: the home's hub."""
 
     data_dir: Path = Field(Path("/var/lib/porch-hub"), description="Database and clips.")
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     clips: HubClipSettings = Field(default_factory=HubClipSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @field_validator("data_dir", mode="before")
     @classmethod

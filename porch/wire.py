@@ -14,6 +14,7 @@ Topics, under ``porch/<device_id>/``:
 ``clip/<id>/meta``     QoS 1      :class:`ClipMeta`: a clip was finalised in the device store
 ``clip/<id>/chunk/<n>`` QoS 1     :class:`ClipChunk`: raw bytes of chunk ``n`` (not JSON)
 ``clip/<id>/thumbnail`` QoS 1     :class:`ClipChunk` with ``index = THUMBNAIL``: the JPEG
+``snapshot/<event>``   QoS 1      :class:`Snapshot`: a JPEG of the moment of a ring (not JSON)
 ``cmd/clip/<id>/ack``  QoS 1      :class:`ClipAck`, hub → device: what the hub still misses,
                                   or that it has stored the whole clip (fsync'd)
 =====================  =========  ==========================================================
@@ -40,6 +41,7 @@ ROOT = "porch"
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 1024 * 1024
 """Largest clip chunk; binary chunk payloads may be this big, JSON ones only MAX_PAYLOAD_BYTES."""
+MAX_SNAPSHOT_BYTES = 256 * 1024
 MAX_CHUNKS = 8192
 """Most chunks a clip may have (its offer then lists 8192 hashes, about 540 KB of JSON)."""
 MAX_OFFER_BYTES = 1024 * 1024
@@ -152,8 +154,23 @@ class ClipChunk:
     index: int
     data: bytes
 
+    def to_bytes(self) -> bytes:
+        return self.data
 
-Message = Status | RingEvent | MotionEvent | ClipMeta | ClipAck | ClipChunk
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A JPEG of the porch at the moment of an event, for the ring banner (raw bytes)."""
+
+    device_id: str
+    event_id: str
+    data: bytes
+
+    def to_bytes(self) -> bytes:
+        return self.data
+
+
+Message = Status | RingEvent | MotionEvent | ClipMeta | ClipAck | ClipChunk | Snapshot
 
 
 def status_topic(device_id: str) -> str:
@@ -178,6 +195,10 @@ def clip_chunk_topic(device_id: str, clip_id: str, index: int) -> str:
     return f"{ROOT}/{device_id}/clip/{clip_id}/chunk/{index}"
 
 
+def snapshot_topic(device_id: str, event_id: str) -> str:
+    return f"{ROOT}/{device_id}/snapshot/{event_id}"
+
+
 def clip_ack_topic(device_id: str, clip_id: str) -> str:
     return f"{ROOT}/{device_id}/cmd/clip/{clip_id}/ack"
 
@@ -194,6 +215,8 @@ def topic_for(message: Message) -> str:
             return clip_ack_topic(message.device_id, message.clip_id)
         case ClipChunk():
             return clip_chunk_topic(message.device_id, message.clip_id, message.index)
+        case Snapshot():
+            return snapshot_topic(message.device_id, message.event_id)
         case Status():
             return status_topic(message.device_id)
         case RingEvent():
@@ -248,6 +271,12 @@ def parse(topic: str, payload: bytes) -> Message:
     device_id = parts[1]
     if not _DEVICE_ID.fullmatch(device_id):
         raise WireError(f"bad device id in topic {topic!r}")
+    if len(parts) == 4 and parts[2] == "snapshot":
+        if not _ID.fullmatch(parts[3]):
+            raise WireError(f"bad event id in topic {topic!r}")
+        if not 0 < len(payload) <= MAX_SNAPSHOT_BYTES or not payload.startswith(b"\xff\xd8"):
+            raise WireError(f"snapshot is not a JPEG of at most {MAX_SNAPSHOT_BYTES} bytes")
+        return Snapshot(device_id, parts[3], bytes(payload))
     kind, clip_id, index = _kind(parts[2:], topic)
     if kind == "clip/*/chunk":
         assert clip_id is not None and index is not None

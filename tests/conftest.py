@@ -20,14 +20,15 @@ from porch.config import (
     GpioSettings,
     HubConfig,
     MotionSettings,
+    WebSettings,
 )
 from porch.device.agent import DoorbellAgent
 from porch.device.camera.synthetic import SyntheticCamera, SyntheticScene
 from porch.device.encoder import EncodingSource, H264Encoder
 from porch.device.regions import PrivacyMask
-from porch.hub.daemon import start_hub
 from porch.hub.ingest import Ingest
-from porch.localbroker import LocalBroker
+from porch.hub.service import HubService
+from porch.localbroker import LocalBroker, free_port
 
 TIMEOUT = 60.0
 """Generous: two cores shared by a broker, encoders and the test itself."""
@@ -57,12 +58,25 @@ def mock_pins() -> Iterator[MockFactory]:
     Device.pin_factory = None
 
 
+def start_hub(data_dir: Path, broker: LocalBroker, **kwargs) -> HubService:
+    """The whole hub (ingest and web app on a free port), running on a thread."""
+    config = HubConfig(data_dir=data_dir, mqtt=broker.settings, web=WebSettings(port=free_port()))
+    service = HubService(config, **kwargs)
+    service.start()
+    wait_for(service.ingest.subscribed.is_set, what="the hub to subscribe")
+    return service
+
+
 @pytest.fixture
-def hub(tmp_path: Path, broker: LocalBroker) -> Iterator[Ingest]:
-    ingest = start_hub(HubConfig(data_dir=tmp_path / "hub", mqtt=broker.settings))
-    wait_for(ingest.subscribed.is_set, what="the hub to subscribe")
-    yield ingest
-    ingest.stop()
+def hub_service(tmp_path: Path, broker: LocalBroker) -> Iterator[HubService]:
+    service = start_hub(tmp_path / "hub", broker)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def hub(hub_service: HubService) -> Ingest:
+    return hub_service.ingest
 
 
 def device_config(tmp_path: Path, broker: LocalBroker | None, **sections) -> DeviceConfig:

@@ -8,12 +8,10 @@ import sqlite3
 import subprocess
 import sys
 
-from conftest import TIMEOUT, wait_for
+from conftest import TIMEOUT, start_hub, wait_for
 
-from porch.config import HubConfig
 from porch.device.clips import ClipStore
 from porch.fsutil import sha256_file
-from porch.hub.daemon import start_hub
 from porch.localbroker import LocalBroker, free_port
 from porch.wire import parse
 
@@ -77,8 +75,8 @@ def test_kill9_mid_clip_leaves_no_half_clip_and_outbox_replays(tmp_path):
     assert queued_events, "the motion start was stored before the kill"
 
     with LocalBroker(tmp_path / "broker", port=port) as broker:
-        ingest = start_hub(HubConfig(data_dir=tmp_path / "hub", mqtt=broker.settings))
-        wait_for(ingest.subscribed.is_set, what="the hub")
+        service = start_hub(tmp_path / "hub", broker)
+        ingest = service.ingest
         agent = start_agent(config)
         try:
 
@@ -90,7 +88,7 @@ def test_kill9_mid_clip_leaves_no_half_clip_and_outbox_replays(tmp_path):
         finally:
             agent.send_signal(signal.SIGTERM)
             agent.wait(TIMEOUT)
-            ingest.stop()
+            service.stop()
 
     assert not any(p.name.endswith(".part") for p in clips.iterdir())
     store = ClipStore(clips, 1 << 30)

@@ -7,12 +7,10 @@ import threading
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import wait_for
+from conftest import start_hub, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from porch.config import HubConfig
-from porch.hub.daemon import start_hub
 from porch.localbroker import LocalBroker
 from porch.mqtt_client import make_client
 from porch.wire import (
@@ -89,8 +87,8 @@ def test_parse_rejects_with_a_reason_and_nothing_else(topic, payload):
 def hub_and_sender(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("garbage")
     with LocalBroker(tmp / "broker") as broker:
-        ingest = start_hub(HubConfig(data_dir=tmp / "hub", mqtt=broker.settings))
-        wait_for(ingest.subscribed.is_set, what="the hub")
+        service = start_hub(tmp / "hub", broker)
+        ingest = service.ingest
         sender = make_client("attacker", broker.settings)
         connected = threading.Event()
         sender.on_connect = lambda *a: connected.set()
@@ -100,7 +98,7 @@ def hub_and_sender(tmp_path_factory):
         yield ingest, sender
         sender.disconnect()
         sender.loop_stop()
-        ingest.stop()
+        service.stop()
 
 
 def dump(ingest) -> list[str]:

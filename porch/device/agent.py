@@ -21,7 +21,7 @@ from pathlib import Path
 from porch import __version__
 from porch.config import DeviceConfig
 from porch.device.camera import VideoSource
-from porch.device.clips import ClipRecorder, ClipStore, StoredClip
+from porch.device.clips import ClipRecorder, ClipStore, StoredClip, thumbnail_jpeg
 from porch.device.gpio import Doorbell
 from porch.device.link import DeviceLink
 from porch.device.motion import MotionDetector, MotionTracker
@@ -29,7 +29,7 @@ from porch.device.outbox import Outbox
 from porch.device.preroll import PrerollBuffer
 from porch.device.regions import DetectionZones, PrivacyMask
 from porch.device.transfer import ClipSender
-from porch.wire import ClipAck, Message, MotionEvent, RingEvent, new_id, now
+from porch.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, new_id, now
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ class DoorbellAgent:
                 # whose packets feed() then appends; motion (below) starts after it.
                 while not self._triggers.empty():
                     event_id, wall = self._triggers.get()
+                    self._snapshot(event_id, capture.image)
                     recorder.trigger(event_id, capture.ts, wall, capture.image)
                 for packet in capture.packets:
                     preroll.add(packet)
@@ -180,6 +181,14 @@ class DoorbellAgent:
         finally:
             recorder.finish()
             source.close()
+
+    def _snapshot(self, event_id: str, image) -> None:
+        """The ring banner's picture: sent at once, best effort (the clip follows anyway)."""
+        try:
+            jpeg = thumbnail_jpeg(image, self.config.clips.thumbnail_width)
+        except ValueError:
+            return
+        self.link.publish_direct(Snapshot(self.config.device_id, event_id, jpeg))
 
     def _motion(self, tracker: MotionTracker, recorder: ClipRecorder, capture) -> None:
         change = tracker.update(capture.image, capture.ts)

@@ -1,17 +1,11 @@
-"""``porch hub run``: the hub process (for now the ingest; the web app joins it later)."""
+"""How the hub tells a person reading its log what happened."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from pathlib import Path
 
-from porch.config import HubConfig
-from porch.hub.clipstore import HubClipStore
-from porch.hub.db import Database
-from porch.hub.ingest import Ingest
-from porch.wire import ClipAck, ClipMeta, Message, MotionEvent, RingEvent, Status
+from porch.wire import ClipAck, ClipMeta, Message, MotionEvent, RingEvent, Snapshot, Status
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +29,9 @@ def describe(message: Message) -> str:
             )
         case ClipAck():
             return f"{when}  {who}  clip {message.clip_id[:8]} is safe on the hub"
+        case Snapshot():
+            size = len(message.data) // 1024
+            return f"{when}  {who}  snapshot of ring {message.event_id[:8]} ({size} KB)"
         case Status():
             return f"{when}  {who}  is {message.state}"
     return f"{when}  {who}  {message!r}"
-
-
-def start_hub(config: HubConfig, on_message: Callable[[Message], None] | None = None) -> Ingest:
-    """Open the database and start ingesting; returns the running :class:`Ingest`."""
-    data = Path(config.data_dir)
-    db = Database(data / "hub.sqlite")
-    clips = HubClipStore(db, data / "clips", config.clips)
-    ingest = Ingest(db, config.mqtt, clips, on_message=on_message)
-    ingest.start()
-    return ingest

@@ -46,6 +46,11 @@ CREATE TABLE IF NOT EXISTS clips (
     keep        INTEGER NOT NULL DEFAULT 0          -- 1: never evicted
 );
 CREATE INDEX IF NOT EXISTS clips_by_time ON clips (start_ts);
+CREATE TABLE IF NOT EXISTS clip_events (
+    event_id    TEXT NOT NULL,
+    clip_id     TEXT NOT NULL,
+    PRIMARY KEY (event_id, clip_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS clip_chunks (
     clip_id     TEXT NOT NULL,
     idx         INTEGER NOT NULL,       -- -1 is the thumbnail
@@ -124,8 +129,53 @@ class Database:
                 clip.model_dump_json(),
             ),
         )
+        if cursor.rowcount == 1:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO clip_events (event_id, clip_id) VALUES (?, ?)",
+                [(e, clip.clip_id) for e in clip.event_ids],
+            )
         self._seen(clip.device_id)
         return cursor.rowcount == 1
+
+    def timeline(self, limit: int) -> list[dict]:
+        """Rings and motion starts, newest first, each with its stored clip if there is one."""
+        rows = self.conn.execute(
+            "SELECT e.event_id, e.device_id, e.kind, e.ts,"
+            " (SELECT c.clip_id FROM clip_events ce JOIN clips c ON c.clip_id = ce.clip_id"
+            "  WHERE ce.event_id = e.event_id AND c.state = 'stored' LIMIT 1)"
+            " FROM events e WHERE e.kind = 'ring' OR json_extract(e.data, '$.active') = 1"
+            " ORDER BY e.ts DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        keys = ("event_id", "device_id", "kind", "ts", "clip_id")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def devices(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT device_id, state, last_seen, software FROM devices ORDER BY device_id"
+        ).fetchall()
+        keys = ("device_id", "state", "last_seen", "software")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def stored_clip(self, clip_id: str) -> dict | None:
+        row = self.conn.execute(
+            "SELECT clip_id, device_id, start_ts, trigger_ts, end_ts, size_bytes, sha256, keep"
+            " FROM clips WHERE clip_id = ? AND state = 'stored'",
+            (clip_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = (
+            "clip_id",
+            "device_id",
+            "start_ts",
+            "trigger_ts",
+            "end_ts",
+            "size_bytes",
+            "sha256",
+            "keep",
+        )
+        return dict(zip(keys, row, strict=True))
 
     def clip(self, clip_id: str) -> tuple[str, ClipMeta] | None:
         """A clip's state and metadata, if known."""
@@ -188,6 +238,7 @@ class Database:
         with self.conn:
             self.conn.execute("BEGIN")
             self.conn.execute("DELETE FROM clip_chunks WHERE clip_id = ?", (clip_id,))
+            self.conn.execute("DELETE FROM clip_events WHERE clip_id = ?", (clip_id,))
             self.conn.execute("DELETE FROM clips WHERE clip_id = ?", (clip_id,))
 
     def set_keep(self, clip_id: str, keep: bool) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from porch.config import MqttSettings
+from porch.fsutil import atomic_write
 from porch.hub.clipstore import HubClipStore
 from porch.hub.db import Database
 from porch.mqtt_client import HUB_SESSION_EXPIRY_S, connect, make_client
@@ -23,6 +25,7 @@ from porch.wire import (
     ClipChunk,
     ClipMeta,
     Message,
+    Snapshot,
     Status,
     WireError,
     parse,
@@ -48,6 +51,8 @@ class Ingest:
     ):
         self.db = db
         self.clips = clips
+        self.snapshots = db.path.parent / "snapshots"
+        self.snapshots.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self.on_message = on_message
         self.stored = 0
@@ -82,6 +87,11 @@ class Ingest:
         if isinstance(message, ClipChunk):
             self._answer(self.clips.chunk(message))
             return None
+        if isinstance(message, Snapshot):
+            atomic_write(self.snapshot_path(message.event_id), message.data)
+            if self.on_message is not None:
+                self.on_message(message)
+            return message
         if isinstance(message, ClipAck):
             self.rejected += 1
             log.warning("rejected a clip ack on %r: acks go to devices, not from them", topic)
@@ -101,6 +111,9 @@ class Ingest:
         if self.on_message is not None:
             self.on_message(message)
         return message
+
+    def snapshot_path(self, event_id: str) -> Path:
+        return self.snapshots / f"{event_id}.jpg"
 
     def _answer(self, ack: ClipAck | None) -> None:
         if ack is None:

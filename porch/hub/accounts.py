@@ -1,0 +1,212 @@
+"""People who may use the hub: accounts, roles, sessions, the first-run setup link.
+
+Passwords are hashed with Argon2id (memory-hard). Sessions live in the database: the cookie
+holds a random token and the database only its SHA-256, so a forged, stolen-from-backup or
+expired cookie is simply unknown. Each session carries its own CSRF token.
+
+Roles (the one table every route's permission is written against, see ``web/auth.py``):
+
+``owner``      everything; approves exports (a later issue)
+``member``     live view, timeline, clips
+``installer``  devices and their health only: never a clip, a thumbnail or live video
+``requester``  only the export-request pages (a later issue)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+Role = Literal["owner", "member", "installer", "requester"]
+ROLES: tuple[Role, ...] = ("owner", "member", "installer", "requester")
+SESSION_S = 14 * 24 * 3600
+SETUP_TOKEN_S = 24 * 3600
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,31}$"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    username      TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    created       REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_sha256  TEXT PRIMARY KEY,
+    username      TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
+    csrf          TEXT NOT NULL,
+    expires       REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS setup_tokens (
+    token_sha256  TEXT PRIMARY KEY,
+    expires       REAL NOT NULL
+);
+"""
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be done; ``str()`` says why."""
+
+
+@dataclass(frozen=True)
+class Session:
+    username: str
+    role: Role
+    csrf: str
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    """Users and sessions in the hub's database (its own connection; thread-safe)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._db = conn
+        self._db.executescript(SCHEMA)
+        self._hasher = PasswordHasher()  # Argon2id, 64 MiB, 3 passes: the library's defaults
+        self._lock = threading.Lock()
+
+    def has_users(self) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+
+    def add_user(self, username: str, password: str, role: Role) -> None:
+        if not re.fullmatch(USERNAME_PATTERN, username):
+            raise AccountError("a username is 1-32 of a-z, 0-9, '.', '_', '-'")
+        if role not in ROLES:
+            raise AccountError(f"role must be one of {', '.join(ROLES)}")
+        if len(password) < 10:
+            raise AccountError("a password needs at least 10 characters")
+        hashed = self._hasher.hash(password)
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO users (username, password_hash, role, created) VALUES (?,?,?,?)",
+                    (username, hashed, role, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise AccountError(f"user {username!r} exists already") from None
+
+    def remove_user(self, username: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE username = ?", (username,))
+            self._db.execute("DELETE FROM users WHERE username = ?", (username,))
+
+    def check_password(self, username: str, password: str) -> Role | None:
+        """The user's role when the password is right, else None (in constant-ish time)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT password_hash, role FROM users WHERE username = ?", (username,)
+            ).fetchone()
+        stored = row[0] if row else self._dummy_hash()
+        try:
+            self._hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        return row[1] if row else None
+
+    _dummy: str | None = None
+
+    def _dummy_hash(self) -> str:
+        # Unknown users cost as much as known ones, so timing does not tell which exist.
+        if Accounts._dummy is None:
+            Accounts._dummy = self._hasher.hash(secrets.token_hex(16))
+        return Accounts._dummy
+
+    def open_session(self, username: str) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO sessions (token_sha256, username, csrf, expires) VALUES (?,?,?,?)",
+                (_digest(token), username, secrets.token_urlsafe(32), time.time() + SESSION_S),
+            )
+        return token
+
+    def session(self, token: str | None) -> Session | None:
+        if not token or len(token) > 100:
+            return None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT s.username, u.role, s.csrf, s.expires FROM sessions s"
+                " JOIN users u ON u.username = s.username WHERE s.token_sha256 = ?",
+                (_digest(token),),
+            ).fetchone()
+        if row is None or row[3] < time.time():
+            return None
+        return Session(row[0], row[1], row[2])
+
+    def close_session(self, token: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_digest(token),))
+
+    def expire_sessions(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
+
+    def new_setup_token(self) -> str:
+        """A one-time link token that lets whoever holds it create the first owner."""
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO setup_tokens (token_sha256, expires) VALUES (?, ?)",
+                (_digest(token), time.time() + SETUP_TOKEN_S),
+            )
+        return token
+
+    def setup_token_valid(self, token: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT expires FROM setup_tokens WHERE token_sha256 = ?", (_digest(token),)
+            ).fetchone()
+        return row is not None and row[0] > time.time() and not self.has_users()
+
+    def create_owner_with_setup_token(self, token: str, username: str, password: str) -> None:
+        if not self.setup_token_valid(token):
+            raise AccountError("this setup link was used already or has expired")
+        self.add_user(username, password, "owner")
+        with self._lock:
+            self._db.execute("DELETE FROM setup_tokens")
+
+
+class LoginLimiter:
+    """At most ``attempts`` failed logins per ``window_s`` for one username and for one
+    client address; further attempts are refused before the password is even checked."""
+
+    def __init__(self, attempts: int = 5, window_s: float = 300):
+        self.attempts = attempts
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(key, deque())
+        while failures and failures[0] < now - self.window_s:
+            failures.popleft()
+        return failures
+
+    def blocked(self, *keys: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return any(len(self._recent(k, now)) >= self.attempts for k in keys)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)

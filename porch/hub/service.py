@@ -1,0 +1,147 @@
+"""The hub process: one asyncio loop serving the web app, with the MQTT ingest beside it.
+
+``porch hub run`` calls :meth:`HubService.run`; the demo and the tests use
+:meth:`HubService.start` / :meth:`HubService.stop`, which run the same thing on a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from porch.config import HubConfig
+from porch.hub.accounts import Accounts, LoginLimiter
+from porch.hub.clipstore import HubClipStore
+from porch.hub.db import Database
+from porch.hub.ingest import Ingest
+from porch.hub.web.app import create_app
+from porch.hub.web.broadcast import Broadcaster
+from porch.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, Status
+
+log = logging.getLogger(__name__)
+
+
+class HubService:
+    """Everything the hub runs, wired together."""
+
+    def __init__(
+        self,
+        config: HubConfig,
+        on_message: Callable[[Message], None] | None = None,
+        simulated_press: Callable[[], None] | None = None,
+    ):
+        self.config = config
+        data = Path(config.data_dir)
+        self.db = Database(data / "hub.sqlite")  # ingest's connection (paho's thread)
+        self.web_db = Database(data / "hub.sqlite")  # the web app's (the event loop's thread)
+        self.clips = HubClipStore(self.db, data / "clips", config.clips)
+        self.accounts = Accounts(self.web_db.conn)
+        self.login_limiter = LoginLimiter()
+        self.broadcaster = Broadcaster()
+        self.simulated_press = simulated_press
+        self._print = on_message
+        self.ingest = Ingest(self.db, config.mqtt, self.clips, on_message=self._on_message)
+        self.app = create_app(self)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        web = self.config.web
+        return web.public_url or f"http://{web.host}:{web.port}"
+
+    # what the pages show (web loop's thread)
+    def timeline(self, limit: int) -> list[dict]:
+        rows = self.web_db.timeline(limit)
+        for row in rows:
+            row["snapshot"] = self.ingest.snapshot_path(row["event_id"]).exists()
+        return rows
+
+    def devices(self) -> list[dict]:
+        return self.web_db.devices()
+
+    def stored_clip(self, clip_id: str) -> dict | None:
+        return self.web_db.stored_clip(clip_id)
+
+    # paho's thread
+    def _on_message(self, message: Message) -> None:
+        if self._print is not None:
+            self._print(message)
+        match message:
+            case RingEvent():
+                self.broadcaster.publish(
+                    "ring",
+                    {
+                        "event_id": message.event_id,
+                        "device_id": message.device_id,
+                        "ts": message.ts,
+                        "snapshot": self.ingest.snapshot_path(message.event_id).exists(),
+                    },
+                )
+            case Snapshot():
+                self.broadcaster.publish("snapshot", {"event_id": message.event_id})
+            case MotionEvent(active=True):
+                self.broadcaster.publish(
+                    "motion",
+                    {
+                        "event_id": message.event_id,
+                        "device_id": message.device_id,
+                        "ts": message.ts,
+                    },
+                )
+            case Status():
+                self.broadcaster.publish(
+                    "status",
+                    {
+                        "device_id": message.device_id,
+                        "state": message.state,
+                    },
+                )
+            case ClipAck(stored=True):
+                known = self.db.clip(message.clip_id)
+                events = known[1].event_ids if known else []
+                self.broadcaster.publish("clip", {"clip_id": message.clip_id, "event_ids": events})
+
+    async def serve(self) -> None:
+        """Serve until told to stop (Ctrl-C, SIGTERM or :meth:`stop`)."""
+        self.broadcaster.bind(asyncio.get_running_loop())
+        web = self.config.web
+        config = uvicorn.Config(
+            self.app,
+            host=web.host,
+            port=web.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self.ingest.start()
+        try:
+            await self._server.serve()
+        finally:
+            self.ingest.stop()
+
+    def run(self) -> None:
+        asyncio.run(self.serve())
+
+    def start(self, timeout_s: float = 30) -> None:
+        """Serve on a thread (the demo, the tests); returns once the web app listens."""
+        self._thread = threading.Thread(target=self.run, name="hub", daemon=True)
+        self._thread.start()
+        deadline = threading.Event()
+        for _ in range(int(timeout_s * 20)):
+            if self._server is not None and self._server.started:
+                return
+            deadline.wait(0.05)
+        raise RuntimeError("the hub's web app did not start")
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -1,0 +1,1 @@
+"""The hub's web app: server-rendered pages with a little JavaScript, no build step."""

@@ -1,0 +1,314 @@
+"""The hub's web app: every route, with the roles it admits (see :mod:`.auth`).
+
+Pages are server-rendered (Jinja2) and readable on a phone; ``static/porch.js`` adds the
+ring banner (server-sent events) and the timeline's live rows. Media (clips, thumbnails,
+snapshots) are served with HTTP range requests, to owners and members only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, FastAPI, Form, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from porch import __version__
+from porch.hub.accounts import AccountError, Session
+from porch.hub.web.auth import (
+    DEVICES,
+    EVERYONE,
+    FOOTAGE,
+    SESSION_COOKIE,
+    Forbidden,
+    NotSignedIn,
+    allow,
+    current_session,
+)
+from porch.wire import ID_PATTERN
+
+if TYPE_CHECKING:
+    from porch.hub.service import HubService
+
+HERE = Path(__file__).parent
+ClipId = Annotated[str, PathParam(pattern=ID_PATTERN, description="32 hex digits")]
+EventId = Annotated[str, PathParam(pattern=ID_PATTERN, description="32 hex digits")]
+LOGIN_COOKIE = "porch_login"
+KEEPALIVE_S = 15.0
+HOME = {"owner": "/", "member": "/", "installer": "/devices", "requester": "/account"}
+
+
+def create_app(hub: HubService) -> FastAPI:
+    app = FastAPI(
+        title="Porch hub",
+        version=__version__,
+        docs_url=None,  # the interactive docs load scripts from a CDN: nothing leaves the home
+        redoc_url=None,
+    )
+    app.state.hub = hub
+    templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    def page(request: Request, name: str, session: Session | None, status: int = 200, **ctx):
+        ctx.update(request=request, session=session, version=__version__)
+        response = templates.TemplateResponse(request, name, ctx, status_code=status)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+        if exc.page:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=302)
+        return JSONResponse({"detail": "sign in first"}, status_code=401)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            session = current_session(request)
+            return page(request, "error.html", session, 403, message=exc.reason)
+        return JSONResponse({"detail": exc.reason}, status_code=403)
+
+    # -- signing in -----------------------------------------------------------------------
+
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request, next: str = "/") -> Response:
+        nonce = secrets.token_urlsafe(16)
+        response = page(request, "login.html", None, nonce=nonce, next=_local(next))
+        _cookie(response, request, LOGIN_COOKIE, nonce, max_age=3600)
+        return response
+
+    @app.post("/login")
+    async def login(
+        request: Request,
+        username: Annotated[str, Form(max_length=64)],
+        password: Annotated[str, Form(max_length=1024)],
+        nonce: Annotated[str, Form(max_length=64)],
+        next: Annotated[str, Form(max_length=512)] = "/",
+    ) -> Response:
+        # Login CSRF: the form must carry the nonce of the cookie set with the form.
+        cookie = request.cookies.get(LOGIN_COOKIE, "")
+        if not cookie or not secrets.compare_digest(cookie, nonce):
+            raise Forbidden("the login form expired; reload it and try again")
+        client = request.client.host if request.client else "?"
+        keys = (f"user:{username.lower()}", f"addr:{client}")
+        if hub.login_limiter.blocked(*keys):
+            return page(
+                request,
+                "login.html",
+                None,
+                429,
+                nonce=nonce,
+                next=_local(next),
+                error="Too many failed attempts. Wait a few minutes and try again.",
+            )
+        role = await asyncio.to_thread(hub.accounts.check_password, username.lower(), password)
+        if role is None:
+            hub.login_limiter.failed(*keys)
+            return page(
+                request,
+                "login.html",
+                None,
+                401,
+                nonce=nonce,
+                next=_local(next),
+                error="Wrong username or password.",
+            )
+        hub.login_limiter.succeeded(*keys)
+        token = hub.accounts.open_session(username.lower())
+        target = _local(next) if next not in ("", "/") else HOME[role]
+        response = RedirectResponse(target, status_code=303)
+        _cookie(response, request, SESSION_COOKIE, token, max_age=14 * 24 * 3600)
+        response.delete_cookie(LOGIN_COOKIE)
+        return response
+
+    @app.post("/logout")
+    async def logout(
+        request: Request, session: Annotated[Session, Depends(allow(*EVERYONE))]
+    ) -> Response:
+        hub.accounts.close_session(request.cookies.get(SESSION_COOKIE, ""))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.get("/setup", response_class=HTMLResponse)
+    async def setup_form(request: Request, token: str = Query("", max_length=64)) -> Response:
+        if not hub.accounts.setup_token_valid(token):
+            return page(
+                request,
+                "error.html",
+                None,
+                404,
+                message="This setup link was used already or has expired.",
+            )
+        return page(request, "setup.html", None, token=token)
+
+    @app.post("/setup")
+    async def setup(
+        request: Request,
+        token: Annotated[str, Form(max_length=64)],
+        username: Annotated[str, Form(max_length=64)],
+        password: Annotated[str, Form(max_length=1024)],
+    ) -> Response:
+        try:
+            await asyncio.to_thread(
+                hub.accounts.create_owner_with_setup_token, token, username.lower(), password
+            )
+        except AccountError as exc:
+            status = 404 if "setup link" in str(exc) else 400
+            return page(request, "setup.html", None, status, token=token, error=str(exc))
+        return RedirectResponse("/login", status_code=303)
+
+    # -- pages ----------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    async def timeline(
+        request: Request, session: Annotated[Session, Depends(allow(*FOOTAGE, page=True))]
+    ) -> Response:
+        return page(
+            request,
+            "timeline.html",
+            session,
+            events=hub.timeline(100),
+            demo=hub.simulated_press is not None,
+        )
+
+    @app.get("/devices", response_class=HTMLResponse)
+    async def devices_page(
+        request: Request, session: Annotated[Session, Depends(allow(*DEVICES, page=True))]
+    ) -> Response:
+        return page(request, "devices.html", session, devices=hub.devices())
+
+    @app.get("/account", response_class=HTMLResponse)
+    async def account(
+        request: Request, session: Annotated[Session, Depends(allow(*EVERYONE, page=True))]
+    ) -> Response:
+        return page(request, "account.html", session)
+
+    @app.get("/clips/{clip_id}", response_class=HTMLResponse)
+    async def clip_page(
+        request: Request,
+        clip_id: ClipId,
+        session: Annotated[Session, Depends(allow(*FOOTAGE, page=True))],
+    ) -> Response:
+        clip = hub.stored_clip(clip_id)
+        if clip is None:
+            return page(request, "error.html", session, 404, message="No such clip.")
+        return page(request, "clip.html", session, clip=clip)
+
+    # -- media ----------------------------------------------------------------------------
+
+    @app.get("/clips/{clip_id}/video.mp4")
+    async def clip_video(
+        clip_id: ClipId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> Response:
+        return _media(hub.clips.video(clip_id), "video/mp4", hub.stored_clip(clip_id))
+
+    @app.get("/clips/{clip_id}/thumbnail.jpg")
+    async def clip_thumbnail(
+        clip_id: ClipId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> Response:
+        return _media(hub.clips.thumbnail(clip_id), "image/jpeg", hub.stored_clip(clip_id))
+
+    @app.get("/events/{event_id}/snapshot.jpg")
+    async def snapshot(
+        event_id: EventId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> Response:
+        path = hub.ingest.snapshot_path(event_id)
+        return _media(path, "image/jpeg", path.exists() or None)
+
+    @app.post("/clips/{clip_id}/keep")
+    async def keep_clip(
+        clip_id: ClipId,
+        session: Annotated[Session, Depends(allow("owner"))],
+        keep: Annotated[bool, Form()] = True,
+    ) -> Response:
+        if hub.stored_clip(clip_id) is None:
+            return JSONResponse({"detail": "no such clip"}, status_code=404)
+        hub.web_db.set_keep(clip_id, keep)
+        return RedirectResponse(f"/clips/{clip_id}", status_code=303)
+
+    # -- live updates and JSON ------------------------------------------------------------
+
+    @app.get("/events/stream")
+    async def stream(
+        request: Request, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> StreamingResponse:
+        queue = hub.broadcaster.subscribe()
+
+        async def frames():
+            try:
+                yield "retry: 2000\n: connected\n\n"
+                while True:
+                    try:
+                        yield await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    except TimeoutError:
+                        yield ": keepalive\n\n"
+            finally:
+                hub.broadcaster.unsubscribe(queue)
+
+        return StreamingResponse(
+            frames(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/api/events")
+    async def api_events(
+        session: Annotated[Session, Depends(allow(*FOOTAGE))],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict]:
+        return hub.timeline(limit)
+
+    @app.get("/api/devices")
+    async def api_devices(session: Annotated[Session, Depends(allow(*DEVICES))]) -> list[dict]:
+        return hub.devices()
+
+    if hub.simulated_press is not None:
+
+        @app.post("/demo/press")
+        async def demo_press(session: Annotated[Session, Depends(allow(*FOOTAGE))]) -> dict:
+            """Press the simulated doorbell's button (through its mock GPIO pin)."""
+            await asyncio.to_thread(hub.simulated_press)
+            return {"pressed": time.time()}
+
+    return app
+
+
+def _media(path: Path, media_type: str, exists: object) -> Response:
+    if not exists or not path.exists():
+        return JSONResponse({"detail": "not found"}, status_code=404)
+    response = FileResponse(path, media_type=media_type)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _local(target: str) -> str:
+    """Only same-site paths after login: never an open redirect."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )

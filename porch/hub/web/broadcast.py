@@ -1,0 +1,48 @@
+"""Server-sent events to every open page: rings, snapshots, devices coming and going.
+
+Publishing happens on paho's thread; each open page has an asyncio queue on the web app's
+loop. A page that cannot keep up loses old notifications, never blocks the ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+log = logging.getLogger(__name__)
+QUEUE = 100
+
+
+class Broadcaster:
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queues: set[asyncio.Queue[str]] = set()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def subscribe(self) -> asyncio.Queue[str]:
+        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE)
+        self._queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
+        self._queues.discard(queue)
+
+    @property
+    def listeners(self) -> int:
+        return len(self._queues)
+
+    def publish(self, kind: str, data: dict) -> None:
+        """Send to every open page; safe to call from any thread."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        frame = f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+        self._loop.call_soon_threadsafe(self._deliver, frame)
+
+    def _deliver(self, frame: str) -> None:
+        for queue in list(self._queues):
+            if queue.full():
+                queue.get_nowait()  # drop the oldest for a page that is not reading
+            queue.put_nowait(frame)

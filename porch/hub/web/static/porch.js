@@ -1,0 +1,132 @@
+// Porch's pages: local times, the ring banner (server-sent events), live timeline rows.
+"use strict";
+
+const porch = (window.porch = { rings: [], events: null });
+
+function localTimes(root) {
+  for (const el of root.querySelectorAll("time[data-ts]")) {
+    const ts = Number(el.dataset.ts);
+    if (ts) el.textContent = new Date(ts * 1000).toLocaleString();
+  }
+}
+
+function chime() {
+  // Ding-dong with WebAudio: no sound file, nothing fetched. Browsers may keep audio muted
+  // until the page has been touched once; the banner shows regardless.
+  try {
+    const audio = new AudioContext();
+    [[659, 0], [523, 0.35]].forEach(([freq, at]) => {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.2, audio.currentTime + at);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + at + 0.6);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(audio.currentTime + at);
+      osc.stop(audio.currentTime + at + 0.6);
+    });
+  } catch (e) { /* no audio here */ }
+}
+
+function showRing(ring) {
+  const banner = document.getElementById("ring-banner");
+  banner.dataset.event = ring.event_id;
+  document.getElementById("ring-where").textContent =
+    `${ring.device_id}, ${new Date(ring.ts * 1000).toLocaleTimeString()}`;
+  const img = document.getElementById("ring-snapshot");
+  img.hidden = true;
+  if (ring.snapshot) showSnapshot(ring.event_id);
+  banner.hidden = false;
+  porch.rings.push({ event_id: ring.event_id, shown: Date.now(), ts: ring.ts });
+  chime();
+}
+
+function setRowImage(eventId, src, href) {
+  const li = document.querySelector(`#timeline [data-event="${eventId}"]`);
+  if (!li) return;
+  const img = document.createElement("img");
+  img.src = src;
+  img.alt = "The porch";
+  const old = li.querySelector("img, .noimage");
+  if (href) {
+    const link = document.createElement("a");
+    link.href = href;
+    link.append(img);
+    old.replaceWith(link);
+    const note = li.querySelector(".muted");
+    const watch = document.createElement("a");
+    watch.className = "watch";
+    watch.href = href;
+    watch.textContent = "Watch the clip";
+    note ? note.replaceWith(watch) : li.querySelector("div").append(watch);
+  } else if (old && old.classList.contains("noimage")) {
+    old.replaceWith(img);
+  }
+}
+
+function showSnapshot(eventId) {
+  setRowImage(eventId, `/events/${eventId}/snapshot.jpg`);
+  const banner = document.getElementById("ring-banner");
+  if (banner.dataset.event !== eventId) return;
+  const img = document.getElementById("ring-snapshot");
+  img.src = `/events/${eventId}/snapshot.jpg`;
+  img.hidden = false;
+}
+
+function addRow(kind, event) {
+  const list = document.getElementById("timeline");
+  if (!list || list.querySelector(`[data-event="${event.event_id}"]`)) return;
+  list.querySelector(".empty")?.remove();
+  const li = document.createElement("li");
+  li.className = `event ${kind}`;
+  li.dataset.event = event.event_id;
+  const mark = document.createElement("span");
+  mark.className = "noimage";
+  mark.textContent = kind;
+  const text = document.createElement("div");
+  const title = document.createElement("strong");
+  title.textContent = kind === "ring" ? "Ring" : "Motion";
+  text.append(title, ` at ${event.device_id} `);
+  const time = document.createElement("time");
+  time.dataset.ts = event.ts;
+  const note = document.createElement("span");
+  note.className = "muted";
+  note.textContent = "clip on its way";
+  text.append(time, note);
+  li.append(mark, text);
+  list.prepend(li);
+  localTimes(li);
+}
+
+function listen() {
+  const events = (porch.events = new EventSource("/events/stream"));
+  events.addEventListener("ring", (e) => {
+    const ring = JSON.parse(e.data);
+    showRing(ring);
+    addRow("ring", ring);
+  });
+  events.addEventListener("snapshot", (e) => showSnapshot(JSON.parse(e.data).event_id));
+  events.addEventListener("motion", (e) => addRow("motion", JSON.parse(e.data)));
+  events.addEventListener("clip", (e) => {
+    const { clip_id, event_ids } = JSON.parse(e.data);
+    for (const id of event_ids) {
+      setRowImage(id, `/clips/${clip_id}/thumbnail.jpg`, `/clips/${clip_id}`);
+    }
+  });
+  events.addEventListener("status", (e) => {
+    const { device_id, state } = JSON.parse(e.data);
+    const cell = document.querySelector(`tr[data-device="${device_id}"] .state`);
+    if (cell) { cell.textContent = state; cell.className = `state ${state}`; }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  localTimes(document);
+  document.getElementById("ring-dismiss")?.addEventListener("click", () => {
+    document.getElementById("ring-banner").hidden = true;
+  });
+  document.getElementById("demo-press")?.addEventListener("click", () => {
+    fetch("/demo/press", { method: "POST", headers: { "X-CSRF-Token": document.body.dataset.csrf } });
+  });
+  if (document.body.dataset.live === "1") listen();
+});

@@ -1,0 +1,96 @@
+"""In a real headless Chromium (Debian's): sign in, a press on the mock pin shows the banner
+without a reload, and the resulting clip plays."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import device_config, run_agent, start_hub, wait_for
+
+from porch.config import ClipSettings
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PASSWORD = "correct horse battery"
+pytestmark = pytest.mark.skipif(
+    not shutil.which("chromium"),
+    reason="Debian's chromium is not installed (make test installs it)",
+)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def sign_in(page, url: str, username: str) -> None:
+    page.goto(url + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def test_press_shows_the_banner_and_the_clip_plays(tmp_path, broker, mock_pins, browser):
+    hub = start_hub(tmp_path / "hub", broker)
+    hub.accounts.add_user("owner", PASSWORD, "owner")
+    config = device_config(tmp_path, broker, clips=ClipSettings(preroll_s=2, postroll_s=2))
+    try:
+        with run_agent(config) as agent:
+            wait_for(agent.link.connected.is_set, what="the device")
+            page = browser.new_page()
+            sign_in(page, hub.url, "owner")
+            page.wait_for_url(hub.url + "/")
+            page.wait_for_function(
+                "window.porch && window.porch.events && window.porch.events.readyState === 1"
+            )
+            wait_for(lambda: agent.media_time > 2.5, what="pre-roll")
+            loads = page.evaluate("performance.getEntriesByType('navigation').length")
+
+            agent.doorbell.simulate_press()  # the pin, not the page
+            page.wait_for_selector("#ring-banner:not([hidden])", timeout=15_000)
+            page.wait_for_selector("#ring-snapshot:not([hidden])", timeout=15_000)
+            assert page.evaluate("performance.getEntriesByType('navigation').length") == loads
+            assert "front-door" in page.inner_text("#ring-where")
+
+            page.wait_for_selector("#timeline a.watch", timeout=60_000)  # the clip arrived
+            page.click("#timeline a.watch")
+            page.wait_for_selector("video#clip")
+            page.wait_for_function(
+                "document.querySelector('video#clip').currentTime > 1", timeout=30_000
+            )
+            assert page.evaluate("document.querySelector('video#clip').videoWidth") == 320
+    finally:
+        hub.stop()
+
+
+def test_installer_sees_devices_and_no_footage(tmp_path, broker, mock_pins, browser):
+    hub = start_hub(tmp_path / "hub", broker)
+    hub.accounts.add_user("ivan", PASSWORD, "installer")
+    config = device_config(tmp_path, broker)
+    try:
+        with run_agent(config) as agent:
+            wait_for(agent.link.connected.is_set, what="the device")
+            page = browser.new_page()
+            sign_in(page, hub.url, "ivan")
+            page.wait_for_url(hub.url + "/devices")
+            page.wait_for_selector("tr[data-device='front-door'] .state.online")
+            assert page.locator("img, video").count() == 0
+            page.goto(hub.url + "/")
+            assert "may not use this page" in page.inner_text("main")
+    finally:
+        hub.stop()

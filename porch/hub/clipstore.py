@@ -146,24 +146,27 @@ class HubClipStore:
         self.enforce_limits()
         return True
 
-    def enforce_limits(self, now: float | None = None) -> list[str]:
-        """Delete clips past the retention or over the byte cap, oldest first, never kept ones."""
+    def enforce_limits(self, now: float | None = None, db: Database | None = None) -> list[str]:
+        """Delete clips past the retention or over the byte cap, oldest first, never kept ones.
+
+        ``db``: the connection of the calling thread (the ingest's by default)."""
+        db = db or self.db
         now = time.time() if now is None else now
         oldest_allowed = now - self.settings.retention_days * 86400
-        clips = self.db.stored_clips()
+        clips = db.stored_clips()
         total = sum(size for _, size, _, _ in clips)
         removed = []
         for clip_id, size, stored_at, keep in clips:
             too_old = (stored_at or now) < oldest_allowed
             if keep or not (too_old or total > self.settings.max_bytes):
                 continue
-            self.delete(clip_id)
+            self.delete(clip_id, db)
             total -= size
             removed.append(clip_id)
             self.evicted += 1
         return removed
 
-    def delete(self, clip_id: str) -> None:
-        self.db.delete_clip(clip_id)
+    def delete(self, clip_id: str, db: Database | None = None) -> None:
+        (db or self.db).delete_clip(clip_id)
         for path in (self.video(clip_id), self.thumbnail(clip_id)):
             path.unlink(missing_ok=True)

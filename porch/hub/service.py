@@ -24,6 +24,7 @@ from porch.hub.web.broadcast import Broadcaster
 from porch.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, Status
 
 log = logging.getLogger(__name__)
+RETENTION_EVERY_S = 3600
 
 
 class HubService:
@@ -121,10 +122,20 @@ class HubService:
         )
         self._server = uvicorn.Server(config)
         self.ingest.start()
+        retention = asyncio.create_task(self._retention())
         try:
             await self._server.serve()
         finally:
+            retention.cancel()
             self.ingest.stop()
+
+    async def _retention(self) -> None:
+        """Retention runs hourly too, not only when a clip arrives (a quiet porch ages)."""
+        while True:
+            removed = self.clips.enforce_limits(db=self.web_db)
+            if removed:
+                log.info("retention deleted %d clip(s)", len(removed))
+            await asyncio.sleep(RETENTION_EVERY_S)
 
     def run(self) -> None:
         asyncio.run(self.serve())

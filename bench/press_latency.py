@@ -22,12 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from conftest import device_config, run_agent, wait_for
+from conftest import device_config, run_agent, start_hub, wait_for
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from porch.config import CameraSettings, GpioSettings
-from porch.hub.daemon import start_hub
 from porch.localbroker import LocalBroker
 from porch.mqtt_client import make_client
 from porch.wire import RingEvent

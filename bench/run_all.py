@@ -10,7 +10,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["motion_bench.py", "press_latency.py", "preroll_ram.py"]
+BENCHMARKS = [
+    "motion_bench.py",
+    "press_latency.py",
+    "preroll_ram.py",
+    "ring_to_banner.py",
+    "ingest_throughput.py",
+    "clip_transfer.py",
+]
 
 
 def main() -> int:

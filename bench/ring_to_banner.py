@@ -1,0 +1,105 @@
+"""Press (mock pin) → ring banner visible in an open page of headless Chromium, over many
+presses, with browser timestamps; baseline in the same run: the same page receiving an event
+the hub broadcasts itself (the server-sent-events path alone).
+
+    .venv/bin/python bench/ring_to_banner.py [--presses 200]
+
+Both clocks are this machine's: the press time is taken in Python just before the pin goes
+low, the banner time is ``Date.now()`` in the page when the banner is shown. Target
+(issue 3): p99 < 100 ms on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conftest import device_config, run_agent, start_hub, wait_for
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+from playwright.sync_api import sync_playwright
+from press_latency import percentile
+
+from porch.config import CameraSettings, GpioSettings
+from porch.localbroker import LocalBroker
+
+PASSWORD = "correct horse battery"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def summary(name: str, ms: list[float]) -> str:
+    return (
+        f"{name:<34} p50 {percentile(ms, 50):6.1f} ms   p99 {percentile(ms, 99):6.1f} ms"
+        f"   max {max(ms):6.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presses", type=int, default=200)
+    args = parser.parse_args()
+    Device.pin_factory = MockFactory()
+    with tempfile.TemporaryDirectory() as tmp_name, LocalBroker(Path(tmp_name) / "b") as broker:
+        tmp = Path(tmp_name)
+        hub = start_hub(tmp / "hub", broker)
+        hub.accounts.add_user("owner", PASSWORD, "owner")
+        config = device_config(
+            tmp,
+            broker,
+            gpio=GpioSettings(pin_factory="mock", bounce_s=0, chime_s=0.001),
+            camera=CameraSettings(source="synthetic", width=320, height=240, fps=10),
+        )
+        with run_agent(config) as agent, sync_playwright() as pw:
+            wait_for(agent.link.connected.is_set)
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = browser.new_page()
+            page.goto(hub.url + "/login")
+            page.fill("input[name=username]", "owner")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(hub.url + "/")
+            page.wait_for_function("window.porch.events && window.porch.events.readyState === 1")
+
+            baseline = []
+            page.evaluate("""() => { window.porch.pings = [];
+                window.porch.events.addEventListener('ping',
+                    (e) => window.porch.pings.push(Date.now())); }""")
+            for i in range(args.presses):
+                start = time.time()
+                hub.broadcaster.publish("ping", {"i": i})
+                page.wait_for_function(f"window.porch.pings.length > {i}")
+                baseline.append(page.evaluate(f"window.porch.pings[{i}]") - start * 1000)
+
+            presses = []
+            pin = agent.doorbell.button.pin
+            for i in range(args.presses):
+                start = time.time()
+                pin.drive_low()
+                page.wait_for_function(f"window.porch.rings.length > {i}", timeout=30_000)
+                presses.append(page.evaluate(f"window.porch.rings[{i}].shown") - start * 1000)
+                pin.drive_high()
+            browser.close()
+        hub.stop()
+    print(f"{args.presses} presses, headless Chromium, hub and broker on 127.0.0.1")
+    print(summary("hub broadcast → page (baseline)", baseline))
+    print(summary("press → banner visible", presses))
+    print(
+        f"ratio p50 {percentile(presses, 50) / percentile(baseline, 50):.1f}×,"
+        f" p99 {percentile(presses, 99) / percentile(baseline, 99):.1f}× the baseline"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ wire to GND would. Ctrl-C stops everything.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -24,7 +25,7 @@ from porch.device.agent import DoorbellAgent
 from porch.hub.accounts import AccountError
 from porch.hub.daemon import describe
 from porch.hub.service import HubService
-from porch.localbroker import BrokerError, LocalBroker, free_port
+from porch.localbroker import BrokerError, LocalBroker, free_port, port_is_free
 
 DEMO_USER = "owner"
 
@@ -50,6 +51,9 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
             camera=CameraSettings(source="synthetic", width=width, height=height, fps=15),
         )
         agent = DoorbellAgent(device)
+        if port and not port_is_free(port):
+            click.echo(f"Port {port} is taken; the demo uses a free one instead.")
+            port = 0
         hub = HubService(
             HubConfig(
                 data_dir=data_dir / "hub",
@@ -70,7 +74,7 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
             "A visitor walks up every 45 s. Press the doorbell on the page, or Enter here;"
             " Ctrl-C stops.\n"
         )
-        if open_browser:
+        if open_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             webbrowser.open(hub.url)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

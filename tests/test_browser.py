@@ -60,16 +60,18 @@ def test_press_shows_the_banner_and_the_clip_plays(tmp_path, broker, mock_pins, 
             )
             wait_for(lambda: agent.media_time > 2.5, what="pre-roll")
             loads = page.evaluate("performance.getEntriesByType('navigation').length")
+            assert not page.is_visible("#ring-banner"), "no banner before a ring"
 
             agent.doorbell.simulate_press()  # the pin, not the page
-            page.wait_for_selector("#ring-banner:not([hidden])", timeout=15_000)
-            page.wait_for_selector("#ring-snapshot:not([hidden])", timeout=15_000)
+            page.wait_for_selector("#ring-banner", state="visible", timeout=15_000)
+            page.wait_for_selector("#ring-snapshot", state="visible", timeout=15_000)
             assert page.evaluate("performance.getEntriesByType('navigation').length") == loads
             assert "front-door" in page.inner_text("#ring-where")
 
             page.wait_for_selector("#timeline a.watch", timeout=60_000)  # the clip arrived
             page.click("#timeline a.watch")
             page.wait_for_selector("video#clip")
+            assert not page.is_visible("#ring-banner"), "a new page starts without the banner"
             page.wait_for_function(
                 "document.querySelector('video#clip').currentTime > 1", timeout=30_000
             )

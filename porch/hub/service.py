@@ -144,12 +144,15 @@ class HubService:
         """Serve on a thread (the demo, the tests); returns once the web app listens."""
         self._thread = threading.Thread(target=self.run, name="hub", daemon=True)
         self._thread.start()
-        deadline = threading.Event()
+        pause = threading.Event()
         for _ in range(int(timeout_s * 20)):
             if self._server is not None and self._server.started:
                 return
-            deadline.wait(0.05)
-        raise RuntimeError("the hub's web app did not start")
+            if not self._thread.is_alive():
+                break  # uvicorn gave up (the port is taken, say) and said why on stderr
+            pause.wait(0.05)
+        web = self.config.web
+        raise RuntimeError(f"the hub's web app did not start on {web.host}:{web.port}")
 
     def stop(self) -> None:
         if self._server is not None:

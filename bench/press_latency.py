@@ -37,9 +37,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def summary(name: str, ms: list[float]) -> str:
+def summary(name: str, ms: list[float], width: int = 28) -> str:
     return (
-        f"{name:<28} p50 {percentile(ms, 50):6.2f} ms   p99 {percentile(ms, 99):6.2f} ms"
+        f"{name:<{width}} p50 {percentile(ms, 50):6.2f} ms   p99 {percentile(ms, 99):6.2f} ms"
         f"   max {max(ms):6.2f} ms   mean {statistics.fmean(ms):6.2f} ms"
     )
 

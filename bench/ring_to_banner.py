@@ -24,7 +24,7 @@ from conftest import device_config, run_agent, start_hub, wait_for
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from playwright.sync_api import sync_playwright
-from press_latency import percentile
+from press_latency import percentile, summary
 
 from porch.config import CameraSettings, GpioSettings
 from porch.localbroker import LocalBroker
@@ -37,13 +37,6 @@ ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-
-
-def summary(name: str, ms: list[float]) -> str:
-    return (
-        f"{name:<34} p50 {percentile(ms, 50):6.1f} ms   p99 {percentile(ms, 99):6.1f} ms"
-        f"   max {max(ms):6.1f} ms"
-    )
 
 
 def main() -> None:
@@ -93,8 +86,8 @@ def main() -> None:
             browser.close()
         hub.stop()
     print(f"{args.presses} presses, headless Chromium, hub and broker on 127.0.0.1")
-    print(summary("hub broadcast → page (baseline)", baseline))
-    print(summary("press → banner visible", presses))
+    print(summary("hub broadcast → page (baseline)", baseline, 34))
+    print(summary("press → banner visible", presses, 34))
     print(
         f"ratio p50 {percentile(presses, 50) / percentile(baseline, 50):.1f}×,"
         f" p99 {percentile(presses, 99) / percentile(baseline, 99):.1f}× the baseline"

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from porch.wire import DEVICE_ID_PATTERN
 
@@ -21,6 +21,8 @@ Point = Annotated[
     Field(min_length=2, max_length=2, description="[x, y] as fractions of width and height"),
 ]
 Polygon = Annotated[list[Point], Field(min_length=3, description="three or more points")]
+DirPath = Annotated[Path, BeforeValidator(lambda v: Path(v) if isinstance(v, str) else v)]
+"""A directory; TOML gives a string, which strict mode would not turn into a Path itself."""
 
 
 class ConfigError(Exception):
@@ -127,7 +129,7 @@ class DeviceConfig(_Section):
         "front-door", pattern=DEVICE_ID_PATTERN, description="Unique id, also the topic prefix."
     )
     name: str = Field("Front door", max_length=64, description="Name shown to people.")
-    data_dir: Path = Field(
+    data_dir: DirPath = Field(
         Path("/var/lib/porch-device"), description="Outbox and clip store live here."
     )
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
@@ -136,11 +138,6 @@ class DeviceConfig(_Section):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     motion: MotionSettings = Field(default_factory=MotionSettings)
     clips: ClipSettings = Field(default_factory=ClipSettings)
-
-    @field_validator("data_dir", mode="before")
-    @classmethod
-    def _path(cls, value: object) -> object:
-        return Path(value) if isinstance(value, str) else value
 
 
 class HubClipSettings(_Section):
@@ -163,15 +160,10 @@ class WebSettings(_Section):
 class HubConfig(_Section):
     """``hub.toml``: the home's hub."""
 
-    data_dir: Path = Field(Path("/var/lib/porch-hub"), description="Database and clips.")
+    data_dir: DirPath = Field(Path("/var/lib/porch-hub"), description="Database and clips.")
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     clips: HubClipSettings = Field(default_factory=HubClipSettings)
     web: WebSettings = Field(default_factory=WebSettings)
-
-    @field_validator("data_dir", mode="before")
-    @classmethod
-    def _path(cls, value: object) -> object:
-        return Path(value) if isinstance(value, str) else value
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -25,6 +25,9 @@ def small_chunks(**extra) -> dict:
 
 
 def press_for_clip(agent) -> ClipMeta:
+    """Press once the device is connected and has pre-roll; the clip's metadata when whole."""
+    wait_for(agent.link.connected.is_set, what="the device to connect")
+    wait_for(lambda: agent.media_time > 2, what="pre-roll")
     clips = agent.emitted["clip"]
     agent.doorbell.simulate_press()
     wait_for(lambda: agent.emitted["clip"] > clips, what="the clip on the device")
@@ -36,8 +39,6 @@ def test_clip_reaches_the_hub_byte_identical_and_the_device_frees_it(
 ):
     config = device_config(tmp_path, broker, **small_chunks())
     with run_agent(config, realtime=False) as agent:
-        wait_for(agent.link.connected.is_set, what="the device to connect")
-        wait_for(lambda: agent.media_time > 2, what="pre-roll")
         meta = press_for_clip(agent)
         clip_id = meta.clip_id
         assert meta.chunk_count > 10
@@ -66,8 +67,6 @@ def test_transfer_cut_by_the_broker_resumes_and_ends_identical(tmp_path, broker,
     hub.clips.chunk = chunk_then_cut
     config = device_config(tmp_path, broker, **small_chunks())
     with run_agent(config, realtime=False) as agent:
-        wait_for(agent.link.connected.is_set, what="the device to connect")
-        wait_for(lambda: agent.media_time > 2, what="pre-roll")
         meta = press_for_clip(agent)
         clip_id = meta.clip_id
         wait_for(cut.is_set, what="ten chunks at the hub")
@@ -103,8 +102,6 @@ def test_a_corrupted_chunk_is_rejected_and_asked_for_again(
     monkeypatch.setattr(transfer, "read_chunk", flip_a_byte_once)
     config = device_config(tmp_path, broker, **small_chunks())
     with run_agent(config, realtime=False) as agent:
-        wait_for(agent.link.connected.is_set, what="the device to connect")
-        wait_for(lambda: agent.media_time > 2, what="pre-roll")
         meta = press_for_clip(agent)
         clip_id = meta.clip_id
         wait_for(lambda: agent.store.get(clip_id) is None, what="the clip to be confirmed")
@@ -116,8 +113,6 @@ def test_a_corrupted_chunk_is_rejected_and_asked_for_again(
 def test_hub_store_cap_evicts_oldest_but_never_a_kept_clip(tmp_path, broker, hub, mock_pins):
     config = device_config(tmp_path, broker, **small_chunks())
     with run_agent(config, realtime=False) as agent:
-        wait_for(agent.link.connected.is_set, what="the device to connect")
-        wait_for(lambda: agent.media_time > 2, what="pre-roll")
         ids = []
         for _ in range(4):
             ids.append(press_for_clip(agent).clip_id)

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import device_config, run_agent, start_hub, wait_for
+from conftest import PASSWORD, device_config, launch_chromium, run_agent, start_hub, wait_for
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from playwright.sync_api import sync_playwright
@@ -28,15 +28,6 @@ from press_latency import percentile, summary
 
 from porch.config import CameraSettings, GpioSettings
 from porch.localbroker import LocalBroker
-
-PASSWORD = "correct horse battery"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 def main() -> None:
@@ -56,7 +47,7 @@ def main() -> None:
         )
         with run_agent(config) as agent, sync_playwright() as pw:
             wait_for(agent.link.connected.is_set)
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = launch_chromium(pw)
             page = browser.new_page()
             page.goto(hub.url + "/login")
             page.fill("input[name=username]", "owner")

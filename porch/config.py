@@ -63,6 +63,10 @@ class CameraSettings(_Section):
         description="For 'opencv': a V4L2 device index, a video file or an rtsp:// URL.",
     )
     seed: int = Field(1, description="For 'synthetic': the scene's random seed.")
+    clock: bool = Field(
+        False,
+        description="For 'synthetic': draw the wall clock as a code on top (latency benchmarks).",
+    )
     realtime: bool = Field(
         True,
         description="For 'synthetic' and files: pace frames at fps (false runs as fast as it can).",
@@ -157,6 +161,34 @@ class WebSettings(_Section):
     )
 
 
+class LiveSettings(_Section):
+    ice_addresses: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses the hub offers browsers as WebRTC host candidates; empty: every"
+            " interface address but loopback."
+        ),
+    )
+    turn_url: str = Field(
+        "",
+        pattern=r"^(turns?:\S+)?$",
+        description=(
+            "Optional TURN server for watching from outside the home, e.g."
+            " 'turn:turn.example.net:3478'. Empty (the default): host candidates only, no"
+            " STUN or TURN, nothing leaves the home network."
+        ),
+    )
+    turn_username: str = Field("", description="TURN user name, if turn_url is set.")
+    turn_password: str = Field("", description="TURN password, if turn_url is set.")
+    max_viewers: int = Field(4, ge=1, le=16, description="Most live viewers at once, per device.")
+    lease_s: float = Field(
+        10,
+        ge=2,
+        le=60,
+        description="A device streams this long after the hub's last renewal (hub gone: it stops).",
+    )
+
+
 class HubConfig(_Section):
     """``hub.toml``: the home's hub."""
 
@@ -164,6 +196,7 @@ class HubConfig(_Section):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     clips: HubClipSettings = Field(default_factory=HubClipSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -17,6 +17,10 @@ Topics, under ``porch/<device_id>/``:
 ``snapshot/<event>``   QoS 1      :class:`Snapshot`: a JPEG of the moment of a ring (not JSON)
 ``cmd/clip/<id>/ack``  QoS 1      :class:`ClipAck`, hub → device: what the hub still misses,
                                   or that it has stored the whole clip (fsync'd)
+``live/video``         QoS 0      :class:`LivePacket`: one encoded H.264 access unit, sent
+                                  only while someone watches (binary header + Annex B)
+``cmd/live``           QoS 1      :class:`LiveRequest`, hub → device: stream for ``lease_s``
+                                  more seconds (renewed while anyone watches), or stop
 =====================  =========  ==========================================================
 
 Clip transfer is pulled by the hub: the device announces a clip (``meta``, again and again
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import time
 import uuid
 from dataclasses import dataclass
@@ -42,6 +47,10 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 1024 * 1024
 """Largest clip chunk; binary chunk payloads may be this big, JSON ones only MAX_PAYLOAD_BYTES."""
 MAX_SNAPSHOT_BYTES = 256 * 1024
+MAX_LIVE_PACKET_BYTES = 1024 * 1024
+"""Largest encoded frame a device may stream live (a 1080p IDR is far below this)."""
+MAX_VIEWERS = 16
+MAX_LEASE_S = 60.0
 MAX_CHUNKS = 8192
 """Most chunks a clip may have (its offer then lists 8192 hashes, about 540 KB of JSON)."""
 MAX_OFFER_BYTES = 1024 * 1024
@@ -170,7 +179,58 @@ class Snapshot:
         return self.data
 
 
-Message = Status | RingEvent | MotionEvent | ClipMeta | ClipAck | ClipChunk | Snapshot
+class LiveRequest(_Payload):
+    """Hub → device: stream live video for ``lease_s`` more seconds (``viewers`` > 0), or stop.
+
+    The hub renews the lease while anyone watches; a device whose hub went away stops by
+    itself when the lease runs out. ``keyframe`` asks the encoder for an IDR frame now, so that
+    a new viewer's picture starts at once.
+    """
+
+    viewers: int = Field(ge=0, le=MAX_VIEWERS)
+    lease_s: float = Field(gt=0, le=MAX_LEASE_S)
+    keyframe: bool = False
+
+
+_LIVE_HEADER = struct.Struct(">Bd")  # flags (bit 0: keyframe), media time in seconds
+_START_CODES = (b"\x00\x00\x00\x01", b"\x00\x00\x01")
+
+
+@dataclass(frozen=True)
+class LivePacket:
+    """One encoded H.264 access unit for live view: a 9-byte header, then Annex B bytes."""
+
+    device_id: str
+    pts: float
+    keyframe: bool
+    data: bytes
+
+    def to_bytes(self) -> bytes:
+        return _LIVE_HEADER.pack(int(self.keyframe), self.pts) + self.data
+
+    @classmethod
+    def from_bytes(cls, device_id: str, payload: bytes) -> LivePacket:
+        size = _LIVE_HEADER.size
+        if not size < len(payload) <= size + MAX_LIVE_PACKET_BYTES:
+            raise WireError(f"live packet of {len(payload)} bytes is empty or too big")
+        flags, pts = _LIVE_HEADER.unpack_from(payload)
+        data = bytes(payload[size:])
+        if flags & ~1 or not 0 <= pts < 1e9 or not data.startswith(_START_CODES):
+            raise WireError("live packet is not a flagged, timed Annex B H.264 access unit")
+        return cls(device_id, pts, bool(flags & 1), data)
+
+
+Message = (
+    Status
+    | RingEvent
+    | MotionEvent
+    | ClipMeta
+    | ClipAck
+    | ClipChunk
+    | Snapshot
+    | LiveRequest
+    | LivePacket
+)
 
 
 def status_topic(device_id: str) -> str:
@@ -203,6 +263,14 @@ def clip_ack_topic(device_id: str, clip_id: str) -> str:
     return f"{ROOT}/{device_id}/cmd/clip/{clip_id}/ack"
 
 
+def live_video_topic(device_id: str) -> str:
+    return f"{ROOT}/{device_id}/live/video"
+
+
+def live_request_topic(device_id: str) -> str:
+    return f"{ROOT}/{device_id}/cmd/live"
+
+
 def device_commands(device_id: str) -> str:
     """What a device subscribes to: its own command topics."""
     return f"{ROOT}/{device_id}/cmd/#"
@@ -225,6 +293,10 @@ def topic_for(message: Message) -> str:
             return motion_topic(message.device_id)
         case ClipMeta():
             return clip_meta_topic(message.device_id, message.clip_id)
+        case LivePacket():
+            return live_video_topic(message.device_id)
+        case LiveRequest():
+            return live_request_topic(message.device_id)
     raise TypeError(f"not a wire message: {message!r}")
 
 
@@ -237,6 +309,7 @@ _ADAPTERS: dict[str, TypeAdapter] = {
     "event/motion": TypeAdapter(MotionEvent),
     "clip/*/meta": TypeAdapter(ClipMeta),
     "cmd/clip/*/ack": TypeAdapter(ClipAck),
+    "cmd/live": TypeAdapter(LiveRequest),
 }
 
 
@@ -277,6 +350,8 @@ def parse(topic: str, payload: bytes) -> Message:
         if not 0 < len(payload) <= MAX_SNAPSHOT_BYTES or not payload.startswith(b"\xff\xd8"):
             raise WireError(f"snapshot is not a JPEG of at most {MAX_SNAPSHOT_BYTES} bytes")
         return Snapshot(device_id, parts[3], bytes(payload))
+    if parts[2:] == ["live", "video"]:
+        return LivePacket.from_bytes(device_id, payload)
     kind, clip_id, index = _kind(parts[2:], topic)
     if kind == "clip/*/chunk":
         assert clip_id is not None and index is not None

@@ -3,6 +3,7 @@ a hub ingesting into a real SQLite file, and doorbell agents on the synthetic ca
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from porch.config import (
     EncoderSettings,
     GpioSettings,
     HubConfig,
+    LiveSettings,
     MotionSettings,
     WebSettings,
 )
@@ -32,6 +34,46 @@ from porch.localbroker import LocalBroker, free_port
 
 TIMEOUT = 60.0
 """Generous: two cores shared by a broker, encoders and the test itself."""
+PASSWORD = "correct horse battery"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+    # Plain host candidates instead of mDNS names: deterministic, and still this machine only.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+needs_chromium = pytest.mark.skipif(
+    not shutil.which("chromium"),
+    reason="Debian's chromium is not installed (make test installs it)",
+)
+
+
+def launch_chromium(playwright):
+    """Debian's headless Chromium through Playwright (never a downloaded browser)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+def sign_in(page, url: str, username: str, password: str = PASSWORD) -> None:
+    page.goto(url + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
 
 
 def wait_for(condition: Callable[[], object], timeout: float = TIMEOUT, what: str = "") -> None:
@@ -58,9 +100,16 @@ def mock_pins() -> Iterator[MockFactory]:
     Device.pin_factory = None
 
 
-def start_hub(data_dir: Path, broker: LocalBroker, **kwargs) -> HubService:
+def start_hub(
+    data_dir: Path, broker: LocalBroker, live: LiveSettings | None = None, **kwargs
+) -> HubService:
     """The whole hub (ingest and web app on a free port), running on a thread."""
-    config = HubConfig(data_dir=data_dir, mqtt=broker.settings, web=WebSettings(port=free_port()))
+    config = HubConfig(
+        data_dir=data_dir,
+        mqtt=broker.settings,
+        web=WebSettings(port=free_port()),
+        live=live or LiveSettings(),
+    )
     service = HubService(config, **kwargs)
     service.start()
     wait_for(service.ingest.subscribed.is_set, what="the hub to subscribe")

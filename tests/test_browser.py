@@ -3,46 +3,19 @@ without a reload, and the resulting clip plays."""
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-from conftest import device_config, run_agent, start_hub, wait_for
+from conftest import (
+    PASSWORD,
+    device_config,
+    needs_chromium,
+    run_agent,
+    sign_in,
+    start_hub,
+    wait_for,
+)
 
 from porch.config import ClipSettings
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PASSWORD = "correct horse battery"
-pytestmark = pytest.mark.skipif(
-    not shutil.which("chromium"),
-    reason="Debian's chromium is not installed (make test installs it)",
-)
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-def sign_in(page, url: str, username: str) -> None:
-    page.goto(url + "/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+pytestmark = needs_chromium
 
 
 def test_press_shows_the_banner_and_the_clip_plays(tmp_path, broker, mock_pins, browser):

@@ -6,14 +6,13 @@ import re
 
 import httpx
 import pytest
-from conftest import device_config, run_agent, start_hub, wait_for
+from conftest import PASSWORD, device_config, run_agent, start_hub, wait_for
 from fastapi.routing import APIRoute
 
 from porch.config import ClipSettings
 from porch.hub.accounts import ROLES
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 
-PASSWORD = "correct horse battery"
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/setup"), ("POST", "/setup")}
 
 
@@ -73,7 +72,12 @@ def route_roles(route: APIRoute):
 
 def test_every_route_admits_exactly_its_roles(site):
     timeline = site.web_db.timeline(1)[0]
-    ids = {"clip_id": timeline["clip_id"], "event_id": timeline["event_id"]}
+    ids = {
+        "clip_id": timeline["clip_id"],
+        "event_id": timeline["event_id"],
+        "device_id": "front-door",
+        "live_id": "a" * 22,
+    }
     checked = 0
     for route in site.app.routes:
         if not isinstance(route, APIRoute):
@@ -112,6 +116,8 @@ def test_installer_and_requester_reach_no_footage_by_any_url(site):
         f"/clips/{clip.upper()}/video.mp4",
         f"/static/../clips/{clip}/video.mp4",
         f"/static/%2e%2e/clips/{clip}/thumbnail.jpg",
+        "/live/front-door",
+        "/api/devices/front-door/live",
     ]
     for role in ("installer", "requester"):
         for url in urls:

@@ -11,6 +11,8 @@ from porch.wire import (
     ClipAck,
     ClipChunk,
     ClipMeta,
+    LivePacket,
+    LiveRequest,
     MotionEvent,
     RingEvent,
     Status,
@@ -43,6 +45,8 @@ MESSAGES = [
         thumbnail_sha256="1" * 64,
     ),
     ClipAck(device_id="front-door", clip_id=new_id(), stored=False, missing=[-1, 0, 3]),
+    LiveRequest(device_id="front-door", viewers=2, lease_s=10, keyframe=True),
+    LivePacket("front-door", 12.5, True, b"\x00\x00\x00\x01\x67\x42"),
 ]
 
 
@@ -62,6 +66,30 @@ def test_chunk_topics_carry_raw_bytes():
             parse(f"porch/front-door/clip/{chunk.clip_id}/{bad}", b"x")
     with pytest.raises(WireError, match="empty"):
         parse(topic_for(chunk), b"")
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "empty"),
+        (b"\x01" + b"\x00" * 8, "empty"),
+        (b"\x02" + b"\x00" * 8 + b"\x00\x00\x01\x65", "Annex B"),  # unknown flag
+        (b"\x01" + b"\x7f\xf8" + b"\x00" * 6 + b"\x00\x00\x01\x65", "Annex B"),  # NaN pts
+        (b"\x01" + b"\x00" * 8 + b"\x47\x40\x00", "Annex B"),  # not H.264
+        (b"\x01" + b"\x00" * 8 + b"\x00\x00\x01" + b"\x00" * (1 << 20), "too big"),
+    ],
+)
+def test_live_packets_must_be_timed_annex_b(payload, reason):
+    with pytest.raises(WireError, match=reason):
+        parse("porch/front-door/live/video", payload)
+
+
+def test_a_lease_is_bounded():
+    for bad in ({"viewers": -1, "lease_s": 5}, {"viewers": 1, "lease_s": 0},
+                {"viewers": 1, "lease_s": 3600}, {"viewers": 99, "lease_s": 5}):  # fmt: skip
+        payload = json.dumps({"v": 1, "device_id": "front-door", **bad}).encode()
+        with pytest.raises(WireError):
+            parse("porch/front-door/cmd/live", payload)
 
 
 def test_clip_meta_hashes_must_cover_the_file():

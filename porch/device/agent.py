@@ -24,12 +24,22 @@ from porch.device.camera import VideoSource
 from porch.device.clips import ClipRecorder, ClipStore, StoredClip, thumbnail_jpeg
 from porch.device.gpio import Doorbell
 from porch.device.link import DeviceLink
+from porch.device.live import LiveStreamer
 from porch.device.motion import MotionDetector, MotionTracker
 from porch.device.outbox import Outbox
 from porch.device.preroll import PrerollBuffer
 from porch.device.regions import DetectionZones, PrivacyMask
 from porch.device.transfer import ClipSender
-from porch.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, new_id, now
+from porch.wire import (
+    ClipAck,
+    LiveRequest,
+    Message,
+    MotionEvent,
+    RingEvent,
+    Snapshot,
+    new_id,
+    now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +73,7 @@ def open_source(config: DeviceConfig, privacy: PrivacyMask) -> VideoSource:
         from porch.device.camera.synthetic import SyntheticCamera, SyntheticScene
 
         scene = SyntheticScene.default(camera.width, camera.height, camera.seed)
-        raw = SyntheticCamera(scene, camera.fps, camera.realtime)
+        raw = SyntheticCamera(scene, camera.fps, camera.realtime, camera.clock)
     encoder = H264Encoder(raw.width, raw.height, raw.fps, config.encoder)
     return EncodingSource(raw, encoder, privacy)
 
@@ -91,6 +101,7 @@ class DoorbellAgent:
         self.sender = ClipSender(
             config.device_id, self.store, self.link.client, config.clips.retry_s
         )
+        self.live = LiveStreamer(config.device_id, self.link.client, self._request_keyframe)
         self._source = source
         self._triggers: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -122,6 +133,12 @@ class DoorbellAgent:
     def _on_command(self, message: Message) -> None:
         if isinstance(message, ClipAck):
             self.sender.on_ack(message)
+        elif isinstance(message, LiveRequest):
+            self.live.on_request(message)
+
+    def _request_keyframe(self) -> None:
+        if self._source is not None:
+            self._source.request_keyframe()
 
     def _on_clip(self, clip: StoredClip) -> None:
         # The clip store is the durable record of an unconfirmed clip (not the outbox): the
@@ -176,6 +193,7 @@ class DoorbellAgent:
                 for packet in capture.packets:
                     preroll.add(packet)
                 recorder.feed(capture.packets, capture.ts)
+                self.live.send(capture.packets)
                 if tracker is not None:
                     self._motion(tracker, recorder, capture)
         finally:

@@ -40,14 +40,23 @@ class H264Encoder:
                 f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=0:repeat-headers=1"
             ),
         }
+        self._context.options["forced-idr"] = "1"
         self.frames_encoded = 0
+        self._force_keyframe = False
         self._lock = threading.Lock()
+
+    def request_keyframe(self) -> None:
+        """Make the next frame an IDR (with SPS/PPS): a new live viewer starts at once."""
+        self._force_keyframe = True
 
     def encode(self, image, ts: float) -> list[EncodedPacket]:
         """Encode one BGR frame taken at media time ``ts`` seconds."""
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame.pts = round(ts / TIME_BASE)
         frame.time_base = TIME_BASE
+        if self._force_keyframe:
+            self._force_keyframe = False
+            frame.pict_type = av.video.frame.PictureType.I
         with self._lock:
             packets = self._context.encode(frame)
             self.frames_encoded += 1
@@ -69,6 +78,9 @@ class EncodingSource:
         for frame in self.camera.frames():
             image = self.privacy.burn(frame.image)
             yield Capture(frame.ts, image, self.encoder.encode(image, frame.ts))
+
+    def request_keyframe(self) -> None:
+        self.encoder.request_keyframe()
 
     def close(self) -> None:
         self.camera.close()

@@ -24,6 +24,8 @@ from porch.wire import (
     ClipAck,
     ClipChunk,
     ClipMeta,
+    LivePacket,
+    LiveRequest,
     Message,
     Snapshot,
     Status,
@@ -48,6 +50,7 @@ class Ingest:
         clips: HubClipStore,
         on_message: Callable[[Message], None] | None = None,
         client_id: str = "porch-hub",
+        on_live: Callable[[LivePacket], None] | None = None,
     ):
         self.db = db
         self.clips = clips
@@ -55,6 +58,7 @@ class Ingest:
         self.snapshots.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self.on_message = on_message
+        self.on_live = on_live
         self.stored = 0
         self.duplicates = 0
         self.rejected = 0
@@ -84,6 +88,10 @@ class Ingest:
             self.rejected += 1
             log.warning("rejected message on %r: %s", topic[:200], exc)
             return None
+        if isinstance(message, LivePacket):
+            if self.on_live is not None:
+                self.on_live(message)
+            return None
         if isinstance(message, ClipChunk):
             self._answer(self.clips.chunk(message))
             return None
@@ -92,9 +100,9 @@ class Ingest:
             if self.on_message is not None:
                 self.on_message(message)
             return message
-        if isinstance(message, ClipAck):
+        if isinstance(message, ClipAck | LiveRequest):
             self.rejected += 1
-            log.warning("rejected a clip ack on %r: acks go to devices, not from them", topic)
+            log.warning("rejected a command on %r: commands go to devices, not from them", topic)
             return None
         if isinstance(message, Status):
             self.db.record_status(message)
@@ -112,13 +120,17 @@ class Ingest:
             self.on_message(message)
         return message
 
+    def publish(self, message: Message) -> None:
+        """Send a command to a device (QoS 1; paho queues it while the broker is away)."""
+        self._client.publish(topic_for(message), message.to_bytes(), qos=1)
+
     def snapshot_path(self, event_id: str) -> Path:
         return self.snapshots / f"{event_id}.jpg"
 
     def _answer(self, ack: ClipAck | None) -> None:
         if ack is None:
             return
-        self._client.publish(topic_for(ack), ack.to_bytes(), qos=1)
+        self.publish(ack)
         if ack.stored:
             self.clips_stored += 1
             if self.on_message is not None:

@@ -19,6 +19,7 @@ from porch.hub.accounts import Accounts, LoginLimiter
 from porch.hub.clipstore import HubClipStore
 from porch.hub.db import Database
 from porch.hub.ingest import Ingest
+from porch.hub.live import LiveRelay
 from porch.hub.web.app import create_app
 from porch.hub.web.broadcast import Broadcaster
 from porch.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, Status
@@ -47,6 +48,8 @@ class HubService:
         self.simulated_press = simulated_press
         self._print = on_message
         self.ingest = Ingest(self.db, config.mqtt, self.clips, on_message=self._on_message)
+        self.live = LiveRelay(config.live, self.ingest.publish)
+        self.ingest.on_live = self.live.feed
         self.app = create_app(self)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -96,6 +99,7 @@ class HubService:
                     },
                 )
             case Status():
+                self.live.device_status(message.device_id, message.state == "online")
                 self.broadcaster.publish(
                     "status",
                     {
@@ -111,6 +115,7 @@ class HubService:
     async def serve(self) -> None:
         """Serve until told to stop (Ctrl-C, SIGTERM or :meth:`stop`)."""
         self.broadcaster.bind(asyncio.get_running_loop())
+        self.live.bind(asyncio.get_running_loop())
         web = self.config.web
         config = uvicorn.Config(
             self.app,
@@ -127,6 +132,7 @@ class HubService:
             await self._server.serve()
         finally:
             retention.cancel()
+            await self.live.close()
             self.ingest.stop()
 
     async def _retention(self) -> None:

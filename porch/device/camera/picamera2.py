@@ -20,6 +20,7 @@ from porch.device.camera import Capture, EncodedPacket
 from porch.device.regions import PrivacyMask
 
 LORES_SIZE = (320, 240)
+V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME = 0x009909E5  # linux/v4l2-controls.h: CODEC_BASE + 229
 
 
 def is_raspberry_pi() -> bool:
@@ -77,6 +78,7 @@ class Picamera2Source:
             iperiod=max(1, round(keyframe_interval_s * fps)),
         )
         self._camera.start_recording(encoder, _Packets())
+        self._encoder = encoder
 
     def captures(self) -> Iterator[Capture]:
         # Frames and encoded packets carry their own clocks (picamera2's encoder may rebase its
@@ -99,6 +101,17 @@ class Picamera2Source:
                 packets_start = packets[0].pts
             rebased = [_rebase(p, packets_start or 0.0) for p in packets]
             yield Capture(ts_us / 1e6 - start, image, rebased)
+
+    def request_keyframe(self) -> None:
+        """Ask the hardware encoder for an IDR now (V4L2's force-key-frame control)."""
+        import fcntl
+
+        from v4l2 import VIDIOC_S_CTRL, v4l2_control
+
+        device = getattr(self._encoder, "vd", None)
+        if device is not None:
+            control = v4l2_control(id=V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME, value=1)
+            fcntl.ioctl(device, VIDIOC_S_CTRL, control)
 
     def close(self) -> None:
         self._camera.stop_recording()

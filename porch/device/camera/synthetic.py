@@ -249,13 +249,36 @@ class SyntheticScene:
         image[:, x0:x1] = np.clip(band, 0, 255).astype(np.uint8)
 
 
-class SyntheticCamera:
-    """Frames of a :class:`SyntheticScene` at ``fps``; ``realtime=False`` runs flat out."""
+CLOCK_BITS = 24
+"""The clock code: wall-clock milliseconds modulo 2**24 (4.6 hours), most significant first."""
 
-    def __init__(self, scene: SyntheticScene, fps: float, realtime: bool = True):
+
+def clock_block(width: int) -> int:
+    """Side of one bit's square in the clock code, pixels (the code spans the frame's width)."""
+    return width // CLOCK_BITS
+
+
+def draw_clock(image: np.ndarray, wall_s: float) -> None:
+    """Draw the wall clock as a row of black and white squares along the top edge, big enough
+    to survive H.264: a page reads it back from the decoded video (glass-to-glass latency)."""
+    value = round(wall_s * 1000) % (1 << CLOCK_BITS)
+    side = clock_block(image.shape[1])
+    for bit in range(CLOCK_BITS):
+        on = (value >> (CLOCK_BITS - 1 - bit)) & 1
+        image[:side, bit * side : (bit + 1) * side] = 255 if on else 0
+
+
+class SyntheticCamera:
+    """Frames of a :class:`SyntheticScene` at ``fps``; ``realtime=False`` runs flat out.
+    ``clock``: stamp each frame with :func:`draw_clock` as it is taken."""
+
+    def __init__(
+        self, scene: SyntheticScene, fps: float, realtime: bool = True, clock: bool = False
+    ):
         self.scene = scene
         self.width, self.height, self.fps = scene.width, scene.height, fps
         self.realtime = realtime
+        self.clock = clock
 
     def frames(self) -> Iterator[Frame]:
         start = time.monotonic()
@@ -266,7 +289,10 @@ class SyntheticCamera:
                 delay = start + ts - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            yield Frame(self.scene.render(ts), ts)
+            image = self.scene.render(ts)
+            if self.clock:
+                draw_clock(image, time.time())
+            yield Frame(image, ts)
             index += 1
 
     def close(self) -> None:

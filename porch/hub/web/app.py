@@ -11,7 +11,7 @@ import asyncio
 import secrets
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi import Path as PathParam
@@ -25,9 +25,11 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
 
 from porch import __version__
 from porch.hub.accounts import AccountError, Session
+from porch.hub.live import LiveError
 from porch.hub.web.auth import (
     DEVICES,
     EVERYONE,
@@ -38,7 +40,7 @@ from porch.hub.web.auth import (
     allow,
     current_session,
 )
-from porch.wire import ID_PATTERN
+from porch.wire import DEVICE_ID_PATTERN, ID_PATTERN
 
 if TYPE_CHECKING:
     from porch.hub.service import HubService
@@ -46,6 +48,39 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 ClipId = Annotated[str, PathParam(pattern=ID_PATTERN, description="32 hex digits")]
 EventId = Annotated[str, PathParam(pattern=ID_PATTERN, description="32 hex digits")]
+DeviceId = Annotated[str, PathParam(pattern=DEVICE_ID_PATTERN, description="e.g. front-door")]
+LiveSessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+MAX_SDP = 64 * 1024
+
+
+class LiveOffer(BaseModel):
+    """A browser's WebRTC offer to watch a doorbell."""
+
+    type: Literal["offer"]
+    sdp: str = Field(min_length=1, max_length=MAX_SDP)
+
+
+class LiveAnswer(BaseModel):
+    session: str
+    type: Literal["answer"] = "answer"
+    sdp: str
+
+
+class IceCandidate(BaseModel):
+    """One trickled ICE candidate from the browser; ``candidate`` empty or null: no more."""
+
+    candidate: str | None = Field(None, max_length=1024)
+    sdpMid: str | None = Field(None, max_length=64)
+    sdpMLineIndex: int | None = Field(None, ge=0, le=64)
+
+
+class LiveState(BaseModel):
+    device_id: str
+    online: bool
+    watching: int
+    viewers: list[str] | None = Field(None, description="who is watching (owners only)")
+
+
 LOGIN_COOKIE = "porch_login"
 KEEPALIVE_S = 15.0
 HOME = {"owner": "/", "member": "/", "installer": "/devices", "requester": "/account"}
@@ -73,6 +108,10 @@ def create_app(hub: HubService) -> FastAPI:
         if exc.page:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=302)
         return JSONResponse({"detail": "sign in first"}, status_code=401)
+
+    @app.exception_handler(LiveError)
+    async def live_error(request: Request, exc: LiveError) -> Response:
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status)
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:
@@ -239,6 +278,66 @@ def create_app(hub: HubService) -> FastAPI:
             return JSONResponse({"detail": "no such clip"}, status_code=404)
         hub.web_db.set_keep(clip_id, keep)
         return RedirectResponse(f"/clips/{clip_id}", status_code=303)
+
+    # -- live view ------------------------------------------------------------------------
+
+    def device_or_404(device_id: str) -> dict:
+        for device in hub.devices():
+            if device["device_id"] == device_id:
+                return device
+        raise LiveError(404, f"no doorbell called {device_id!r}")
+
+    @app.get("/live/{device_id}", response_class=HTMLResponse)
+    async def live_page(
+        request: Request,
+        device_id: DeviceId,
+        session: Annotated[Session, Depends(allow(*FOOTAGE, page=True))],
+    ) -> Response:
+        try:
+            device = device_or_404(device_id)
+        except LiveError as exc:
+            return page(request, "error.html", session, 404, message=exc.reason)
+        return page(request, "live.html", session, device=device, ice=hub.live.ice_servers)
+
+    @app.post("/api/devices/{device_id}/live", status_code=201)
+    async def live_offer(
+        device_id: DeviceId,
+        offer: LiveOffer,
+        session: Annotated[Session, Depends(allow(*FOOTAGE))],
+    ) -> LiveAnswer:
+        """Start watching: the browser's offer in, the hub's answer (with its candidates) out."""
+        if device_or_404(device_id)["state"] != "online":
+            raise LiveError(409, f"{device_id} is offline")
+        live_id, sdp = await hub.live.open(device_id, session.username, offer.sdp)
+        return LiveAnswer(session=live_id, sdp=sdp)
+
+    @app.post("/api/live/{live_id}/candidates", status_code=204)
+    async def live_candidate(
+        live_id: LiveSessionId,
+        candidate: IceCandidate,
+        session: Annotated[Session, Depends(allow(*FOOTAGE))],
+    ) -> None:
+        await hub.live.add_candidate(live_id, session.username, candidate.model_dump())
+
+    @app.delete("/api/live/{live_id}", status_code=204)
+    async def live_leave(
+        live_id: LiveSessionId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> None:
+        await hub.live.leave(live_id, session.username)
+
+    @app.get("/api/devices/{device_id}/live")
+    async def live_state(
+        device_id: DeviceId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> LiveState:
+        """Whether the doorbell is online and how many watch; owners also see who."""
+        device = device_or_404(device_id)
+        viewers = hub.live.viewers(device_id)
+        return LiveState(
+            device_id=device_id,
+            online=device["state"] == "online",
+            watching=len(viewers),
+            viewers=sorted({v.username for v in viewers}) if session.role == "owner" else None,
+        )
 
     # -- live updates and JSON ------------------------------------------------------------
 

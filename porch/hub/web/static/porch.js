@@ -33,6 +33,7 @@ function showRing(ring) {
   banner.dataset.event = ring.event_id;
   document.getElementById("ring-where").textContent =
     `${ring.device_id}, ${new Date(ring.ts * 1000).toLocaleTimeString()}`;
+  document.getElementById("ring-live").href = `/live/${ring.device_id}`;
   const img = document.getElementById("ring-snapshot");
   img.hidden = true;
   if (ring.snapshot) showSnapshot(ring.event_id);

@@ -1,0 +1,121 @@
+// Live view: a WebRTC peer connection to the hub, which relays the doorbell's own H.264.
+// Trickle ICE (the offer goes out at once, candidates follow) and a watchdog that keeps the
+// page honest: "live" only while frames are decoded, "offline" while the doorbell is away.
+"use strict";
+
+const live = (window.porchLive = {
+  pc: null, session: null, clicked: performance.now(), firstFrame: null, state: "connecting",
+  online: false, lastFrames: 0, lastFrameAt: 0, starting: false, retryAt: 0,
+});
+const video = document.getElementById("live");
+const device = video.dataset.device;
+const STALL_MS = 2000;
+const RESTART_MS = 8000;
+
+async function api(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    keepalive: method === "DELETE",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": document.body.dataset.csrf },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) {
+    const detail = await response.json().catch(() => ({}));
+    throw new Error(detail.detail || `${response.status}`);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+function stop() {
+  if (live.session) api("DELETE", `/api/live/${live.session}`).catch(() => {});
+  if (live.pc) live.pc.close();
+  live.pc = live.session = null;
+}
+
+async function start() {
+  if (live.starting) return;
+  live.starting = true;
+  stop();
+  const pc = (live.pc = new RTCPeerConnection({ iceServers: JSON.parse(video.dataset.ice) }));
+  const pending = [];
+  let session = null;
+  const send = (c) => api("POST", `/api/live/${session}/candidates`, c).catch(() => {});
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.onicecandidate = (e) => {
+    const c = e.candidate ? e.candidate.toJSON() : { candidate: null };
+    session ? send(c) : pending.push(c);
+  };
+  pc.ontrack = (e) => {
+    video.srcObject = new MediaStream([e.track]);
+    video.requestVideoFrameCallback?.((now) => { live.firstFrameAt = performance.timeOrigin + now; });
+  };
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    const answer = await api("POST", `/api/devices/${device}/live`,
+                             { type: "offer", sdp: pc.localDescription.sdp });
+    session = live.session = answer.session;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    pending.splice(0).forEach(send);
+  } catch (err) {
+    if (live.pc === pc) stop();
+    live.retryAt = performance.now() + 2000;
+    show(live.online ? "connecting" : "offline", err.message);
+  } finally {
+    live.starting = false;
+  }
+}
+
+function show(state, why) {
+  live.state = state;
+  const badge = document.getElementById("live-state");
+  badge.textContent = state;
+  badge.className = `state ${state === "live" ? "online" : state === "offline" ? "offline" : ""}`;
+  badge.title = why || "";
+}
+
+function frames() {
+  const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
+  return quality ? quality.totalVideoFrames - quality.droppedVideoFrames : 0;
+}
+
+function watchdog() {
+  const now = performance.now();
+  const decoded = frames();
+  if (decoded > live.lastFrames) {
+    live.lastFrameAt = now;
+    if (live.firstFrame === null && video.videoWidth > 0) live.firstFrame = now - live.clicked;
+  }
+  live.lastFrames = decoded;
+  const playing = now - live.lastFrameAt < STALL_MS;
+  if (!live.online) show("offline");
+  else show(playing ? "live" : "connecting");
+  const broken = !live.pc || ["failed", "closed"].includes(live.pc.connectionState);
+  const stuck = live.pc && !playing && now - Math.max(live.lastFrameAt, live.retryAt) > RESTART_MS;
+  if (live.online && (broken || stuck) && now >= live.retryAt) {
+    live.retryAt = now;
+    start();
+  }
+}
+
+async function viewers() {
+  try {
+    const state = await api("GET", `/api/devices/${device}/live`);
+    live.online = state.online;
+    const list = document.getElementById("live-viewers");
+    if (list && state.viewers) list.textContent = `Watching now: ${state.viewers.join(", ")}`;
+  } catch (err) { /* the hub is restarting: try again */ }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  live.online = document.getElementById("live-state").classList.contains("online");
+  window.porch.events?.addEventListener("status", (e) => {
+    const { device_id, state } = JSON.parse(e.data);
+    if (device_id === device) live.online = state === "online";
+    watchdog();
+  });
+  window.addEventListener("pagehide", stop);
+  if (live.online) start();
+  setInterval(watchdog, 250);
+  setInterval(viewers, 2000);
+  viewers();
+});

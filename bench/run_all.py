@@ -17,6 +17,7 @@ BENCHMARKS = [
     "ring_to_banner.py",
     "ingest_throughput.py",
     "clip_transfer.py",
+    "live_view.py",
 ]
 
 

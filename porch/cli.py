@@ -1,4 +1,5 @@
-"""The `porch` command: `porch device run`, `porch hub run`, `porch demo`, `porch config`."""
+"""The `porch` command: `porch device run|enroll`, `porch hub run|adduser`, `porch provision
+init|broker|enroll|revoke`, `porch demo`, `porch config`."""
 
 from __future__ import annotations
 
@@ -159,6 +160,136 @@ def config_check(which: str, path: Path) -> None:
     """Validate a configuration file (exit 2 naming the first bad key)."""
     _load(MODELS[which], path)
     click.echo(f"{path}: ok")
+
+
+@device.command("enroll")
+@click.argument("token")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("/etc/porch/device"),
+    show_default=True,
+    help="Where the device's keys and certificates go.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=Path("/etc/porch/device.toml"),
+    show_default=True,
+    help="The device.toml to write.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing device.toml.")
+def device_enroll(token: str, directory: Path, config_path: Path, force: bool) -> None:
+    """Enroll this doorbell with the hub named in TOKEN (from 'porch provision enroll')."""
+    from porch.provisioning.device_enroll import enroll
+    from porch.provisioning.enrollment import EnrollError
+
+    try:
+        written = enroll(token, directory, config_path, force)
+    except EnrollError as exc:
+        click.echo(f"porch: enrollment refused: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"Enrolled. Start the agent with: porch device run --config {written}")
+
+
+@main.group()
+def provision() -> None:
+    """The installer's tools: the home CA, device enrollment and revocation, the broker."""
+
+
+def _authority(config_path: Path | None):
+    from porch.provisioning.authority import HomeAuthority
+
+    config = _load(HubConfig, config_path)
+    if not config.provisioning.pki_dir:
+        click.echo("porch: set provisioning.pki_dir in hub.toml first", err=True)
+        sys.exit(2)
+    return HomeAuthority(config.provisioning)
+
+
+CONFIG_OPTION = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), help="hub.toml"
+)
+
+
+@provision.command("init")
+@CONFIG_OPTION
+@click.option("--host", "hosts", multiple=True, help="A name or address devices use for the hub.")
+@click.option("--force", is_flag=True, help="Replace an existing CA (devices must enroll again).")
+def provision_init(config_path: Path | None, hosts: tuple[str, ...], force: bool) -> None:
+    """Create the home CA and the hub's keys and certificates (idempotent)."""
+    from porch.provisioning.pki import Pki, PkiError
+
+    config = _load(HubConfig, config_path)
+    if not config.provisioning.pki_dir:
+        click.echo("porch: set provisioning.pki_dir in hub.toml first", err=True)
+        sys.exit(2)
+    pki = Pki(Path(config.provisioning.pki_dir))
+    public = config.provisioning.public_host or config.provisioning.enroll_host
+    try:
+        written = pki.init([public, *hosts], force=force)
+    except PkiError as exc:
+        click.echo(f"porch: {exc}", err=True)
+        sys.exit(2)
+    state = f"created {len(written)} files in" if written else "already set up:"
+    click.echo(f"Home CA {state} {pki.root}")
+    click.echo(f"Hub certificate SHA-256: {pki.hub_fingerprint()}")
+
+
+@provision.command("broker")
+@CONFIG_OPTION
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="mosquitto .conf")
+@click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
+def provision_broker(config_path: Path | None, out: Path, bind: str) -> None:
+    """Write Mosquitto's TLS listener and ACL (a conf.d drop-in)."""
+    from porch.provisioning.broker import write_config
+
+    authority = _authority(config_path)
+    port = authority.settings.broker_port
+    write_config(authority.pki, out, port, bind, authority.registry.active_devices())
+    click.echo(f"Wrote {out} (TLS on {bind}:{port}, client certificates required)")
+
+
+@provision.command("enroll")
+@CONFIG_OPTION
+@click.argument("name")
+def provision_enroll(config_path: Path | None, name: str) -> None:
+    """A one-time token (15 minutes) for the doorbell NAME, as text and as a QR code."""
+    import io
+
+    import qrcode
+
+    from porch.provisioning.enrollment import EnrollError
+
+    try:
+        token = _authority(config_path).new_token(name)
+    except EnrollError as exc:
+        click.echo(f"porch: {exc}", err=True)
+        sys.exit(2)
+    text = token.encode()
+    qr = qrcode.QRCode(border=1)
+    qr.add_data(text)
+    picture = io.StringIO()
+    qr.print_ascii(out=picture, invert=True)
+    click.echo(picture.getvalue())
+    click.echo(f"On the doorbell, within 15 minutes:\n\n  porch device enroll {text}\n")
+
+
+@provision.command("revoke")
+@CONFIG_OPTION
+@click.argument("name")
+def provision_revoke(config_path: Path | None, name: str) -> None:
+    """End NAME's access: its certificate goes on the CRL and out of the broker's ACL."""
+    from porch.provisioning.enrollment import EnrollError
+
+    try:
+        _authority(config_path).revoke(name)
+    except EnrollError as exc:
+        click.echo(f"porch: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"{name} is revoked; the broker no longer accepts it.")
 
 
 if __name__ == "__main__":

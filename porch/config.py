@@ -37,6 +37,11 @@ class MqttSettings(_Section):
     host: str = Field("127.0.0.1", description="Broker host name or address.")
     port: int = Field(1883, ge=1, le=65535, description="Broker port.")
     keepalive_s: int = Field(15, ge=5, le=3600, description="MQTT keepalive, seconds.")
+    tls_ca: str = Field(
+        "", description="CA certificate (PEM) to check the broker with; empty: plain MQTT."
+    )
+    tls_cert: str = Field("", description="This client's certificate (PEM), for mutual TLS.")
+    tls_key: str = Field("", description="This client's private key (PEM), for mutual TLS.")
 
 
 class GpioSettings(_Section):
@@ -124,6 +129,20 @@ class ClipSettings(_Section):
     retry_s: float = Field(
         5.0, gt=0, le=600, description="How often an unconfirmed clip is offered again, s."
     )
+    seal_key: str = Field(
+        "",
+        pattern=r"^([0-9a-f]{64})?$",
+        description=(
+            "The hub's X25519 public key (hex; enrollment writes it): clips and thumbnails are"
+            " sealed to it, so that this device cannot read its own stored clips. Empty: clips"
+            " are stored in the clear (the demo)."
+        ),
+    )
+    sign_key: str = Field(
+        "",
+        description="This device's Ed25519 private key (PEM file; enrollment writes it): signs"
+        " each clip's SHA-256 at capture.",
+    )
 
 
 class DeviceConfig(_Section):
@@ -189,6 +208,28 @@ class LiveSettings(_Section):
     )
 
 
+class ProvisioningSettings(_Section):
+    pki_dir: str = Field(
+        "",
+        description="The home CA and the hub's keys ('porch provision init'); empty: no"
+        " enrollment (the demo's plain loopback broker).",
+    )
+    enroll_host: str = Field(
+        "127.0.0.1", description="Address the enrollment endpoint (TLS) listens on."
+    )
+    enroll_port: int = Field(8443, ge=1, le=65535, description="Port of the enrollment endpoint.")
+    public_host: str = Field(
+        "", description="The hub's address as devices reach it (default: enroll_host)."
+    )
+    broker_port: int = Field(
+        8883, ge=1, le=65535, description="The broker's TLS port, as devices reach it."
+    )
+    reload_command: list[str] = Field(
+        default_factory=lambda: ["systemctl", "reload", "mosquitto"],
+        description="Makes Mosquitto re-read its ACL and CRL after an enrollment or revocation.",
+    )
+
+
 class HubConfig(_Section):
     """``hub.toml``: the home's hub."""
 
@@ -197,6 +238,7 @@ class HubConfig(_Section):
     clips: HubClipSettings = Field(default_factory=HubClipSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -20,6 +20,12 @@ def make_client(client_id: str, settings: MqttSettings) -> mqtt.Client:
     client.reconnect_delay_set(min_delay=1, max_delay=5)
     client.max_inflight_messages_set(MAX_IN_FLIGHT)
     client.max_queued_messages_set(0)  # unlimited: the outbox bounds what we queue
+    if settings.tls_ca:
+        client.tls_set(
+            ca_certs=settings.tls_ca,
+            certfile=settings.tls_cert or None,
+            keyfile=settings.tls_key or None,
+        )
     return client
 
 

@@ -390,6 +390,11 @@ def now() -> float:
     return time.time()
 
 
+def home_assistant_node(device_id: str) -> str:
+    """The node id of a device's Home Assistant discovery topics."""
+    return f"porch_{device_id}".replace("-", "_")
+
+
 def home_assistant_discovery(device_id: str, name: str, software: str) -> dict[str, dict]:
     """Retained Home Assistant MQTT discovery configs, by topic.
 
@@ -411,7 +416,7 @@ def home_assistant_discovery(device_id: str, name: str, software: str) -> dict[s
             "payload_not_available": "offline",
         }
     ]
-    node = f"porch_{device_id}".replace("-", "_")
+    node = home_assistant_node(device_id)
     return {
         f"{HOME_ASSISTANT_PREFIX}/event/{node}/doorbell/config": {
             "name": "Doorbell",

@@ -22,6 +22,8 @@ from porch.hub.ingest import Ingest
 from porch.hub.live import LiveRelay
 from porch.hub.web.app import create_app
 from porch.hub.web.broadcast import Broadcaster
+from porch.provisioning.authority import HomeAuthority
+from porch.provisioning.endpoint import create_enroll_app
 from porch.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, Status
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class HubService:
         config: HubConfig,
         on_message: Callable[[Message], None] | None = None,
         simulated_press: Callable[[], None] | None = None,
+        reload_broker: Callable[[], None] | None = None,
     ):
         self.config = config
         data = Path(config.data_dir)
@@ -50,8 +53,12 @@ class HubService:
         self.ingest = Ingest(self.db, config.mqtt, self.clips, on_message=self._on_message)
         self.live = LiveRelay(config.live, self.ingest.publish)
         self.ingest.on_live = self.live.feed
+        self.authority: HomeAuthority | None = None
+        if config.provisioning.pki_dir:
+            self.authority = HomeAuthority(config.provisioning, reload=reload_broker)
         self.app = create_app(self)
         self._server: uvicorn.Server | None = None
+        self._enroll_server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -128,12 +135,33 @@ class HubService:
         self._server = uvicorn.Server(config)
         self.ingest.start()
         retention = asyncio.create_task(self._retention())
+        enrollment = self._serve_enrollment()
         try:
             await self._server.serve()
         finally:
             retention.cancel()
+            if self._enroll_server is not None:
+                self._enroll_server.should_exit = True
+                await enrollment
             await self.live.close()
             self.ingest.stop()
+
+    def _serve_enrollment(self) -> asyncio.Future:
+        """The enrollment endpoint over TLS with the hub's certificate, when provisioned."""
+        if self.authority is None:
+            return asyncio.sleep(0)
+        settings, pki = self.config.provisioning, self.authority.pki
+        config = uvicorn.Config(
+            create_enroll_app(self.authority),
+            host=settings.enroll_host,
+            port=settings.enroll_port,
+            ssl_certfile=str(pki.path("hub.crt")),
+            ssl_keyfile=str(pki.path("hub.key")),
+            log_level="warning",
+            access_log=False,
+        )
+        self._enroll_server = uvicorn.Server(config)
+        return asyncio.ensure_future(self._enroll_server.serve())
 
     async def _retention(self) -> None:
         """Retention runs hourly too, not only when a clip arrives (a quiet porch ages)."""
@@ -152,7 +180,8 @@ class HubService:
         self._thread.start()
         pause = threading.Event()
         for _ in range(int(timeout_s * 20)):
-            if self._server is not None and self._server.started:
+            enrolling = self._enroll_server is None or self._enroll_server.started
+            if self._server is not None and self._server.started and enrolling:
                 return
             if not self._thread.is_alive():
                 break  # uvicorn gave up (the port is taken, say) and said why on stderr

@@ -1,0 +1,227 @@
+"""One-time enrollment: tokens, the hub's side of redeeming them, and the device registry.
+
+A token carries the hub's enrollment address, the SHA-256 fingerprint of the hub's TLS
+certificate (the device pins it), the device's name, an expiry and a random secret; it ends
+in a check value so a mistyped or edited token is refused before anything is sent. The hub
+keeps only the secret's hash, and a token works once: redeeming marks it used in the same
+statement that checks it was unused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from porch.provisioning.pki import Pki
+from porch.wire import DEVICE_ID_PATTERN
+
+TOKEN_PREFIX = "porch1"
+TOKEN_TTL_S = 15 * 60
+_NAME = re.compile(DEVICE_ID_PATTERN)
+
+
+class EnrollError(Exception):
+    """An enrollment refused; ``str()`` is the message shown to the installer."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _check(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class Token:
+    name: str
+    hub: str
+    """host:port of the hub's enrollment endpoint (TLS)."""
+    fingerprint: str
+    secret: str
+    expires: int
+
+    def encode(self) -> str:
+        body = _b64(json.dumps(asdict(self), separators=(",", ":")).encode())
+        return f"{TOKEN_PREFIX}.{body}.{_check(body)}"
+
+    @classmethod
+    def decode(cls, text: str) -> Token:
+        parts = text.strip().split(".")
+        if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+            raise EnrollError("this is not a Porch enrollment token")
+        body, check = parts[1], parts[2]
+        if not secrets.compare_digest(_check(body), check):
+            raise EnrollError(
+                "the token is damaged or was altered: ask the installer for a new one"
+            )
+        try:
+            fields = json.loads(_unb64(body))
+            token = cls(**fields)
+        except (ValueError, TypeError) as exc:
+            raise EnrollError(f"the token is damaged or was altered ({exc})") from None
+        if not _NAME.fullmatch(token.name) or not re.fullmatch(r"[0-9a-f]{64}", token.fingerprint):
+            raise EnrollError("the token is damaged or was altered")
+        return token
+
+    @property
+    def expired(self) -> bool:
+        return time.time() >= self.expires
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Registry:
+    """Tokens (hashes) and enrolled devices, in ``registry.sqlite`` beside the keys."""
+
+    def __init__(self, pki: Pki):
+        self.pki = pki
+        path = pki.path("registry.sqlite")
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        path.chmod(0o600)
+        self.conn.executescript(
+            """
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE IF NOT EXISTS tokens (
+                hash TEXT PRIMARY KEY, name TEXT NOT NULL, expires INTEGER NOT NULL,
+                created REAL NOT NULL, used REAL);
+            CREATE TABLE IF NOT EXISTS devices (
+                name TEXT PRIMARY KEY, serial TEXT NOT NULL, fingerprint TEXT NOT NULL,
+                sign_key TEXT NOT NULL, enrolled REAL NOT NULL, revoked REAL);
+            """
+        )
+
+    def new_token(self, name: str, hub: str, ttl_s: int = TOKEN_TTL_S) -> Token:
+        if not _NAME.fullmatch(name):
+            raise EnrollError(
+                f"{name!r} is not a device name: lower-case letters, digits and '-', 32 at most"
+            )
+        if name in self.active_devices():
+            raise EnrollError(f"{name} is enrolled already: revoke it first to enroll it again")
+        token = Token(
+            name=name,
+            hub=hub,
+            fingerprint=self.pki.hub_fingerprint(),
+            secret=secrets.token_urlsafe(32),
+            expires=int(time.time()) + ttl_s,
+        )
+        self.conn.execute(
+            "INSERT INTO tokens (hash, name, expires, created) VALUES (?, ?, ?, ?)",
+            (hash_secret(token.secret), name, token.expires, time.time()),
+        )
+        return token
+
+    def check(self, secret: str, name: str, expires: int) -> None:
+        """Refuse a token that is unknown, used, expired or altered; writes nothing."""
+        row = self.conn.execute(
+            "SELECT name, expires, used FROM tokens WHERE hash = ?", (hash_secret(secret),)
+        ).fetchone()
+        if row is None:
+            raise EnrollError("unknown enrollment token: ask the installer for a new one")
+        if row[0] != name or row[1] != expires:
+            raise EnrollError("the token was altered: ask the installer for a new one")
+        if row[2] is not None:
+            raise EnrollError("this enrollment token was used already: each works once")
+        if time.time() >= expires:
+            raise EnrollError("this enrollment token has expired (15 minutes): make a new one")
+
+    def redeem(self, secret: str) -> bool:
+        """Mark the token used; False if another request used it first."""
+        cursor = self.conn.execute(
+            "UPDATE tokens SET used = ? WHERE hash = ? AND used IS NULL",
+            (time.time(), hash_secret(secret)),
+        )
+        return cursor.rowcount == 1
+
+    def add_device(self, name: str, cert: x509.Certificate, sign_key: bytes) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO devices (name, serial, fingerprint, sign_key, enrolled)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (name, str(cert.serial_number), cert.fingerprint(hashes.SHA256()).hex(),
+             sign_key.hex(), time.time()),
+        )  # fmt: skip
+
+    def revoke(self, name: str) -> None:
+        cursor = self.conn.execute(
+            "UPDATE devices SET revoked = ? WHERE name = ? AND revoked IS NULL",
+            (time.time(), name),
+        )
+        if cursor.rowcount != 1:
+            raise EnrollError(f"no enrolled device called {name}")
+        self.pki.write_crl(self.revoked_serials())
+
+    def revoked_serials(self) -> list[int]:
+        rows = self.conn.execute("SELECT serial FROM devices WHERE revoked IS NOT NULL")
+        return [int(serial) for (serial,) in rows]
+
+    def active_devices(self) -> list[str]:
+        rows = self.conn.execute("SELECT name FROM devices WHERE revoked IS NULL ORDER BY name")
+        return [name for (name,) in rows]
+
+    def devices(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT name, fingerprint, enrolled, revoked FROM devices ORDER BY name"
+        )
+        keys = ("name", "fingerprint", "enrolled", "revoked")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def sign_key(self, name: str) -> ed25519.Ed25519PublicKey | None:
+        """The device's clip-signing key, if it is enrolled and not revoked."""
+        row = self.conn.execute(
+            "SELECT sign_key FROM devices WHERE name = ? AND revoked IS NULL", (name,)
+        ).fetchone()
+        return ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(row[0])) if row else None
+
+
+@dataclass(frozen=True)
+class EnrollRequest:
+    """What a device sends: the token's secret, name and expiry, its CSR and signing key."""
+
+    secret: str
+    name: str
+    expires: int
+    csr: str
+    sign_key: str
+    """The device's Ed25519 public key, raw, hex."""
+
+
+def redeem(pki: Pki, registry: Registry, request: EnrollRequest) -> x509.Certificate:
+    """The hub's side of enrollment: check everything first, then use the token and issue."""
+    registry.check(request.secret, request.name, request.expires)
+    try:
+        csr = x509.load_pem_x509_csr(request.csr.encode())
+        sign_key = bytes.fromhex(request.sign_key)
+        ed25519.Ed25519PublicKey.from_public_bytes(sign_key)
+    except ValueError as exc:
+        raise EnrollError(f"unreadable certificate request or signing key: {exc}") from None
+    if not csr.is_signature_valid:
+        raise EnrollError("the certificate request's signature is wrong")
+    key = csr.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise EnrollError("the device key must be ECDSA P-256")
+    if not registry.redeem(request.secret):
+        raise EnrollError("this enrollment token was used already: each works once")
+    cert = pki.issue(key, request.name, [ExtendedKeyUsageOID.CLIENT_AUTH])
+    registry.add_device(request.name, cert, sign_key)
+    return cert
+
+
+def pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()

@@ -1,0 +1,272 @@
+"""Provisioning end to end against a real Mosquitto running the generated TLS config: the home
+CA, one-time enrollment, per-device ACLs, revocation, and every way a token is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import TIMEOUT, wait_for
+
+from porch.cli import main
+from porch.config import (
+    CameraSettings,
+    DeviceConfig,
+    GpioSettings,
+    HubConfig,
+    MotionSettings,
+    MqttSettings,
+    ProvisioningSettings,
+    WebSettings,
+    load,
+)
+from porch.device.agent import DoorbellAgent
+from porch.hub.service import HubService
+from porch.localbroker import LocalBroker, free_port
+from porch.provisioning.broker import listener_lines, write_acl
+from porch.provisioning.enrollment import Token
+from porch.provisioning.pki import Pki
+from porch.wire import LiveRequest
+
+pytestmark = pytest.mark.skipif(
+    not shutil.which("mosquitto_pub"), reason="mosquitto-clients is not installed"
+)
+
+
+@pytest.fixture
+def world() -> Iterator[Path]:
+    """A directory Mosquitto's own user may enter (pytest's tmp_path is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="porch-home-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class Home:
+    """A provisioned home: CA, broker with the generated TLS listener and ACL, hub."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        settings = ProvisioningSettings(
+            pki_dir=str(root / "pki"),
+            enroll_port=free_port(),
+            broker_port=free_port(),
+            reload_command=[],
+        )
+        self.pki = Pki(root / "pki")
+        self.pki.init(["127.0.0.1"])
+        write_acl(self.pki, [])
+        port = settings.broker_port
+        self.broker = LocalBroker(
+            root / "broker", port, listener_lines(self.pki, port, "127.0.0.1")
+        )
+        self.broker.start()
+        self.config = HubConfig(
+            data_dir=root / "hub",
+            mqtt=MqttSettings(
+                port=port,
+                tls_ca=str(self.pki.path("ca.crt")),
+                tls_cert=str(self.pki.path("hub.crt")),
+                tls_key=str(self.pki.path("hub.key")),
+            ),
+            web=WebSettings(port=free_port()),
+            provisioning=settings,
+        )
+        self.hub = HubService(self.config, reload_broker=self.broker.reload)
+        self.hub.start()
+        wait_for(self.hub.ingest.subscribed.is_set, what="the hub on the TLS broker")
+        self.authority = self.hub.authority
+
+    def enroll(self, name: str) -> Path:
+        """Enroll ``name`` through the CLI, as an installer would; returns its device.toml."""
+        token = self.authority.new_token(name).encode()
+        config = self.root / name / "device.toml"
+        result = device_enroll(token, self.root / name)
+        assert result.exit_code == 0, result.output
+        return config
+
+    def close(self) -> None:
+        self.hub.stop()
+        self.broker.stop()
+
+
+def device_enroll(token: str, directory: Path):
+    return CliRunner().invoke(
+        main,
+        ["device", "enroll", token, "--dir", str(directory / "keys"),
+         "--config", str(directory / "device.toml")],
+    )  # fmt: skip
+
+
+@pytest.fixture
+def home(world: Path) -> Iterator[Home]:
+    running = Home(world)
+    yield running
+    running.close()
+
+
+def mosquitto(tool: str, home: Home, name: str | None, *args: str, pki: Pki | None = None):
+    """mosquitto_pub or mosquitto_sub as device ``name`` (None: no client certificate)."""
+    command = [tool, "-h", "127.0.0.1", "-p", str(home.broker.port), "-V", "mqttv5",
+               "--cafile", str(home.pki.path("ca.crt"))]  # fmt: skip
+    if name is not None:
+        keys = home.root / name / "keys"
+        command += ["--cert", str(keys / "device.crt"), "--key", str(keys / "device.key")]
+    elif pki is not None:  # a certificate from another CA
+        command += ["--cert", str(pki.path("hub.crt")), "--key", str(pki.path("hub.key"))]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def agent_from(config_path: Path, data: Path) -> DoorbellAgent:
+    config = load(DeviceConfig, config_path)
+    config = config.model_copy(
+        update={
+            "data_dir": data,
+            "gpio": GpioSettings(pin_factory="mock", bounce_s=0),
+            "camera": CameraSettings(source="synthetic", width=320, height=240),
+            "motion": MotionSettings(enabled=False),
+        }
+    )
+    return DoorbellAgent(config)
+
+
+def test_init_is_private_idempotent_and_refuses_to_overwrite(world):
+    pki = Pki(world / "pki")
+    written = pki.init(["hub.home.arpa"])
+    assert "ca.key" in written and "seal.key" in written
+    for name in ("ca.key", "hub.key", "seal.key", "export.key"):
+        assert pki.path(name).stat().st_mode & 0o777 == 0o600, name
+    fingerprint = pki.hub_fingerprint()
+    assert pki.init(["hub.home.arpa"]) == []  # idempotent: nothing rewritten
+    assert pki.hub_fingerprint() == fingerprint
+    pki.path("seal.key").unlink()
+    with pytest.raises(Exception, match="--force"):
+        pki.init([])
+    assert pki.init([], force=True) and pki.hub_fingerprint() != fingerprint
+
+
+def test_enrolled_device_connects_with_its_certificate_and_rings(home, mock_pins, caplog):
+    config_path = home.enroll("front-door")
+    text = config_path.read_text()
+    assert "tls_cert" in text and "seal_key" in text
+    keys = home.root / "front-door" / "keys"
+    assert (keys / "device.key").stat().st_mode & 0o777 == 0o600
+    assert "front-door" in home.authority.registry.active_devices()
+    agent = agent_from(config_path, home.root / "front-door" / "data")
+    agent.start_link()
+    try:
+        wait_for(agent.link.connected.is_set, what="the device over mutual TLS")
+        agent.doorbell.simulate_press()
+        wait_for(lambda: home.hub.web_db.timeline(5), what="the ring at the hub")
+        assert home.hub.web_db.timeline(5)[0]["device_id"] == "front-door"
+        assert "refused" not in caplog.text, "status, discovery and ring all allowed by the ACL"
+    finally:
+        agent.close()
+
+
+def test_a_device_cannot_speak_for_or_listen_to_another(home):
+    home.enroll("front-door")
+    home.enroll("back-door")
+    stored = home.hub.ingest.stored
+    forged = mosquitto(
+        "mosquitto_pub", home, "front-door", "-q", "1", "-t", "porch/back-door/event/ring",
+        "-m", json.dumps({"v": 1, "device_id": "back-door", "event_id": "a" * 32, "ts": 1.0}),
+    )  # fmt: skip
+    assert "not authorized" in (forged.stdout + forged.stderr).lower(), forged
+    own = mosquitto("mosquitto_pub", home, "front-door", "-q", "1", "-t",
+                    "porch/front-door/status", "-m", '{"v":1,"device_id":"front-door",'
+                    '"state":"online"}')  # fmt: skip
+    assert own.returncode == 0, own.stderr
+    wait_for(lambda: home.hub.ingest.stored > stored, what="the allowed status")
+    assert not home.hub.web_db.timeline(5), "the forged ring never reached the hub"
+
+    # Reading: front-door subscribes to back-door's commands and hears nothing, while
+    # back-door hears the same command.
+    args = ["-t", "porch/back-door/cmd/#", "-C", "1", "-W", "10"]
+    spy = subprocess.Popen(
+        [*mosquitto_args(home, "front-door"), *args], stdout=subprocess.PIPE, text=True
+    )
+    owner = subprocess.Popen(
+        [*mosquitto_args(home, "back-door"), *args], stdout=subprocess.PIPE, text=True
+    )
+    command = LiveRequest(device_id="back-door", viewers=1, lease_s=5)
+
+    def delivered() -> bool:
+        home.hub.ingest.publish(command)
+        return owner.poll() is not None
+
+    wait_for(delivered, what="back-door to receive its command")
+    assert "lease_s" in owner.communicate(timeout=TIMEOUT)[0]
+    assert spy.communicate(timeout=TIMEOUT)[0] == "", "front-door heard back-door's command"
+
+
+def mosquitto_args(home: Home, name: str) -> list[str]:
+    keys = home.root / name / "keys"
+    return ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(home.broker.port), "-V", "mqttv5",
+            "--cafile", str(home.pki.path("ca.crt")), "--cert", str(keys / "device.crt"),
+            "--key", str(keys / "device.key")]  # fmt: skip
+
+
+def test_no_certificate_another_ca_or_revoked_cannot_connect(home, world):
+    home.enroll("front-door")
+    ok = mosquitto("mosquitto_pub", home, "front-door", "-t", "porch/front-door/status", "-m", "x")
+    assert ok.returncode == 0, ok.stderr
+    bare = mosquitto("mosquitto_pub", home, None, "-t", "porch/front-door/status", "-m", "x")
+    assert bare.returncode != 0
+    other = Pki(world / "other")
+    other.init(["127.0.0.1"])
+    stranger = mosquitto(
+        "mosquitto_pub", home, None, "-t", "porch/front-door/status", "-m", "x", pki=other
+    )
+    assert stranger.returncode != 0
+
+    home.authority.revoke("front-door")
+    assert "user front-door" not in home.pki.path("mosquitto.acl").read_text()
+    wait_for(
+        lambda: (
+            mosquitto(
+                "mosquitto_pub", home, "front-door", "-t", "porch/front-door/status", "-m", "x"
+            ).returncode
+            != 0
+        ),
+        what="the broker to refuse the revoked certificate",
+    )
+
+
+def refused(home: Home, token: str, directory: Path, message: str) -> None:
+    before = home.authority.registry.devices()
+    result = device_enroll(token, directory)
+    assert result.exit_code == 2, result.output
+    assert message in result.output, result.output
+    assert not directory.exists(), "a refused enrollment writes nothing"
+    assert home.authority.registry.devices() == before
+
+
+def test_tokens_refused_for_reuse_expiry_tampering_and_a_wrong_hub(home, world):
+    token = home.authority.new_token("front-door")
+    assert device_enroll(token.encode(), home.root / "first").exit_code == 0
+    refused(home, token.encode(), home.root / "again", "used already")
+
+    expired = home.authority.registry.new_token("side-door", token.hub, ttl_s=-1)
+    refused(home, expired.encode(), home.root / "late", "expired")
+
+    fresh = home.authority.new_token("side-door").encode()
+    prefix, body, check = fresh.split(".")
+    flipped = body[:10] + ("A" if body[10] != "A" else "B") + body[11:]
+    refused(home, f"{prefix}.{flipped}.{check}", home.root / "typo", "damaged or was altered")
+    renamed = replace(Token.decode(fresh), name="garage")  # re-encoded: a valid check value
+    refused(home, renamed.encode(), home.root / "renamed", "altered")
+
+    elsewhere = Pki(world / "impostor")
+    elsewhere.init(["127.0.0.1"])
+    pinned = replace(Token.decode(fresh), fingerprint=elsewhere.hub_fingerprint())
+    refused(home, pinned.encode(), home.root / "pinned", "not the one this token names")
+    # and the untouched token still works once
+    assert device_enroll(fresh, home.root / "side").exit_code == 0

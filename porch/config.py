@@ -225,8 +225,9 @@ class ProvisioningSettings(_Section):
         8883, ge=1, le=65535, description="The broker's TLS port, as devices reach it."
     )
     reload_command: list[str] = Field(
-        default_factory=lambda: ["systemctl", "reload", "mosquitto"],
-        description="Makes Mosquitto re-read its ACL and CRL after an enrollment or revocation.",
+        default_factory=list,
+        description="Run after an enrollment or revocation to make Mosquitto re-read its ACL"
+        " and CRL. Empty: systemd/porch-broker-reload.path does it (the hub runs unprivileged).",
     )
 
 

@@ -130,6 +130,15 @@ class ClipMeta(_Payload):
     chunk_sha256: list[Annotated[str, Field(pattern=SHA256_PATTERN)]] = Field(max_length=MAX_CHUNKS)
     thumbnail_bytes: int = Field(ge=1, le=MAX_CHUNK_BYTES)
     thumbnail_sha256: str = Field(pattern=SHA256_PATTERN)
+    sealed: bool = Field(False, description="video and thumbnail sealed to the hub's key")
+    plain_sha256: str | None = Field(
+        None, pattern=SHA256_PATTERN, description="SHA-256 of the video before sealing"
+    )
+    signature: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{128}$",
+        description="the device's Ed25519 signature over plain_sha256 (or sha256), at capture",
+    )
 
     @model_validator(mode="after")
     def _chunks_cover_the_file(self) -> ClipMeta:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
@@ -30,6 +31,7 @@ from porch.device.encoder import EncodingSource, H264Encoder
 from porch.device.regions import PrivacyMask
 from porch.hub.ingest import Ingest
 from porch.hub.service import HubService
+from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 from porch.localbroker import LocalBroker, free_port
 
 TIMEOUT = 60.0
@@ -126,6 +128,17 @@ def hub_service(tmp_path: Path, broker: LocalBroker) -> Iterator[HubService]:
 @pytest.fixture
 def hub(hub_service: HubService) -> Ingest:
     return hub_service.ingest
+
+
+def api(service, role: str | None, method: str, path: str, **kw) -> httpx.Response:
+    """One request to the hub signed in as the account named ``role`` (None: anonymous)."""
+    cookies, headers = {}, {}
+    if role is not None:
+        token = service.accounts.open_session(role)
+        cookies[SESSION_COOKIE] = token
+        headers[CSRF_HEADER] = service.accounts.session(token).csrf
+    with httpx.Client(base_url=service.url, cookies=cookies, timeout=TIMEOUT) as client:
+        return client.request(method, path, headers=headers, **kw)
 
 
 def device_config(tmp_path: Path, broker: LocalBroker | None, **sections) -> DeviceConfig:

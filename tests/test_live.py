@@ -15,6 +15,7 @@ import pytest
 from conftest import (
     PASSWORD,
     TIMEOUT,
+    api,
     device_config,
     needs_chromium,
     run_agent,
@@ -24,7 +25,6 @@ from conftest import (
 )
 
 from porch.hub.accounts import ROLES
-from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 
 PLAYING = "document.querySelector('video#live').videoWidth > 0"
 FRAMES = "document.querySelector('video#live').getVideoPlaybackQuality().totalVideoFrames"
@@ -42,16 +42,6 @@ def site(tmp_path, broker, mock_pins):
         service.agent = agent
         yield service
     service.stop()
-
-
-def api(service, role: str | None, method: str, path: str, **kw) -> httpx.Response:
-    cookies, headers = {}, {}
-    if role is not None:
-        token = service.accounts.open_session(role)
-        cookies[SESSION_COOKIE] = token
-        headers[CSRF_HEADER] = service.accounts.session(token).csrf
-    with httpx.Client(base_url=service.url, cookies=cookies, timeout=TIMEOUT) as client:
-        return client.request(method, path, headers=headers, **kw)
 
 
 def open_live(browser, url: str, username: str):

@@ -3,7 +3,9 @@ CA, one-time enrollment, per-device ACLs, revocation, and every way a token is r
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TIMEOUT, wait_for
+from conftest import PASSWORD, TIMEOUT, api, wait_for
 
 from porch.cli import main
 from porch.config import (
@@ -132,6 +134,7 @@ def agent_from(config_path: Path, data: Path) -> DoorbellAgent:
             "gpio": GpioSettings(pin_factory="mock", bounce_s=0),
             "camera": CameraSettings(source="synthetic", width=320, height=240),
             "motion": MotionSettings(enabled=False),
+            "clips": config.clips.model_copy(update={"preroll_s": 1.0, "postroll_s": 1.0}),
         }
     )
     return DoorbellAgent(config)
@@ -270,3 +273,104 @@ def test_tokens_refused_for_reuse_expiry_tampering_and_a_wrong_hub(home, world):
     refused(home, pinned.encode(), home.root / "pinned", "not the one this token names")
     # and the untouched token still works once
     assert device_enroll(fresh, home.root / "side").exit_code == 0
+
+
+def test_sealed_clip_opens_only_at_the_hub_and_any_flipped_byte_fails(home, mock_pins):
+    import threading
+
+    import av
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    from porch.seal import MAGIC, SealError, unseal, verify_digest
+
+    config_path = home.enroll("front-door")
+    agent = agent_from(config_path, home.root / "front-door" / "data")
+    capture = threading.Thread(target=agent.run, daemon=True)
+    capture.start()
+    try:
+        wait_for(lambda: agent.media_time > 1.5, what="pre-roll")
+        agent.doorbell.simulate_press()  # the link is not started: the clip stays on the device
+        wait_for(lambda: agent.recorder.last_clip is not None, what="the clip on the device")
+        clip = agent.recorder.last_clip
+        sealed, thumb = clip.video.read_bytes(), clip.thumbnail.read_bytes()
+        assert clip.meta.sealed and sealed.startswith(MAGIC) and thumb.startswith(MAGIC)
+        with pytest.raises(av.error.InvalidDataError):
+            av.open(str(clip.video))
+        # The device's own keys open nothing (it has no X25519 key; try its keys' bytes anyway)
+        keys = home.root / "front-door" / "keys"
+        sign = serialization.load_pem_private_key((keys / "sign.key").read_bytes(), None)
+        raw = sign.private_bytes_raw()
+        for key in (x25519.X25519PrivateKey.from_private_bytes(raw),
+                    x25519.X25519PrivateKey.generate()):  # fmt: skip
+            with pytest.raises(SealError):
+                unseal(sealed, key)
+        hub_key = home.pki.seal_key()
+        assert unseal(thumb, hub_key).startswith(b"\xff\xd8")
+        for at in (0, len(MAGIC) + 5, len(MAGIC) + 40, len(MAGIC) + 100, len(sealed) // 2,
+                   len(sealed) - 1):  # fmt: skip
+            flipped = bytearray(sealed)
+            flipped[at] ^= 0x01
+            with pytest.raises(SealError):
+                unseal(bytes(flipped), hub_key)
+
+        agent.start_link()  # now the hub gets it, opens it and checks the signature
+        wait_for(lambda: home.hub.stored_clip(clip.meta.clip_id), what="the clip at the hub")
+        stored = home.hub.clips.video(clip.meta.clip_id).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() == clip.meta.plain_sha256
+        device_key = home.authority.registry.sign_key("front-door")
+        assert verify_digest(device_key, clip.meta.plain_sha256, clip.meta.signature)
+        with av.open(str(home.hub.clips.video(clip.meta.clip_id))) as video:
+            assert sum(1 for _ in video.decode(video=0)) > 10
+        wait_for(lambda: not clip.video.exists(), what="the device to free its copy")
+    finally:
+        agent.stop()
+        capture.join(timeout=TIMEOUT)
+        agent.close()
+
+
+def test_a_clip_with_a_forged_signature_is_not_listed(home, mock_pins):
+    from porch.hub.clipopener import ClipRefused
+
+    home.enroll("front-door")
+    opener = home.hub.clips.opener
+    meta = type("Meta", (), {"sealed": False, "sha256": "ab" * 32, "device_id": "front-door",
+                             "signature": "00" * 64, "plain_sha256": None})()  # fmt: skip
+    with pytest.raises(ClipRefused, match="signature"):
+        opener.open(meta, Path("/nonexistent"), Path("/nonexistent"))
+
+
+def test_installer_enrolls_and_revokes_from_the_page_and_reaches_no_footage(home):
+    from porch.hub.accounts import ROLES
+
+    for role in ROLES:
+        home.hub.accounts.add_user(role, PASSWORD, role)
+    page = api(home.hub, "installer", "POST", "/devices/enroll", data={"name": "porch-cam"})
+    assert page.status_code == 200, page.text
+    assert "<svg" in page.text, "the QR code is on the page"
+    token = re.search(r"porch device enroll (porch1\.\S+)</pre>", page.text).group(1)
+    assert device_enroll(token, home.root / "porch-cam").exit_code == 0
+    listing = api(home.hub, "installer", "GET", "/devices").text
+    assert 'data-enrolled="porch-cam"' in listing
+
+    for role in ("member", "requester"):
+        assert api(home.hub, role, "POST", "/devices/enroll", data={"name": "x"}).status_code == 403
+        assert api(home.hub, role, "POST", "/devices/porch-cam/revoke").status_code == 403
+    assert api(home.hub, None, "POST", "/devices/porch-cam/revoke").status_code == 401
+
+    revoked = api(
+        home.hub, "installer", "POST", "/devices/porch-cam/revoke", follow_redirects=False
+    )
+    assert revoked.status_code == 303
+    assert "porch-cam" not in home.authority.registry.active_devices()
+    assert "user porch-cam" not in home.pki.path("mosquitto.acl").read_text()
+
+    # and nothing with pictures in it, by any route, for the installer
+    some = "a" * 32
+    for path in ("/", "/api/events", "/events/stream", "/live/porch-cam",
+                 "/api/devices/porch-cam/live", f"/clips/{some}/video.mp4",
+                 f"/clips/{some}/thumbnail.jpg", f"/events/{some}/snapshot.jpg"):  # fmt: skip
+        assert api(home.hub, "installer", "GET", path).status_code == 403, path
+    offer = {"type": "offer", "sdp": "v=0\r\n"}
+    assert api(home.hub, "installer", "POST", "/api/devices/porch-cam/live",
+               json=offer).status_code == 403  # fmt: skip

@@ -21,7 +21,13 @@ from pathlib import Path
 from porch import __version__
 from porch.config import DeviceConfig
 from porch.device.camera import VideoSource
-from porch.device.clips import ClipRecorder, ClipStore, StoredClip, thumbnail_jpeg
+from porch.device.clips import (
+    ClipProtection,
+    ClipRecorder,
+    ClipStore,
+    StoredClip,
+    thumbnail_jpeg,
+)
 from porch.device.gpio import Doorbell
 from porch.device.link import DeviceLink
 from porch.device.live import LiveStreamer
@@ -30,6 +36,7 @@ from porch.device.outbox import Outbox
 from porch.device.preroll import PrerollBuffer
 from porch.device.regions import DetectionZones, PrivacyMask
 from porch.device.transfer import ClipSender
+from porch.sdnotify import Notifier
 from porch.wire import (
     ClipAck,
     LiveRequest,
@@ -86,6 +93,7 @@ class DoorbellAgent:
         data = Path(config.data_dir)
         data.mkdir(parents=True, exist_ok=True)
         self.privacy = PrivacyMask(config.motion.privacy_masks)
+        self.protection = ClipProtection.from_settings(config.clips)
         self.outbox = Outbox(data / "outbox.sqlite")
         self.store = ClipStore(data / "clips", config.clips.store_max_bytes)
         self.store.recover()
@@ -108,6 +116,7 @@ class DoorbellAgent:
         self.media_time = 0.0
         """Media time of the latest capture, seconds (read by tests and the demo)."""
         self.frames = 0
+        self.systemd = Notifier()
         self.emitted: Counter[str] = Counter()
         """Messages put in the outbox, by kind: ring, motion, clip."""
         self.doorbell = Doorbell(config.gpio, self._on_press)
@@ -170,6 +179,7 @@ class DoorbellAgent:
             source.height,
             settings.device_id,
             self._on_clip,
+            self.protection,
         )
         tracker = None
         if settings.motion.enabled:
@@ -178,10 +188,12 @@ class DoorbellAgent:
             )
             tracker = MotionTracker(detector)
         self.recorder = recorder
+        self.systemd.ready()
         try:
             for capture in source.captures():
                 if self._stop.is_set():
                     break
+                self.systemd.watchdog()  # a stuck camera or encoder stops the pings
                 self.media_time = capture.ts
                 self.frames += 1
                 # Presses first, so that the clip's pre-roll ends just before this capture,
@@ -197,6 +209,7 @@ class DoorbellAgent:
                 if tracker is not None:
                     self._motion(tracker, recorder, capture)
         finally:
+            self.systemd.stopping()
             recorder.finish()
             source.close()
 

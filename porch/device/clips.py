@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import threading
 from collections.abc import Callable
@@ -19,11 +20,14 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from porch.config import ClipSettings
 from porch.device.camera import EncodedPacket
 from porch.device.preroll import PrerollBuffer
 from porch.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
+from porch.seal import seal, sign_digest
 from porch.wire import MAX_CHUNKS, ClipMeta, new_id
 
 log = logging.getLogger(__name__)
@@ -38,14 +42,16 @@ def parameter_sets(annex_b: bytes) -> bytes:
 
 
 class Mp4Writer:
-    """Muxes Annex B packets into an MP4 file; timestamps start at the first packet."""
+    """Muxes Annex B packets into an MP4 file, or into memory (``path`` None: a clip to be
+    sealed never touches the disk in the clear); timestamps start at the first packet."""
 
-    def __init__(self, path: Path, width: int, height: int, first: EncodedPacket):
+    def __init__(self, path: Path | None, width: int, height: int, first: EncodedPacket):
         if not first.keyframe:
             raise ValueError("a clip must start on a keyframe")
         self.path = path
+        self.buffer = io.BytesIO() if path is None else None
         self._origin = first.pts
-        self._container = av.open(str(path), "w", format="mp4")
+        self._container = av.open(self.buffer or str(path), "w", format="mp4")
         self._stream = self._container.add_stream("h264")
         self._stream.width, self._stream.height = width, height
         self._stream.time_base = TIME_BASE
@@ -174,6 +180,37 @@ class ClipStore:
             )
 
 
+@dataclass(frozen=True)
+class ClipProtection:
+    """What enrollment gives a device: the hub's public key to seal clips to, and its own
+    key to sign them with. Neither: clips stay in the clear, unsigned (the demo)."""
+
+    seal_to: bytes | None = None
+    sign_key: ed25519.Ed25519PrivateKey | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ClipSettings) -> ClipProtection:
+        sign_key = None
+        if settings.sign_key:
+            loaded = serialization.load_pem_private_key(Path(settings.sign_key).read_bytes(), None)
+            if not isinstance(loaded, ed25519.Ed25519PrivateKey):
+                raise ValueError(f"{settings.sign_key} is not an Ed25519 private key")
+            sign_key = loaded
+        seal_to = bytes.fromhex(settings.seal_key) if settings.seal_key else None
+        return cls(seal_to, sign_key)
+
+    @property
+    def sealing(self) -> bool:
+        return self.seal_to is not None
+
+    def seal(self, data: bytes) -> bytes:
+        assert self.seal_to is not None
+        return seal(data, self.seal_to)
+
+    def sign(self, sha256_hex: str) -> str | None:
+        return sign_digest(self.sign_key, sha256_hex) if self.sign_key else None
+
+
 def thumbnail_jpeg(image: np.ndarray, width: int) -> bytes:
     height = max(2, round(image.shape[0] * width / image.shape[1]))
     small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
@@ -212,8 +249,10 @@ class ClipRecorder:
         height: int,
         device_id: str,
         on_clip: Callable[[StoredClip], None],
+        protection: ClipProtection | None = None,
     ):
         self.settings = settings
+        self.protection = protection or ClipProtection()
         self.store = store
         self.preroll = preroll
         self.width, self.height = width, height
@@ -241,7 +280,8 @@ class ClipRecorder:
         partial = self.store.partial_path(clip_id)
         writer = None
         try:
-            writer = Mp4Writer(partial, self.width, self.height, packets[0])
+            target = None if self.protection.sealing else partial
+            writer = Mp4Writer(target, self.width, self.height, packets[0])
             for packet in packets:
                 writer.write(packet)
             thumb = thumbnail_jpeg(image, self.settings.thumbnail_width)
@@ -289,12 +329,22 @@ class ClipRecorder:
         active, self._active = self._active, None
         if active is None:
             return None
+        protection = self.protection
+        partial = self.store.partial_path(active.clip_id)
         try:
             active.writer.close()
-            size = active.writer.path.stat().st_size
+            thumbnail = active.thumbnail
+            plain_sha256 = None
+            if active.writer.buffer is not None:  # sealing: the clear text exists only here
+                plain = active.writer.buffer.getvalue()
+                plain_sha256 = hashlib.sha256(plain).hexdigest()
+                atomic_write(partial, protection.seal(plain))
+                thumbnail = protection.seal(thumbnail)
+                del plain
+            size = partial.stat().st_size
             # A very long clip gets bigger chunks, so that its offer stays within MAX_CHUNKS.
             chunk_bytes = max(self.settings.chunk_bytes, -(-size // MAX_CHUNKS))
-            whole, chunks = file_digests(active.writer.path, chunk_bytes)
+            whole, chunks = file_digests(partial, chunk_bytes)
             meta = ClipMeta(
                 device_id=self.device_id,
                 clip_id=active.clip_id,
@@ -306,12 +356,15 @@ class ClipRecorder:
                 sha256=whole,
                 chunk_bytes=chunk_bytes,
                 chunk_sha256=chunks,
-                thumbnail_bytes=len(active.thumbnail),
-                thumbnail_sha256=hashlib.sha256(active.thumbnail).hexdigest(),
+                thumbnail_bytes=len(thumbnail),
+                thumbnail_sha256=hashlib.sha256(thumbnail).hexdigest(),
                 width=self.width,
                 height=self.height,
+                sealed=plain_sha256 is not None,
+                plain_sha256=plain_sha256,
+                signature=protection.sign(plain_sha256 or whole),
             )
-            clip = self.store.commit(active.writer.path, active.thumbnail, meta)
+            clip = self.store.commit(partial, thumbnail, meta)
         except (OSError, av.FFmpegError) as exc:
             self._fail(active.clip_id, exc)
             return None

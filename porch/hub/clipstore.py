@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from porch.config import HubClipSettings
-from porch.fsutil import PARTIAL_SUFFIX, file_digests, publish_file
+from porch.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
+from porch.hub.clipopener import ClipOpener, ClipRefused
 from porch.hub.db import Database
 from porch.wire import THUMBNAIL, ClipAck, ClipChunk, ClipMeta
 
@@ -26,8 +27,16 @@ log = logging.getLogger(__name__)
 
 
 class HubClipStore:
-    def __init__(self, db: Database, root: Path, settings: HubClipSettings):
+    def __init__(
+        self,
+        db: Database,
+        root: Path,
+        settings: HubClipSettings,
+        opener: ClipOpener | None = None,
+    ):
         self.db = db
+        self.opener = opener or ClipOpener(None)
+        self.refused = 0
         self.root = root
         self.settings = settings
         root.mkdir(parents=True, exist_ok=True)
@@ -139,8 +148,20 @@ class HubClipStore:
             log.warning("clip %s did not match its hash; asking again for %s", meta.clip_id, bad)
             self.db.mark_chunks(meta.clip_id, bad, received=False)
             return False
-        publish_file(thumb, self.thumbnail(meta.clip_id))
-        publish_file(video, self.video(meta.clip_id))
+        try:
+            opened = self.opener.open(meta, video, thumb)
+        except ClipRefused as exc:
+            self.refused += 1
+            log.error("clip %s from %s refused: %s", meta.clip_id, meta.device_id, exc)
+            return False
+        if opened is None:
+            publish_file(thumb, self.thumbnail(meta.clip_id))
+            publish_file(video, self.video(meta.clip_id))
+        else:  # sealed: the sealed parts go (a crash now only means asking again), the clear in
+            thumb.unlink()
+            video.unlink()
+            atomic_write(self.thumbnail(meta.clip_id), opened[1])
+            atomic_write(self.video(meta.clip_id), opened[0])
         self.db.clip_stored(meta.clip_id)
         log.info("clip %s stored (%d bytes)", meta.clip_id, meta.size_bytes)
         self.enforce_limits()

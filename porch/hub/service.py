@@ -16,6 +16,7 @@ import uvicorn
 
 from porch.config import HubConfig
 from porch.hub.accounts import Accounts, LoginLimiter
+from porch.hub.clipopener import ClipOpener
 from porch.hub.clipstore import HubClipStore
 from porch.hub.db import Database
 from porch.hub.ingest import Ingest
@@ -24,6 +25,7 @@ from porch.hub.web.app import create_app
 from porch.hub.web.broadcast import Broadcaster
 from porch.provisioning.authority import HomeAuthority
 from porch.provisioning.endpoint import create_enroll_app
+from porch.sdnotify import Notifier
 from porch.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, Status
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,11 @@ class HubService:
         data = Path(config.data_dir)
         self.db = Database(data / "hub.sqlite")  # ingest's connection (paho's thread)
         self.web_db = Database(data / "hub.sqlite")  # the web app's (the event loop's thread)
-        self.clips = HubClipStore(self.db, data / "clips", config.clips)
+        self.authority: HomeAuthority | None = None
+        if config.provisioning.pki_dir:
+            self.authority = HomeAuthority(config.provisioning, reload=reload_broker)
+        opener = ClipOpener(self.authority)
+        self.clips = HubClipStore(self.db, data / "clips", config.clips, opener)
         self.accounts = Accounts(self.web_db.conn)
         self.login_limiter = LoginLimiter()
         self.broadcaster = Broadcaster()
@@ -53,9 +59,6 @@ class HubService:
         self.ingest = Ingest(self.db, config.mqtt, self.clips, on_message=self._on_message)
         self.live = LiveRelay(config.live, self.ingest.publish)
         self.ingest.on_live = self.live.feed
-        self.authority: HomeAuthority | None = None
-        if config.provisioning.pki_dir:
-            self.authority = HomeAuthority(config.provisioning, reload=reload_broker)
         self.app = create_app(self)
         self._server: uvicorn.Server | None = None
         self._enroll_server: uvicorn.Server | None = None
@@ -135,21 +138,24 @@ class HubService:
         self._server = uvicorn.Server(config)
         self.ingest.start()
         retention = asyncio.create_task(self._retention())
+        watchdog = asyncio.create_task(self._watchdog())
         enrollment = self._serve_enrollment()
         try:
             await self._server.serve()
         finally:
+            Notifier().stopping()
+            watchdog.cancel()
             retention.cancel()
-            if self._enroll_server is not None:
+            if self._enroll_server is not None and enrollment is not None:
                 self._enroll_server.should_exit = True
                 await enrollment
             await self.live.close()
             self.ingest.stop()
 
-    def _serve_enrollment(self) -> asyncio.Future:
+    def _serve_enrollment(self) -> asyncio.Future | None:
         """The enrollment endpoint over TLS with the hub's certificate, when provisioned."""
         if self.authority is None:
-            return asyncio.sleep(0)
+            return None
         settings, pki = self.config.provisioning, self.authority.pki
         config = uvicorn.Config(
             create_enroll_app(self.authority),
@@ -162,6 +168,19 @@ class HubService:
         )
         self._enroll_server = uvicorn.Server(config)
         return asyncio.ensure_future(self._enroll_server.serve())
+
+    async def _watchdog(self) -> None:
+        """READY once the web app listens, then WATCHDOG pings from the event loop: a loop
+        that hangs gets the hub restarted."""
+        systemd = Notifier()
+        if not systemd.enabled:
+            return
+        while self._server is None or not self._server.started:
+            await asyncio.sleep(0.1)
+        systemd.ready()
+        while True:
+            systemd.watchdog()
+            await asyncio.sleep(max(0.5, systemd.interval_s / 2))
 
     async def _retention(self) -> None:
         """Retention runs hourly too, not only when a clip arrives (a quiet porch ages)."""

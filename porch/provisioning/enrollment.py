@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from porch.provisioning.pki import Pki
+from porch.provisioning.pki import HUB_USER, Pki, hand_over
 from porch.wire import DEVICE_ID_PATTERN
 
 TOKEN_PREFIX = "porch1"
@@ -96,9 +96,9 @@ class Registry:
         path = pki.path("registry.sqlite")
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         path.chmod(0o600)
+        hand_over(path, HUB_USER)
         self.conn.executescript(
             """
-            PRAGMA journal_mode = WAL;
             CREATE TABLE IF NOT EXISTS tokens (
                 hash TEXT PRIMARY KEY, name TEXT NOT NULL, expires INTEGER NOT NULL,
                 created REAL NOT NULL, used REAL);

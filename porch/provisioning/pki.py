@@ -19,7 +19,6 @@ X25519 only where TLS is not involved.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 import os
 import pwd
@@ -230,16 +229,25 @@ class Pki:
         os.chmod(path, mode)
 
     def _give_broker_its_key(self) -> None:
-        """Mosquitto started as root drops to its own user, which must read its key."""
-        if os.geteuid() != 0:
-            return
-        try:
-            user = pwd.getpwnam("mosquitto")
-        except KeyError:
-            return
-        os.chown(self.path("broker.key"), user.pw_uid, user.pw_gid)
-        os.chmod(self.root, 0o711)  # enter, not list: the other keys stay 0600 root's
+        """Run as root (``sudo porch provision init``), hand the files to the hub's ``porch``
+        user and the broker's key to ``mosquitto``, which Mosquitto drops to and which must
+        read it; the directory may be entered, not listed."""
+        for name in FILES:
+            hand_over(self.path(name), "mosquitto" if name == "broker.key" else HUB_USER)
+        hand_over(self.root, HUB_USER)
+        os.chmod(self.root, 0o711)
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+HUB_USER = "porch"
+"""The system user the hub runs as (systemd/porch-hub.service)."""
+
+
+def hand_over(path: Path, username: str) -> None:
+    """chown ``path`` to ``username`` when running as root and that user exists."""
+    if os.geteuid() != 0:
+        return
+    try:
+        user = pwd.getpwnam(username)
+    except KeyError:
+        return
+    os.chown(path, user.pw_uid, user.pw_gid)

@@ -25,6 +25,7 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from pydantic import BaseModel, Field
 
 from porch import __version__
@@ -34,12 +35,14 @@ from porch.hub.web.auth import (
     DEVICES,
     EVERYONE,
     FOOTAGE,
+    PROVISIONING,
     SESSION_COOKIE,
     Forbidden,
     NotSignedIn,
     allow,
     current_session,
 )
+from porch.provisioning.enrollment import EnrollError
 from porch.wire import DEVICE_ID_PATTERN, ID_PATTERN
 
 if TYPE_CHECKING:
@@ -51,6 +54,7 @@ EventId = Annotated[str, PathParam(pattern=ID_PATTERN, description="32 hex digit
 DeviceId = Annotated[str, PathParam(pattern=DEVICE_ID_PATTERN, description="e.g. front-door")]
 LiveSessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 MAX_SDP = 64 * 1024
+NOT_PROVISIONED = "this hub is not provisioned: run 'porch provision init' first"
 
 
 class LiveOffer(BaseModel):
@@ -228,7 +232,37 @@ def create_app(hub: HubService) -> FastAPI:
     async def devices_page(
         request: Request, session: Annotated[Session, Depends(allow(*DEVICES, page=True))]
     ) -> Response:
-        return page(request, "devices.html", session, devices=hub.devices())
+        enrolled = hub.authority.registry.devices() if hub.authority else None
+        return page(request, "devices.html", session, devices=hub.devices(), enrolled=enrolled)
+
+    @app.post("/devices/enroll", response_class=HTMLResponse)
+    async def enroll_device(
+        request: Request,
+        session: Annotated[Session, Depends(allow(*PROVISIONING))],
+        name: Annotated[str, Form(max_length=64)],
+    ) -> Response:
+        """A one-time enrollment token for a new doorbell, as text and as a QR code."""
+        if hub.authority is None:
+            return page(request, "error.html", session, 409, message=NOT_PROVISIONED)
+        try:
+            token = hub.authority.new_token(name.strip().lower())
+        except EnrollError as exc:
+            return page(request, "devices.html", session, 400, devices=hub.devices(),
+                        enrolled=hub.authority.registry.devices(), error=str(exc))  # fmt: skip
+        text = token.encode()
+        return page(request, "enroll.html", session, token=token, text=text, qr=qr_svg(text))
+
+    @app.post("/devices/{device_id}/revoke")
+    async def revoke_device(
+        device_id: DeviceId, session: Annotated[Session, Depends(allow(*PROVISIONING))]
+    ) -> Response:
+        if hub.authority is None:
+            return JSONResponse({"detail": NOT_PROVISIONED}, status_code=409)
+        try:
+            await asyncio.to_thread(hub.authority.revoke, device_id)
+        except EnrollError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        return RedirectResponse("/devices", status_code=303)
 
     @app.get("/account", response_class=HTMLResponse)
     async def account(
@@ -384,6 +418,15 @@ def create_app(hub: HubService) -> FastAPI:
             return {"pressed": time.time()}
 
     return app
+
+
+def qr_svg(text: str) -> Markup:
+    """A QR code as inline SVG (made here: nothing is fetched)."""
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=6)
+    return Markup(image.to_string(encoding="unicode"))
 
 
 def _media(path: Path, media_type: str, exists: object) -> Response:

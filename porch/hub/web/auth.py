@@ -68,3 +68,5 @@ EVERYONE: tuple[Role, ...] = ("owner", "member", "installer", "requester")
 FOOTAGE: tuple[Role, ...] = ("owner", "member")
 """Who may see pictures of the porch: clips, thumbnails, snapshots, live video."""
 DEVICES: tuple[Role, ...] = ("owner", "member", "installer")
+PROVISIONING: tuple[Role, ...] = ("owner", "installer")
+"""Who may enroll and revoke doorbells."""

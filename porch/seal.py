@@ -1,0 +1,79 @@
+"""Sealed clips: what a device stores can be opened by the hub alone.
+
+Each file gets a fresh AES-256-GCM key; that key is wrapped to the hub's X25519 public key
+(an ephemeral X25519 exchange, HKDF-SHA256, AES-GCM). The device keeps no private key that
+opens it, so a stolen doorbell holds nothing readable. The header is authenticated with the
+content: flipping any byte anywhere makes opening fail.
+
+Layout: ``MAGIC | ephemeral public key (32) | key nonce (12) | wrapped key (48) | nonce (12) |
+ciphertext with tag``.
+
+Signatures are separate: the device signs the SHA-256 of each clip's plaintext with its
+Ed25519 key at capture, the first link of the chain of custody.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+MAGIC = b"PORCHSEAL1"
+_INFO = b"porch clip key wrap v1"
+_HEADER = len(MAGIC) + 32 + 12 + 48 + 12
+
+
+class SealError(Exception):
+    """A sealed file that cannot be opened: not sealed, for another hub, or altered."""
+
+
+def _kek(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), 32, salt=ephemeral + recipient, info=_INFO).derive(shared)
+
+
+def seal(data: bytes, recipient: bytes) -> bytes:
+    """Encrypt ``data`` to the X25519 public key ``recipient`` (32 raw bytes)."""
+    ephemeral = x25519.X25519PrivateKey.generate()
+    ephemeral_public = ephemeral.public_key().public_bytes_raw()
+    shared = ephemeral.exchange(x25519.X25519PublicKey.from_public_bytes(recipient))
+    key = AESGCM.generate_key(bit_length=256)
+    key_nonce, nonce = os.urandom(12), os.urandom(12)
+    wrapped = AESGCM(_kek(shared, ephemeral_public, recipient)).encrypt(key_nonce, key, MAGIC)
+    header = MAGIC + ephemeral_public + key_nonce + wrapped + nonce
+    return header + AESGCM(key).encrypt(nonce, data, header)
+
+
+def unseal(blob: bytes, private: x25519.X25519PrivateKey) -> bytes:
+    """Open a sealed file; raises :class:`SealError` when it is not ours or was altered."""
+    if len(blob) < _HEADER + 16 or not blob.startswith(MAGIC):
+        raise SealError("not a sealed Porch file")
+    at = len(MAGIC)
+    ephemeral = blob[at : at + 32]
+    key_nonce = blob[at + 32 : at + 44]
+    wrapped = blob[at + 44 : at + 92]
+    nonce = blob[at + 92 : at + 104]
+    recipient = private.public_key().public_bytes_raw()
+    try:
+        shared = private.exchange(x25519.X25519PublicKey.from_public_bytes(ephemeral))
+        kek = _kek(shared, ephemeral, recipient)
+        key = AESGCM(kek).decrypt(key_nonce, wrapped, MAGIC)
+        return AESGCM(key).decrypt(nonce, blob[_HEADER:], blob[:_HEADER])
+    except (InvalidTag, ValueError):
+        raise SealError("the sealed file is for another key or was altered") from None
+
+
+def sign_digest(key: ed25519.Ed25519PrivateKey, sha256_hex: str) -> str:
+    """The device's signature over a clip's SHA-256 (hex in, hex out)."""
+    return key.sign(bytes.fromhex(sha256_hex)).hex()
+
+
+def verify_digest(key: ed25519.Ed25519PublicKey, sha256_hex: str, signature_hex: str) -> bool:
+    try:
+        key.verify(bytes.fromhex(signature_hex), bytes.fromhex(sha256_hex))
+    except (InvalidSignature, ValueError):
+        return False
+    return True

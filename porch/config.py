@@ -178,6 +178,12 @@ class WebSettings(_Section):
     public_url: str = Field(
         "", description="How people reach the hub, for links it prints (default: host:port)."
     )
+    tls_cert: str = Field(
+        "",
+        description="Certificate (PEM) to serve the web app over HTTPS, e.g. the pki_dir's"
+        " hub.crt; empty: plain HTTP (fine on 127.0.0.1, not on a LAN).",
+    )
+    tls_key: str = Field("", description="Private key (PEM) of tls_cert.")
 
 
 class LiveSettings(_Section):

@@ -374,3 +374,25 @@ def test_installer_enrolls_and_revokes_from_the_page_and_reaches_no_footage(home
     offer = {"type": "offer", "sdp": "v=0\r\n"}
     assert api(home.hub, "installer", "POST", "/api/devices/porch-cam/live",
                json=offer).status_code == 403  # fmt: skip
+
+
+def test_web_app_over_https_with_the_home_ca(world, broker):
+    import ssl
+
+    import httpx
+
+    pki = Pki(world / "pki")
+    pki.init(["127.0.0.1"])
+    web = WebSettings(
+        port=free_port(), tls_cert=str(pki.path("hub.crt")), tls_key=str(pki.path("hub.key"))
+    )
+    hub = HubService(HubConfig(data_dir=world / "hub", mqtt=broker.settings, web=web))
+    hub.start()
+    try:
+        assert hub.url.startswith("https://127.0.0.1:")
+        trusted = ssl.create_default_context(cafile=str(pki.path("ca.crt")))
+        assert httpx.get(hub.url + "/login", verify=trusted, timeout=TIMEOUT).status_code == 200
+        with pytest.raises(httpx.ConnectError):  # a client without the home CA refuses it
+            httpx.get(hub.url + "/login", timeout=TIMEOUT)
+    finally:
+        hub.stop()

@@ -67,7 +67,8 @@ class HubService:
     @property
     def url(self) -> str:
         web = self.config.web
-        return web.public_url or f"http://{web.host}:{web.port}"
+        scheme = "https" if web.tls_cert else "http"
+        return web.public_url or f"{scheme}://{web.host}:{web.port}"
 
     # what the pages show (web loop's thread)
     def timeline(self, limit: int) -> list[dict]:
@@ -134,6 +135,8 @@ class HubService:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=2,
+            ssl_certfile=web.tls_cert or None,
+            ssl_keyfile=web.tls_key or None,
         )
         self._server = uvicorn.Server(config)
         self.ingest.start()

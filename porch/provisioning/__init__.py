@@ -1,1 +1,1 @@
-"""The installer's tools: home CA, device enrollment, broker configuration (to come)."""
+"""The installer's tools: the home CA, one-time enrollment, broker TLS and ACL, revocation."""

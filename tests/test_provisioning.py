@@ -396,3 +396,56 @@ def test_web_app_over_https_with_the_home_ca(world, broker):
             httpx.get(hub.url + "/login", timeout=TIMEOUT)
     finally:
         hub.stop()
+
+
+def test_the_installers_commands_end_to_end(world):
+    """provision init (twice), broker (a config Mosquitto runs), enroll (text and QR),
+    revoke of an unknown name."""
+    import socket
+    import time
+
+    port = free_port()
+    hub_toml = world / "hub.toml"
+    hub_toml.write_text(
+        f'data_dir = "{world / "hub"}"\n[provisioning]\npki_dir = "{world / "pki"}"\n'
+        f"broker_port = {port}\nenroll_port = {free_port()}\n"
+    )
+    runner = CliRunner()
+    first = runner.invoke(main, ["provision", "init", "--config", str(hub_toml)])
+    assert first.exit_code == 0 and "created" in first.output, first.output
+    again = runner.invoke(main, ["provision", "init", "--config", str(hub_toml)])
+    assert again.exit_code == 0 and "already set up" in again.output
+    assert Pki(world / "pki").hub_fingerprint() in again.output
+
+    conf = world / "porch.conf"
+    made = runner.invoke(main, ["provision", "broker", "--config", str(hub_toml),
+                                "--out", str(conf), "--bind", "127.0.0.1"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    text = conf.read_text()
+    for line in ("require_certificate true", "use_identity_as_username true", "crlfile"):
+        assert line in text
+    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert broker.poll() is None, broker.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        pki = Pki(world / "pki")
+        as_hub = subprocess.run(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "--cafile",
+             str(pki.path("ca.crt")), "--cert", str(pki.path("hub.crt")), "--key",
+             str(pki.path("hub.key")), "-t", "porch/x/cmd/live", "-m", "{}"],
+            capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+        assert as_hub.returncode == 0, as_hub.stderr
+    finally:
+        broker.kill()
+        broker.wait()
+
+    token = runner.invoke(main, ["provision", "enroll", "--config", str(hub_toml), "porch-cam"])
+    assert token.exit_code == 0, token.output
+    assert "porch device enroll porch1." in token.output
+    assert "█" in token.output or "▀" in token.output, "a QR code in the terminal"
+    unknown = runner.invoke(main, ["provision", "revoke", "--config", str(hub_toml), "nobody"])
+    assert unknown.exit_code == 2 and "no enrolled device called nobody" in unknown.output

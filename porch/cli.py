@@ -292,5 +292,90 @@ def provision_revoke(config_path: Path | None, name: str) -> None:
     click.echo(f"{name} is revoked; the broker no longer accepts it.")
 
 
+def _hub_parts(config_path: Path | None):
+    """The hub's database, audit log, consent and exporter, without starting the hub."""
+    from porch.hub.audit import AuditLog
+    from porch.hub.clipstore import HubClipStore
+    from porch.hub.consent import Consent
+    from porch.hub.db import Database
+    from porch.hub.exporter import Exporter
+    from porch.provisioning.authority import HomeAuthority
+
+    config = _load(HubConfig, config_path)
+    data = Path(config.data_dir)
+    db = Database(data / "hub.sqlite")
+    authority = HomeAuthority(config.provisioning) if config.provisioning.pki_dir else None
+    audit = AuditLog(db.conn, authority.pki.export_key() if authority else None)
+    consent = Consent(db.conn, audit)
+    clips = HubClipStore(db, data / "clips", config.clips)
+    return authority, audit, Exporter(consent, clips, authority, data / "exports")
+
+
+@main.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "--ca",
+    "ca_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="The home CA certificate you were given (else the bundle's own is shown).",
+)
+def verify(bundle: Path, ca_path: Path | None) -> None:
+    """Check an export bundle offline: signatures, certificates, hashes, scope."""
+    from porch.export.bundle import BundleError
+    from porch.export.verify import verify_bundle
+
+    try:
+        result = verify_bundle(bundle, ca_path.read_bytes() if ca_path else None)
+    except BundleError as exc:
+        click.echo(f"INVALID: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"VALID: bundle {result.bundle_id}, {result.clips} clip(s) for"
+               f" {result.organisation}")  # fmt: skip
+    click.echo(f"home CA SHA-256 {result.ca_fingerprint}"
+               + ("" if ca_path else " (compare it with the one the home gave you)"))  # fmt: skip
+
+
+@main.group()
+def audit() -> None:
+    """The hub's hash-chained audit log."""
+
+
+@audit.command("verify")
+@CONFIG_OPTION
+def audit_verify(config_path: Path | None) -> None:
+    """Check every entry's hash, the chain and the signed head (exit 1 saying where)."""
+    authority, log, _ = _hub_parts(config_path)
+    public = authority.pki.export_key().public_key() if authority else None
+    count, problem = log.verify(public)
+    if problem:
+        click.echo(f"audit log BROKEN: {problem}", err=True)
+        sys.exit(1)
+    signed = "head signed by the export key" if public else "head not signed (no home CA)"
+    click.echo(f"audit log intact: {count} entries, {signed}")
+
+
+@main.group("export")
+def export_group() -> None:
+    """Export bundles of approved footage requests."""
+
+
+@export_group.command("build")
+@CONFIG_OPTION
+@click.argument("request_id")
+def export_build(config_path: Path | None, request_id: str) -> None:
+    """Build the bundle of an approved request (there is no other way to export)."""
+    from porch.hub.consent import ConsentError
+
+    _, _, exporter = _hub_parts(config_path)
+    total = exporter.size(request_id)
+    with click.progressbar(length=max(total, 1), label="Building the bundle") as bar:
+        try:
+            bundle = exporter.build(request_id, "cli", progress=bar.update)
+        except ConsentError as exc:
+            click.echo(f"\nporch: {exc}", err=True)
+            sys.exit(2)
+    click.echo(f"{bundle['path']} ({bundle['size_bytes']} bytes, SHA-256 {bundle['sha256']})")
+
+
 if __name__ == "__main__":
     main()

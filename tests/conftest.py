@@ -4,6 +4,7 @@ a hub ingesting into a real SQLite file, and doorbell agents on the synthetic ca
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
+from porch.cli import main
 from porch.config import (
     CameraSettings,
     ClipSettings,
@@ -23,7 +26,10 @@ from porch.config import (
     HubConfig,
     LiveSettings,
     MotionSettings,
+    MqttSettings,
+    ProvisioningSettings,
     WebSettings,
+    load,
 )
 from porch.device.agent import DoorbellAgent
 from porch.device.camera.synthetic import SyntheticCamera, SyntheticScene
@@ -33,6 +39,8 @@ from porch.hub.ingest import Ingest
 from porch.hub.service import HubService
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 from porch.localbroker import LocalBroker, free_port
+from porch.provisioning.broker import listener_lines, write_acl
+from porch.provisioning.pki import Pki
 
 TIMEOUT = 60.0
 """Generous: two cores shared by a broker, encoders and the test itself."""
@@ -190,3 +198,93 @@ def run_agent(
     config: DeviceConfig, scene: SyntheticScene | None = None, realtime: bool = True
 ) -> RunningAgent:
     return RunningAgent(DoorbellAgent(config, synthetic_source(config, scene, realtime)))
+
+
+@pytest.fixture
+def world() -> Iterator[Path]:
+    """A directory Mosquitto's own user may enter (pytest's tmp_path is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="porch-home-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class Home:
+    """A provisioned home: CA, broker with the generated TLS listener and ACL, hub."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        settings = ProvisioningSettings(
+            pki_dir=str(root / "pki"),
+            enroll_port=free_port(),
+            broker_port=free_port(),
+            reload_command=[],
+        )
+        self.pki = Pki(root / "pki")
+        self.pki.init(["127.0.0.1"])
+        write_acl(self.pki, [])
+        port = settings.broker_port
+        self.broker = LocalBroker(
+            root / "broker", port, listener_lines(self.pki, port, "127.0.0.1")
+        )
+        self.broker.start()
+        self.config = HubConfig(
+            data_dir=root / "hub",
+            mqtt=MqttSettings(
+                port=port,
+                tls_ca=str(self.pki.path("ca.crt")),
+                tls_cert=str(self.pki.path("hub.crt")),
+                tls_key=str(self.pki.path("hub.key")),
+            ),
+            web=WebSettings(port=free_port()),
+            provisioning=settings,
+        )
+        self.hub = HubService(self.config, reload_broker=self.broker.reload)
+        self.hub.start()
+        wait_for(self.hub.ingest.subscribed.is_set, what="the hub on the TLS broker")
+        self.authority = self.hub.authority
+
+    def enroll(self, name: str) -> Path:
+        """Enroll ``name`` through the CLI, as an installer would; returns its device.toml."""
+        token = self.authority.new_token(name).encode()
+        config = self.root / name / "device.toml"
+        result = device_enroll(token, self.root / name)
+        assert result.exit_code == 0, result.output
+        return config
+
+    def close(self) -> None:
+        self.hub.stop()
+        self.broker.stop()
+
+
+def device_enroll(token: str, directory: Path):
+    return CliRunner().invoke(
+        main,
+        ["device", "enroll", token, "--dir", str(directory / "keys"),
+         "--config", str(directory / "device.toml")],
+    )  # fmt: skip
+
+
+@pytest.fixture
+def home(world: Path) -> Iterator[Home]:
+    running = Home(world)
+    yield running
+    running.close()
+
+
+def agent_from(
+    config_path: Path, data: Path, scene: SyntheticScene | None = None, size=(320, 240)
+) -> DoorbellAgent:
+    """The agent an enrolled device.toml describes, on mock pins and a small synthetic camera
+    (``scene``: a scene of the test's own)."""
+    config = load(DeviceConfig, config_path)
+    config = config.model_copy(
+        update={
+            "data_dir": data,
+            "gpio": GpioSettings(pin_factory="mock", bounce_s=0),
+            "camera": CameraSettings(source="synthetic", width=size[0], height=size[1]),
+            "motion": MotionSettings(enabled=False),
+            "clips": config.clips.model_copy(update={"preroll_s": 1.0, "postroll_s": 1.0}),
+        }
+    )
+    return DoorbellAgent(config, synthetic_source(config, scene) if scene else None)

@@ -8,31 +8,20 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PASSWORD, TIMEOUT, api, wait_for
+from conftest import PASSWORD, TIMEOUT, Home, agent_from, api, device_enroll, wait_for
 
 from porch.cli import main
 from porch.config import (
-    CameraSettings,
-    DeviceConfig,
-    GpioSettings,
     HubConfig,
-    MotionSettings,
-    MqttSettings,
-    ProvisioningSettings,
     WebSettings,
-    load,
 )
-from porch.device.agent import DoorbellAgent
 from porch.hub.service import HubService
-from porch.localbroker import LocalBroker, free_port
-from porch.provisioning.broker import listener_lines, write_acl
+from porch.localbroker import free_port
 from porch.provisioning.enrollment import Token
 from porch.provisioning.pki import Pki
 from porch.wire import LiveRequest
@@ -40,78 +29,6 @@ from porch.wire import LiveRequest
 pytestmark = pytest.mark.skipif(
     not shutil.which("mosquitto_pub"), reason="mosquitto-clients is not installed"
 )
-
-
-@pytest.fixture
-def world() -> Iterator[Path]:
-    """A directory Mosquitto's own user may enter (pytest's tmp_path is root's alone)."""
-    path = Path(tempfile.mkdtemp(prefix="porch-home-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-class Home:
-    """A provisioned home: CA, broker with the generated TLS listener and ACL, hub."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        settings = ProvisioningSettings(
-            pki_dir=str(root / "pki"),
-            enroll_port=free_port(),
-            broker_port=free_port(),
-            reload_command=[],
-        )
-        self.pki = Pki(root / "pki")
-        self.pki.init(["127.0.0.1"])
-        write_acl(self.pki, [])
-        port = settings.broker_port
-        self.broker = LocalBroker(
-            root / "broker", port, listener_lines(self.pki, port, "127.0.0.1")
-        )
-        self.broker.start()
-        self.config = HubConfig(
-            data_dir=root / "hub",
-            mqtt=MqttSettings(
-                port=port,
-                tls_ca=str(self.pki.path("ca.crt")),
-                tls_cert=str(self.pki.path("hub.crt")),
-                tls_key=str(self.pki.path("hub.key")),
-            ),
-            web=WebSettings(port=free_port()),
-            provisioning=settings,
-        )
-        self.hub = HubService(self.config, reload_broker=self.broker.reload)
-        self.hub.start()
-        wait_for(self.hub.ingest.subscribed.is_set, what="the hub on the TLS broker")
-        self.authority = self.hub.authority
-
-    def enroll(self, name: str) -> Path:
-        """Enroll ``name`` through the CLI, as an installer would; returns its device.toml."""
-        token = self.authority.new_token(name).encode()
-        config = self.root / name / "device.toml"
-        result = device_enroll(token, self.root / name)
-        assert result.exit_code == 0, result.output
-        return config
-
-    def close(self) -> None:
-        self.hub.stop()
-        self.broker.stop()
-
-
-def device_enroll(token: str, directory: Path):
-    return CliRunner().invoke(
-        main,
-        ["device", "enroll", token, "--dir", str(directory / "keys"),
-         "--config", str(directory / "device.toml")],
-    )  # fmt: skip
-
-
-@pytest.fixture
-def home(world: Path) -> Iterator[Home]:
-    running = Home(world)
-    yield running
-    running.close()
 
 
 def mosquitto(tool: str, home: Home, name: str | None, *args: str, pki: Pki | None = None):
@@ -124,20 +41,6 @@ def mosquitto(tool: str, home: Home, name: str | None, *args: str, pki: Pki | No
     elif pki is not None:  # a certificate from another CA
         command += ["--cert", str(pki.path("hub.crt")), "--key", str(pki.path("hub.key"))]
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=TIMEOUT)
-
-
-def agent_from(config_path: Path, data: Path) -> DoorbellAgent:
-    config = load(DeviceConfig, config_path)
-    config = config.model_copy(
-        update={
-            "data_dir": data,
-            "gpio": GpioSettings(pin_factory="mock", bounce_s=0),
-            "camera": CameraSettings(source="synthetic", width=320, height=240),
-            "motion": MotionSettings(enabled=False),
-            "clips": config.clips.model_copy(update={"preroll_s": 1.0, "postroll_s": 1.0}),
-        }
-    )
-    return DoorbellAgent(config)
 
 
 def test_init_is_private_idempotent_and_refuses_to_overwrite(world):

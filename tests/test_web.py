@@ -13,7 +13,8 @@ from porch.config import ClipSettings
 from porch.hub.accounts import ROLES
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/setup"), ("POST", "/setup")}
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/setup"), ("POST", "/setup"),
+          ("GET", "/invite"), ("POST", "/invite")}  # fmt: skip
 
 
 @pytest.fixture
@@ -77,6 +78,7 @@ def test_every_route_admits_exactly_its_roles(site):
         "event_id": timeline["event_id"],
         "device_id": "front-door",
         "live_id": "a" * 22,
+        "request_id": "0" * 16,
     }
     checked = 0
     for route in site.app.routes:
@@ -139,7 +141,7 @@ def login(site, username: str, password: str, client: httpx.Client) -> httpx.Res
 
 
 def test_login_sets_a_strict_http_only_cookie_and_lands_by_role(site):
-    for role, home in (("owner", "/"), ("installer", "/devices"), ("requester", "/account")):
+    for role, home in (("owner", "/"), ("installer", "/devices"), ("requester", "/requests")):
         with httpx.Client(base_url=site.url) as client:
             response = login(site, role, PASSWORD, client)
             assert response.status_code == 303 and response.headers["location"] == home

@@ -6,10 +6,10 @@ expired cookie is simply unknown. Each session carries its own CSRF token.
 
 Roles (the one table every route's permission is written against, see ``web/auth.py``):
 
-``owner``      everything; approves exports (a later issue)
+``owner``      everything; decides footage requests, invites requesters
 ``member``     live view, timeline, clips
 ``installer``  devices and their health only: never a clip, a thumbnail or live video
-``requester``  only the export-request pages (a later issue)
+``requester``  only their own footage requests and, once approved, their bundle
 """
 
 from __future__ import annotations
@@ -50,7 +50,14 @@ CREATE TABLE IF NOT EXISTS setup_tokens (
     token_sha256  TEXT PRIMARY KEY,
     expires       REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS invites (
+    token_sha256  TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,
+    invited_by    TEXT NOT NULL,
+    expires       REAL NOT NULL
+);
 """
+INVITE_S = 7 * 24 * 3600
 
 
 class AccountError(ValueError):
@@ -177,6 +184,32 @@ class Accounts:
         self.add_user(username, password, "owner")
         with self._lock:
             self._db.execute("DELETE FROM setup_tokens")
+
+    def new_invite(self, role: Role, invited_by: str) -> str:
+        """A one-time link (a week) that lets its holder create one account of ``role``."""
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO invites (token_sha256, role, invited_by, expires) VALUES (?,?,?,?)",
+                (_digest(token), role, invited_by, time.time() + INVITE_S),
+            )
+        return token
+
+    def invite_role(self, token: str) -> Role | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT role, expires FROM invites WHERE token_sha256 = ?", (_digest(token),)
+            ).fetchone()
+        return row[0] if row and row[1] > time.time() else None
+
+    def accept_invite(self, token: str, username: str, password: str) -> Role:
+        role = self.invite_role(token)
+        if role is None:
+            raise AccountError("this invitation was used already or has expired")
+        self.add_user(username, password, role)
+        with self._lock:
+            self._db.execute("DELETE FROM invites WHERE token_sha256 = ?", (_digest(token),))
+        return role
 
 
 class LoginLimiter:

@@ -6,7 +6,8 @@ killed mid-transfer resumes where it was; a clip is listed (state ``stored``) on
 both files are fsync'd, renamed into place and the whole file's SHA-256 matched.
 
 The store has a byte cap and a retention in days; the oldest clips go first, and a clip the
-owner marked "keep" never goes. Runs on the ingest's thread.
+owner marked "keep" never goes, nor one held by a pending footage request. Runs on the
+ingest's thread.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from porch.config import HubClipSettings
 from porch.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
 from porch.hub.clipopener import ClipOpener, ClipRefused
+from porch.hub.consent import held_clip_ids
 from porch.hub.db import Database
 from porch.wire import THUMBNAIL, ClipAck, ClipChunk, ClipMeta
 
@@ -175,11 +177,12 @@ class HubClipStore:
         now = time.time() if now is None else now
         oldest_allowed = now - self.settings.retention_days * 86400
         clips = db.stored_clips()
+        held = held_clip_ids(db.conn)  # a pending footage request holds its window's clips
         total = sum(size for _, size, _, _ in clips)
         removed = []
         for clip_id, size, stored_at, keep in clips:
             too_old = (stored_at or now) < oldest_allowed
-            if keep or not (too_old or total > self.settings.max_bytes):
+            if keep or clip_id in held or not (too_old or total > self.settings.max_bytes):
                 continue
             self.delete(clip_id, db)
             total -= size

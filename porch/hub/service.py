@@ -16,9 +16,12 @@ import uvicorn
 
 from porch.config import HubConfig
 from porch.hub.accounts import Accounts, LoginLimiter
+from porch.hub.audit import AuditLog
 from porch.hub.clipopener import ClipOpener
 from porch.hub.clipstore import HubClipStore
+from porch.hub.consent import Consent
 from porch.hub.db import Database
+from porch.hub.exporter import Exporter
 from porch.hub.ingest import Ingest
 from porch.hub.live import LiveRelay
 from porch.hub.web.app import create_app
@@ -59,6 +62,10 @@ class HubService:
         self.ingest = Ingest(self.db, config.mqtt, self.clips, on_message=self._on_message)
         self.live = LiveRelay(config.live, self.ingest.publish)
         self.ingest.on_live = self.live.feed
+        export_key = self.authority.pki.export_key() if self.authority else None
+        self.audit = AuditLog(self.web_db.conn, export_key)
+        self.consent = Consent(self.web_db.conn, self.audit)
+        self.exporter = Exporter(self.consent, self.clips, self.authority, data / "exports")
         self.app = create_app(self)
         self._server: uvicorn.Server | None = None
         self._enroll_server: uvicorn.Server | None = None

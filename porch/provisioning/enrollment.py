@@ -104,7 +104,8 @@ class Registry:
                 created REAL NOT NULL, used REAL);
             CREATE TABLE IF NOT EXISTS devices (
                 name TEXT PRIMARY KEY, serial TEXT NOT NULL, fingerprint TEXT NOT NULL,
-                sign_key TEXT NOT NULL, enrolled REAL NOT NULL, revoked REAL);
+                sign_key TEXT NOT NULL, enrolled REAL NOT NULL, revoked REAL,
+                sign_cert TEXT);
             """
         )
 
@@ -150,13 +151,22 @@ class Registry:
         )
         return cursor.rowcount == 1
 
-    def add_device(self, name: str, cert: x509.Certificate, sign_key: bytes) -> None:
+    def add_device(
+        self, name: str, cert: x509.Certificate, sign_key: bytes, sign_cert: x509.Certificate
+    ) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO devices (name, serial, fingerprint, sign_key, enrolled)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO devices (name, serial, fingerprint, sign_key, enrolled,"
+            " sign_cert) VALUES (?, ?, ?, ?, ?, ?)",
             (name, str(cert.serial_number), cert.fingerprint(hashes.SHA256()).hex(),
-             sign_key.hex(), time.time()),
+             sign_key.hex(), time.time(), pem(sign_cert)),
         )  # fmt: skip
+
+    def sign_cert(self, name: str) -> str | None:
+        """The certificate (PEM) binding the device's capture-signing key to the home CA;
+        kept after a revocation, since clips signed before it stay valid."""
+        row = self.conn.execute("SELECT sign_cert FROM devices WHERE name = ?", (name,))
+        found = row.fetchone()
+        return found[0] if found else None
 
     def revoke(self, name: str) -> None:
         cursor = self.conn.execute(
@@ -219,7 +229,8 @@ def redeem(pki: Pki, registry: Registry, request: EnrollRequest) -> x509.Certifi
     if not registry.redeem(request.secret):
         raise EnrollError("this enrollment token was used already: each works once")
     cert = pki.issue(key, request.name, [ExtendedKeyUsageOID.CLIENT_AUTH])
-    registry.add_device(request.name, cert, sign_key)
+    signing = pki.issue(ed25519.Ed25519PublicKey.from_public_bytes(sign_key), request.name, [])
+    registry.add_device(request.name, cert, sign_key, signing)
     return cert
 
 

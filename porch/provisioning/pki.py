@@ -7,7 +7,7 @@
 ``hub.key/.crt``   the hub: TLS server (web app, enrollment) and its MQTT client identity
                    (CN ``porch-hub``)
 ``seal.key``       X25519: devices seal clips to its public half; only the hub can open them
-``export.key``     Ed25519: signs export bundles (kept apart from every TLS key)
+``export.key/.crt`` Ed25519: signs export bundles and the audit log's head (apart from TLS)
 ``crl.pem``        revoked device certificates
 ``registry.sqlite`` enrollment tokens (hashes only) and enrolled devices
 =================  ===========================================================================
@@ -37,7 +37,8 @@ HUB_IDENTITY = "porch-hub"
 CA_YEARS = 20
 LEAF_YEARS = 5
 FILES = ("ca.key", "ca.crt", "broker.key", "broker.crt", "hub.key", "hub.crt", "seal.key",
-         "export.key", "crl.pem")  # fmt: skip
+         "export.key", "export.crt", "crl.pem")  # fmt: skip
+EXPORT_IDENTITY = "porch-hub-export"
 
 
 class PkiError(Exception):
@@ -164,7 +165,11 @@ class Pki:
             self._write(f"{name}.key", pem_private_key(key))
             self._write(f"{name}.crt", _pem_cert(cert), 0o644)
         self._write("seal.key", pem_private_key(x25519.X25519PrivateKey.generate()))
-        self._write("export.key", pem_private_key(ed25519.Ed25519PrivateKey.generate()))
+        export_key = ed25519.Ed25519PrivateKey.generate()
+        self._write("export.key", pem_private_key(export_key))
+        self._write(
+            "export.crt", _pem_cert(self.issue(export_key.public_key(), EXPORT_IDENTITY, [])), 0o644
+        )
         self.write_crl([])
         self._give_broker_its_key()
         return list(FILES)
@@ -183,12 +188,13 @@ class Pki:
             self._builder(_name(cn), ca_cert.subject, public_key)
             .not_valid_after(_now() + dt.timedelta(days=365 * years))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                 critical=False,
             )
         )
+        if usages:  # none: a signing-only key (exports, capture signatures)
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         if hosts:
             builder = builder.add_extension(_alt_names(hosts), critical=False)
         return builder.sign(ca_key, hashes.SHA256())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -30,12 +31,14 @@ from pydantic import BaseModel, Field
 
 from porch import __version__
 from porch.hub.accounts import AccountError, Session
+from porch.hub.consent import LEGAL_BASES, ConsentError, FootageRequest
 from porch.hub.live import LiveError
 from porch.hub.web.auth import (
     DEVICES,
     EVERYONE,
     FOOTAGE,
     PROVISIONING,
+    REQUESTS,
     SESSION_COOKIE,
     Forbidden,
     NotSignedIn,
@@ -52,6 +55,7 @@ HERE = Path(__file__).parent
 ClipId = Annotated[str, PathParam(pattern=ID_PATTERN, description="32 hex digits")]
 EventId = Annotated[str, PathParam(pattern=ID_PATTERN, description="32 hex digits")]
 DeviceId = Annotated[str, PathParam(pattern=DEVICE_ID_PATTERN, description="e.g. front-door")]
+RequestId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$", description="16 hex digits")]
 LiveSessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 MAX_SDP = 64 * 1024
 NOT_PROVISIONED = "this hub is not provisioned: run 'porch provision init' first"
@@ -87,7 +91,7 @@ class LiveState(BaseModel):
 
 LOGIN_COOKIE = "porch_login"
 KEEPALIVE_S = 15.0
-HOME = {"owner": "/", "member": "/", "installer": "/devices", "requester": "/account"}
+HOME = {"owner": "/", "member": "/", "installer": "/devices", "requester": "/requests"}
 
 
 def create_app(hub: HubService) -> FastAPI:
@@ -313,6 +317,147 @@ def create_app(hub: HubService) -> FastAPI:
         hub.web_db.set_keep(clip_id, keep)
         return RedirectResponse(f"/clips/{clip_id}", status_code=303)
 
+    # -- footage requests: the only way footage leaves ----------------------------------
+
+    def own_request(request_id: str, session: Session) -> FootageRequest:
+        """The request, if this person may see it: the owner any, a requester only theirs."""
+        found = hub.consent.get(request_id)
+        if found is None or (session.role == "requester" and found.filed_by != session.username):
+            raise ConsentError("no such request", 404)
+        return found
+
+    @app.exception_handler(ConsentError)
+    async def consent_error(request: Request, exc: ConsentError) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            session = current_session(request)
+            return page(request, "error.html", session, exc.status, message=str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.get("/requests", response_class=HTMLResponse)
+    async def requests_page(
+        request: Request, session: Annotated[Session, Depends(allow(*REQUESTS, page=True))]
+    ) -> Response:
+        owner = session.role == "owner"
+        mine = hub.consent.all(None if owner else session.username)
+        return page(request, "requests.html", session, requests=mine,
+                    report=hub.consent.report() if owner else None)  # fmt: skip
+
+    @app.get("/requests/new", response_class=HTMLResponse)
+    async def request_form(
+        request: Request, session: Annotated[Session, Depends(allow(*REQUESTS, page=True))]
+    ) -> Response:
+        return page(request, "request_new.html", session, bases=LEGAL_BASES)
+
+    @app.post("/requests")
+    async def file_request(
+        request: Request,
+        session: Annotated[Session, Depends(allow(*REQUESTS))],
+        name: Annotated[str, Form(max_length=200)],
+        organisation: Annotated[str, Form(max_length=200)],
+        contact: Annotated[str, Form(max_length=200)],
+        reason: Annotated[str, Form(max_length=4000)],
+        legal_basis: Annotated[str, Form(max_length=20)],
+        start: Annotated[str, Form(max_length=40)],
+        end: Annotated[str, Form(max_length=40)],
+        legal_reference: Annotated[str, Form(max_length=200)] = "",
+        devices: Annotated[str, Form(max_length=400)] = "all",
+        expires_days: Annotated[float, Form(gt=0, le=90)] = 30,
+    ) -> Response:
+        """File a request. Doorbells are named, or 'all': no list of them is shown."""
+        known = [d["device_id"] for d in hub.devices()]
+        wanted = [d.strip() for d in devices.split(",") if d.strip()]
+        chosen = known if wanted in ([], ["all"]) else [d for d in wanted if d in known]
+        filed = hub.consent.file(session.username, name, organisation, contact, reason,
+                                 legal_basis, legal_reference, chosen, _when(start), _when(end),
+                                 expires_days)  # fmt: skip
+        hub.broadcaster.publish(
+            "request",
+            {"request_id": filed.request_id, "organisation": filed.organisation},
+            roles=frozenset({"owner"}),
+        )
+        return RedirectResponse(f"/requests/{filed.request_id}", status_code=303)
+
+    @app.get("/requests/{request_id}", response_class=HTMLResponse)
+    async def request_page(
+        request: Request,
+        request_id: RequestId,
+        session: Annotated[Session, Depends(allow(*REQUESTS, page=True))],
+    ) -> Response:
+        found = own_request(request_id, session)
+        clips = hub.consent.matching_clips(found) if session.role == "owner" else []
+        return page(request, "request.html", session, r=found, clips=clips,
+                    bundle=hub.consent.bundle(request_id),
+                    audit=hub.audit.entries(request_id))  # fmt: skip
+
+    @app.post("/requests/{request_id}/decision")
+    async def decide(
+        request_id: RequestId,
+        session: Annotated[Session, Depends(allow("owner"))],
+        action: Annotated[Literal["approve", "decline"], Form()],
+        password: Annotated[str, Form(max_length=1024)],
+        clip_ids: Annotated[list[str] | None, Form()] = None,
+        start: Annotated[str, Form(max_length=40)] = "",
+        end: Annotated[str, Form(max_length=40)] = "",
+        blur_faces: Annotated[bool, Form()] = False,
+        boxes: Annotated[str, Form(max_length=2000)] = "",
+        message: Annotated[str, Form(max_length=4000)] = "",
+        approval_days: Annotated[float, Form(gt=0, le=90)] = 14,
+    ) -> Response:
+        """The owner's decision; approving (or declining) asks for the password again."""
+        ok = await asyncio.to_thread(hub.accounts.check_password, session.username, password)
+        if ok != "owner":
+            raise Forbidden("wrong password: the decision was not recorded")
+        await asyncio.to_thread(
+            hub.consent.decide, request_id, session.username, action == "approve",
+            clip_ids or None, _when(start) if start else None, _when(end) if end else None,
+            blur_faces, _boxes(boxes), message, approval_days,
+        )  # fmt: skip
+        return RedirectResponse(f"/requests/{request_id}", status_code=303)
+
+    @app.get("/requests/{request_id}/bundle.zip")
+    async def download_bundle(
+        request_id: RequestId, session: Annotated[Session, Depends(allow(*REQUESTS))]
+    ) -> Response:
+        """The signed bundle of an approved request, built on first download."""
+        own_request(request_id, session)
+        bundle = await asyncio.to_thread(hub.exporter.build, request_id, session.username)
+        record = {"bundle_id": bundle["bundle_id"], "sha256": bundle["sha256"]}
+        hub.audit.append(session.username, "download", request_id, record)
+        response = FileResponse(bundle["path"], media_type="application/zip",
+                                filename=f"porch-export-{bundle['bundle_id']}.zip")  # fmt: skip
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+
+    @app.post("/requesters/invite", response_class=HTMLResponse)
+    async def invite_requester(
+        request: Request, session: Annotated[Session, Depends(allow("owner"))]
+    ) -> Response:
+        token = hub.accounts.new_invite("requester", session.username)
+        link = f"{hub.url}/invite?token={token}"
+        hub.audit.append(session.username, "invite", "requester", {})
+        return page(request, "invite_link.html", session, link=link)
+
+    @app.get("/invite", response_class=HTMLResponse)
+    async def invite_form(request: Request, token: str = Query("", max_length=64)) -> Response:
+        if hub.accounts.invite_role(token) is None:
+            return page(request, "error.html", None, 404,
+                        message="This invitation was used already or has expired.")  # fmt: skip
+        return page(request, "invite.html", None, token=token)
+
+    @app.post("/invite")
+    async def accept_invite(
+        request: Request,
+        token: Annotated[str, Form(max_length=64)],
+        username: Annotated[str, Form(max_length=64)],
+        password: Annotated[str, Form(max_length=1024)],
+    ) -> Response:
+        try:
+            await asyncio.to_thread(hub.accounts.accept_invite, token, username.lower(), password)
+        except AccountError as exc:
+            status = 404 if "invitation" in str(exc) else 400
+            return page(request, "invite.html", None, status, token=token, error=str(exc))
+        return RedirectResponse("/login", status_code=303)
+
     # -- live view ------------------------------------------------------------------------
 
     def device_or_404(device_id: str) -> dict:
@@ -379,7 +524,7 @@ def create_app(hub: HubService) -> FastAPI:
     async def stream(
         request: Request, session: Annotated[Session, Depends(allow(*FOOTAGE))]
     ) -> StreamingResponse:
-        queue = hub.broadcaster.subscribe()
+        queue = hub.broadcaster.subscribe(session.role)
 
         async def frames():
             try:
@@ -418,6 +563,34 @@ def create_app(hub: HubService) -> FastAPI:
             return {"pressed": time.time()}
 
     return app
+
+
+def _when(text: str) -> float:
+    """A time from a form: epoch seconds, or ISO 8601 (a browser's datetime-local is local)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ConsentError(f"not a time: {text!r}") from None
+
+
+def _boxes(text: str) -> list[dict]:
+    """Redaction boxes, one 'x,y,w,h' per line, as fractions of the frame."""
+    boxes = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            x, y, w, h = (float(v) for v in line.split(","))
+        except ValueError:
+            raise ConsentError(f"a box is 'x,y,w,h' in fractions of the frame: {line!r}") from None
+        if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1):
+            raise ConsentError(f"a box must lie in the frame: {line!r}")
+        boxes.append({"x": x, "y": y, "w": w, "h": h})
+    return boxes
 
 
 def qr_svg(text: str) -> Markup:

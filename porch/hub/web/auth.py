@@ -70,3 +70,5 @@ FOOTAGE: tuple[Role, ...] = ("owner", "member")
 DEVICES: tuple[Role, ...] = ("owner", "member", "installer")
 PROVISIONING: tuple[Role, ...] = ("owner", "installer")
 """Who may enroll and revoke doorbells."""
+REQUESTS: tuple[Role, ...] = ("owner", "requester")
+"""Who may see footage requests (a requester only their own)."""

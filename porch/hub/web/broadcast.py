@@ -18,31 +18,36 @@ class Broadcaster:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: set[asyncio.Queue[str]] = set()
+        self._roles: dict[asyncio.Queue[str], str] = {}
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def subscribe(self) -> asyncio.Queue[str]:
+    def subscribe(self, role: str = "member") -> asyncio.Queue[str]:
         queue: asyncio.Queue[str] = asyncio.Queue(QUEUE)
         self._queues.add(queue)
+        self._roles[queue] = role
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
         self._queues.discard(queue)
+        self._roles.pop(queue, None)
 
     @property
     def listeners(self) -> int:
         return len(self._queues)
 
-    def publish(self, kind: str, data: dict) -> None:
-        """Send to every open page; safe to call from any thread."""
+    def publish(self, kind: str, data: dict, roles: frozenset[str] | None = None) -> None:
+        """Send to every open page (of ``roles`` only, if given); safe from any thread."""
         if self._loop is None or self._loop.is_closed():
             return
         frame = f"event: {kind}\ndata: {json.dumps(data)}\n\n"
-        self._loop.call_soon_threadsafe(self._deliver, frame)
+        self._loop.call_soon_threadsafe(self._deliver, frame, roles)
 
-    def _deliver(self, frame: str) -> None:
+    def _deliver(self, frame: str, roles: frozenset[str] | None = None) -> None:
         for queue in list(self._queues):
+            if roles is not None and self._roles.get(queue) not in roles:
+                continue
             if queue.full():
                 queue.get_nowait()  # drop the oldest for a page that is not reading
             queue.put_nowait(frame)

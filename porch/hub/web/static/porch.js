@@ -114,6 +114,14 @@ function listen() {
       setRowImage(id, `/clips/${clip_id}/thumbnail.jpg`, `/clips/${clip_id}`);
     }
   });
+  events.addEventListener("request", (e) => {
+    const { request_id, organisation } = JSON.parse(e.data);
+    const banner = document.getElementById("request-banner");
+    if (!banner) return;
+    document.getElementById("request-from").textContent = organisation;
+    document.getElementById("request-open").href = `/requests/${request_id}`;
+    banner.hidden = false;
+  });
   events.addEventListener("status", (e) => {
     const { device_id, state } = JSON.parse(e.data);
     const cell = document.querySelector(`tr[data-device="${device_id}"] .state`);

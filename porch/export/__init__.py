@@ -1,0 +1,1 @@
+"""Export bundles: building, verifying, redacting."""

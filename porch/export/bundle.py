@@ -1,0 +1,197 @@
+"""Export bundles: a zip anyone can check offline, without trusting Porch.
+
+Members, in this order::
+
+    manifest.json          the request, the approval, every clip and every other file's SHA-256
+    manifest.sig           Ed25519 signature of manifest.json by the hub's export key (raw)
+    VERIFY.txt             how to check it
+    certs/ca.pem           the home CA
+    certs/export.pem       the export key's certificate, issued by the CA
+    certs/device-ID.pem    each device's capture-signing key, issued by the CA
+    clips/CLIP.mp4         the clips (originals or redacted versions)
+    clips/CLIP.sig         the device's capture-time signature of the original's SHA-256 (raw)
+    clips/CLIP.digest      the original's SHA-256, raw (what CLIP.sig signs; for openssl)
+
+The zip itself is canonical: stored (no compression), fixed timestamps and attributes, no
+extra fields, so it is a pure function of its members. :func:`verify_bundle` checks every
+member and then that the zip is byte for byte the canonical zip of those members: a flipped
+byte anywhere, in a member or in the zip's own structure, fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import mmap
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMAT = "porch-export/1"
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+COPY_BYTES = 1024 * 1024
+
+VERIFY_TEXT = """This is an export from a Porch video doorbell, made with its owner's approval.
+
+Check it offline, with Porch:      porch verify THIS.zip --ca home-ca.pem
+or with openssl and sha256sum alone (see docs/verify.md in Porch's source):
+  1. certs/export.pem and every certs/device-*.pem are issued by certs/ca.pem;
+     compare certs/ca.pem with the CA fingerprint the home gave you.
+  2. manifest.sig is the Ed25519 signature of manifest.json by certs/export.pem's key.
+  3. Every file's SHA-256 is the one manifest.json gives ("files" and "clips").
+  4. Each clips/ID.sig is the device's Ed25519 signature, made when the clip was captured,
+     of the original clip's SHA-256 ("original_sha256"; a redacted clip says what was done).
+"""
+
+
+class BundleError(Exception):
+    """A bundle that does not verify; ``str()`` is the first reason."""
+
+
+def zip_info(name: str, size: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3
+    info.external_attr = 0o100644 << 16
+    info.file_size = size
+    return info
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file to put in a bundle: bytes, or a file copied in chunks."""
+
+    name: str
+    data: bytes | None = None
+    path: Path | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else self.path.stat().st_size  # type: ignore[union-attr]
+
+
+def sha256_member(member: Member) -> str:
+    if member.data is not None:
+        return hashlib.sha256(member.data).hexdigest()
+    digest = hashlib.sha256()
+    with open(member.path, "rb") as handle:  # type: ignore[arg-type]
+        while block := handle.read(COPY_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_zip(out: Path, members: list[Member], progress: Callable[[int], None] | None = None):
+    """The canonical zip of ``members``, written to ``out`` (atomically by the caller)."""
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for member in members:
+            with archive.open(zip_info(member.name, member.size), "w") as dest:
+                if member.data is not None:
+                    dest.write(member.data)
+                    if progress:
+                        progress(len(member.data))
+                    continue
+                with open(member.path, "rb") as source:  # type: ignore[arg-type]
+                    while block := source.read(COPY_BYTES):
+                        dest.write(block)
+                        if progress:
+                            progress(len(block))
+
+
+def build_bundle(
+    out: Path,
+    manifest: dict,
+    certs: dict[str, bytes],
+    clips: list[tuple[str, Path, bytes]],
+    sign: Callable[[bytes], bytes],
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """Write a bundle: ``certs`` by member name, ``clips`` as (clip id, file, device
+    signature). Fills in ``manifest["files"]`` and each clip's ``sha256``; returns the zip's
+    SHA-256."""
+    extra = [Member("VERIFY.txt", VERIFY_TEXT.encode())]
+    extra += [Member(name, data) for name, data in sorted(certs.items())]
+    clip_members = []
+    by_id = {clip["clip_id"]: clip for clip in manifest["clips"]}
+    for clip_id, path, signature in clips:
+        video = Member(f"clips/{clip_id}.mp4", path=path)
+        sig = Member(f"clips/{clip_id}.sig", signature)
+        digest = Member(f"clips/{clip_id}.digest", bytes.fromhex(by_id[clip_id]["original_sha256"]))
+        by_id[clip_id].update(
+            file=video.name,
+            sha256=sha256_member(video),
+            signature_file=sig.name,
+            digest_file=digest.name,
+        )
+        clip_members += [video, sig, digest]
+    manifest["files"] = {m.name: sha256_member(m) for m in extra}
+    body = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    members = [Member("manifest.json", body), Member("manifest.sig", sign(body))]
+    write_zip(out, members + extra + clip_members, progress)
+    digest = hashlib.sha256()
+    with open(out, "rb") as handle:
+        while block := handle.read(COPY_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def open_bundle(path: Path) -> Iterator[tuple[zipfile.ZipFile, mmap.mmap]]:
+    with open(path, "rb") as handle:
+        try:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:
+            raise BundleError("the bundle is empty") from None
+        try:
+            try:
+                archive = zipfile.ZipFile(path)
+            except (zipfile.BadZipFile, OSError, ValueError) as exc:
+                raise BundleError(f"not a zip bundle: {exc}") from None
+            with archive:
+                yield archive, mapped
+        finally:
+            # Views of the map may outlive an error's traceback; the map then closes with them.
+            with contextlib.suppress(BufferError):
+                mapped.close()
+
+
+def member_bytes(archive: zipfile.ZipFile, mapped: mmap.mmap, name: str) -> memoryview:
+    """A member's stored bytes, straight from the file (the canonical check covers CRCs)."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise BundleError(f"{name} is missing") from None
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise BundleError(f"{name} is compressed: not a Porch bundle")
+    header = info.header_offset
+    if mapped[header : header + 4] != b"PK\x03\x04":
+        raise BundleError(f"{name}'s local header is damaged")
+    name_len = int.from_bytes(mapped[header + 26 : header + 28], "little")
+    extra_len = int.from_bytes(mapped[header + 28 : header + 30], "little")
+    start = header + 30 + name_len + extra_len
+    if start + info.compress_size > len(mapped):
+        raise BundleError(f"{name} runs past the end of the file")
+    return memoryview(mapped)[start : start + info.compress_size]
+
+
+def check_canonical(archive: zipfile.ZipFile, mapped: mmap.mmap) -> None:
+    """The zip must be exactly the canonical zip of its members, byte for byte."""
+    rebuilt = io.BytesIO()
+    with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_STORED, allowZip64=True) as canonical:
+        for info in archive.infolist():
+            data = member_bytes(archive, mapped, info.filename)
+            with canonical.open(zip_info(info.filename, len(data)), "w") as dest:
+                dest.write(data)
+            data.release()
+    got = rebuilt.getbuffer()
+    for start in range(0, max(len(got), len(mapped)), COPY_BYTES):
+        mine, theirs = got[start : start + COPY_BYTES].tobytes(), mapped[start : start + COPY_BYTES]
+        if mine != theirs:
+            at = start + next(
+                (i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b),
+                min(len(mine), len(theirs)),
+            )
+            raise BundleError(f"the zip was altered outside its files (at byte {at})")

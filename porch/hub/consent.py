@@ -1,0 +1,330 @@
+"""Footage requests and the owner's decisions: the only way footage leaves the home.
+
+A request names who asks, why, on what legal basis, which devices and which time window; it
+expires. While it is pending it holds the clips inside its window (retention skips them).
+The owner approves all of it, a narrower window or a subset of clips (optionally with
+redaction), or declines; approving takes the owner's password again. An approval expires.
+A bundle is built only from a recorded, unexpired approval (:mod:`porch.hub.exporter`).
+Every step goes to the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from porch.hub.audit import AuditLog
+
+LegalBasis = Literal["voluntary", "warrant", "subpoena", "court_order"]
+LEGAL_BASES: tuple[LegalBasis, ...] = ("voluntary", "warrant", "subpoena", "court_order")
+DAY = 86400.0
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    request_id  TEXT PRIMARY KEY,
+    filed_at    REAL NOT NULL,
+    filed_by    TEXT NOT NULL,          -- the requester's account, or the owner who entered it
+    requester   TEXT NOT NULL,          -- JSON: name, organisation, contact
+    reason      TEXT NOT NULL,
+    legal_basis TEXT NOT NULL,
+    legal_reference TEXT NOT NULL,
+    devices     TEXT NOT NULL,          -- JSON list
+    start_ts    REAL NOT NULL,
+    end_ts      REAL NOT NULL,
+    expires     REAL NOT NULL,          -- the request lapses (and its hold ends) then
+    state       TEXT NOT NULL DEFAULT 'pending',   -- pending | approved | declined
+    decision    TEXT                    -- JSON: the owner's decision
+);
+CREATE TABLE IF NOT EXISTS bundles (
+    bundle_id   TEXT PRIMARY KEY,
+    request_id  TEXT NOT NULL UNIQUE,
+    built_at    REAL NOT NULL,
+    path        TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    size_bytes  INTEGER NOT NULL
+);
+"""
+
+
+class ConsentError(Exception):
+    """A request or decision refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass
+class FootageRequest:
+    request_id: str
+    filed_at: float
+    filed_by: str
+    name: str
+    organisation: str
+    contact: str
+    reason: str
+    legal_basis: LegalBasis
+    legal_reference: str
+    devices: list[str]
+    start_ts: float
+    end_ts: float
+    expires: float
+    state: str = "pending"
+    decision: dict = field(default_factory=dict)
+
+    @property
+    def lapsed(self) -> bool:
+        """Pending past its expiry: the hold is over and it can no longer be approved."""
+        return self.state == "pending" and time.time() >= self.expires
+
+    @property
+    def approval_live(self) -> bool:
+        return self.state == "approved" and time.time() < self.decision.get("expires", 0)
+
+    @property
+    def status(self) -> str:
+        if self.lapsed:
+            return "expired"
+        if self.state == "approved" and not self.approval_live:
+            return "approval expired"
+        return self.state
+
+    def public(self) -> dict:
+        """What a manifest says about the request."""
+        data = asdict(self)
+        data.pop("decision")
+        data.pop("state")
+        return data
+
+
+def _row_to_request(row) -> FootageRequest:
+    who = json.loads(row[3])
+    return FootageRequest(
+        request_id=row[0], filed_at=row[1], filed_by=row[2], name=who["name"],
+        organisation=who["organisation"], contact=who["contact"], reason=row[4],
+        legal_basis=row[5], legal_reference=row[6], devices=json.loads(row[7]),
+        start_ts=row[8], end_ts=row[9], expires=row[10], state=row[11],
+        decision=json.loads(row[12]) if row[12] else {},
+    )  # fmt: skip
+
+
+COLUMNS = (
+    "request_id, filed_at, filed_by, requester, reason, legal_basis, legal_reference, devices,"
+    " start_ts, end_ts, expires, state, decision"
+)
+
+
+class Consent:
+    """Requests, decisions and holds, on the web app's database connection."""
+
+    def __init__(self, conn: sqlite3.Connection, audit: AuditLog):
+        self._db = conn
+        self.audit = audit
+        self._lock = threading.Lock()
+        self._db.executescript(SCHEMA)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def file(
+        self,
+        filed_by: str,
+        name: str,
+        organisation: str,
+        contact: str,
+        reason: str,
+        legal_basis: str,
+        legal_reference: str,
+        devices: list[str],
+        start_ts: float,
+        end_ts: float,
+        expires_days: float = 30,
+    ) -> FootageRequest:
+        if legal_basis not in LEGAL_BASES:
+            raise ConsentError(f"legal basis must be one of {', '.join(LEGAL_BASES)}")
+        if legal_basis != "voluntary" and not legal_reference.strip():
+            raise ConsentError(f"a {legal_basis.replace('_', ' ')} needs its reference")
+        if not devices:
+            raise ConsentError("name at least one doorbell")
+        if not 0 < end_ts - start_ts <= 7 * DAY:
+            raise ConsentError("the time window must be positive and at most 7 days")
+        if not (name.strip() and organisation.strip() and contact.strip() and reason.strip()):
+            raise ConsentError("who asks (name, organisation, contact) and why are required")
+        if not 0 < expires_days <= 90:
+            raise ConsentError("a request expires within 90 days")
+        request = FootageRequest(
+            request_id=secrets.token_hex(8),
+            filed_at=time.time(),
+            filed_by=filed_by,
+            name=name.strip(),
+            organisation=organisation.strip(),
+            contact=contact.strip(),
+            reason=reason.strip(),
+            legal_basis=legal_basis,  # type: ignore[arg-type]
+            legal_reference=legal_reference.strip(),
+            devices=sorted(set(devices)),
+            start_ts=start_ts,
+            end_ts=end_ts,
+            expires=time.time() + expires_days * DAY,
+        )
+        who = {"name": request.name, "organisation": request.organisation,
+               "contact": request.contact}  # fmt: skip
+        with self._lock:
+            self._db.execute(
+                f"INSERT INTO requests ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (request.request_id, request.filed_at, filed_by, json.dumps(who), request.reason,
+                 legal_basis, request.legal_reference, json.dumps(request.devices), start_ts,
+                 end_ts, request.expires, "pending", None),
+            )  # fmt: skip
+        self.audit.append(filed_by, "request", request.request_id, request.public())
+        return request
+
+    def get(self, request_id: str) -> FootageRequest | None:
+        row = self._db.execute(
+            f"SELECT {COLUMNS} FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return _row_to_request(row) if row else None
+
+    def all(self, filed_by: str | None = None) -> list[FootageRequest]:
+        query = f"SELECT {COLUMNS} FROM requests"
+        rows = (
+            self._db.execute(query + " WHERE filed_by = ? ORDER BY filed_at DESC", (filed_by,))
+            if filed_by
+            else self._db.execute(query + " ORDER BY filed_at DESC")
+        )
+        return [_row_to_request(row) for row in rows]
+
+    def matching_clips(self, request: FootageRequest, start=None, end=None) -> list[dict]:
+        """Stored clips of the request's devices that lie wholly inside the window."""
+        start = request.start_ts if start is None else start
+        end = request.end_ts if end is None else end
+        marks = ",".join("?" * len(request.devices))
+        rows = self._db.execute(
+            "SELECT clip_id, device_id, start_ts, end_ts, sha256, size_bytes, meta FROM clips"
+            f" WHERE state = 'stored' AND device_id IN ({marks}) AND start_ts >= ?"
+            " AND end_ts <= ? ORDER BY start_ts",
+            (*request.devices, start, end),
+        ).fetchall()
+        keys = ("clip_id", "device_id", "start_ts", "end_ts", "sha256", "size_bytes", "meta")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # -- the owner's decision -------------------------------------------------------------
+
+    def decide(
+        self,
+        request_id: str,
+        owner: str,
+        approve: bool,
+        clip_ids: list[str] | None = None,
+        start_ts: float | None = None,
+        end_ts: float | None = None,
+        blur_faces: bool = False,
+        boxes: list[dict] | None = None,
+        message: str = "",
+        approval_days: float = 14,
+    ) -> FootageRequest:
+        """Record the owner's decision (the caller has checked the owner's password)."""
+        with self._lock:
+            request = self.get(request_id)
+            if request is None:
+                raise ConsentError("no such request", 404)
+            if request.state != "pending":
+                raise ConsentError(f"this request was {request.state} already", 409)
+            if request.lapsed:
+                raise ConsentError("this request has expired", 409)
+            decision: dict = {"decision": "approved" if approve else "declined",
+                              "decided_by": owner, "decided_at": time.time(),
+                              "message": message.strip()}  # fmt: skip
+            if approve:
+                start = request.start_ts if start_ts is None else start_ts
+                end = request.end_ts if end_ts is None else end_ts
+                if not request.start_ts <= start < end <= request.end_ts:
+                    raise ConsentError("the approved window must lie inside the requested one")
+                matching = {c["clip_id"] for c in self.matching_clips(request, start, end)}
+                chosen = matching if clip_ids is None else set(clip_ids)
+                if not chosen:
+                    raise ConsentError("no clip to approve: decline instead")
+                if not chosen <= matching:
+                    raise ConsentError("an approved clip lies outside the approved window")
+                if not 0 < approval_days <= 90:
+                    raise ConsentError("an approval lasts at most 90 days")
+                devices = sorted({c["device_id"] for c in self.matching_clips(request, start, end)
+                                  if c["clip_id"] in chosen})  # fmt: skip
+                decision.update(
+                    expires=time.time() + approval_days * DAY,
+                    scope={
+                        "devices": devices,
+                        "start_ts": start,
+                        "end_ts": end,
+                        "clip_ids": sorted(chosen),
+                    },
+                    redaction={"blur_faces": blur_faces, "boxes": boxes or []},
+                    narrowed=(start, end) != (request.start_ts, request.end_ts)
+                    or chosen != matching,
+                )
+            state = "approved" if approve else "declined"
+            self._db.execute(
+                "UPDATE requests SET state = ?, decision = ? WHERE request_id = ?",
+                (state, json.dumps(decision), request_id),
+            )
+        self.audit.append(owner, state, request_id, decision)
+        updated = self.get(request_id)
+        assert updated is not None
+        return updated
+
+    # -- holds and the report -------------------------------------------------------------
+
+    def held_clip_ids(self) -> set[str]:
+        return held_clip_ids(self._db)
+
+    def report(self) -> list[dict]:
+        """The transparency report: requests by organisation and legal basis, and outcomes."""
+        table: dict[tuple[str, str], dict] = {}
+        for request in self.all():
+            key = (request.organisation, request.legal_basis)
+            row = table.setdefault(key, {"organisation": key[0], "legal_basis": key[1],
+                                         "received": 0, "approved": 0, "narrowed": 0,
+                                         "declined": 0, "expired": 0, "pending": 0})  # fmt: skip
+            row["received"] += 1
+            status = request.status
+            if request.state == "approved":
+                row["approved"] += 1
+                row["narrowed"] += int(bool(request.decision.get("narrowed")))
+            elif status in row:
+                row[status] += 1
+        return sorted(table.values(), key=lambda r: (-r["received"], r["organisation"]))
+
+    # -- bundles ---------------------------------------------------------------------------
+
+    def bundle(self, request_id: str) -> dict | None:
+        row = self._db.execute(
+            "SELECT bundle_id, built_at, path, sha256, size_bytes FROM bundles"
+            " WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        keys = ("bundle_id", "built_at", "path", "sha256", "size_bytes")
+        return dict(zip(keys, row, strict=True)) if row else None
+
+    def record_bundle(self, request_id: str, bundle_id: str, path: str, sha256: str,
+                      size: int) -> None:  # fmt: skip
+        self._db.execute(
+            "INSERT INTO bundles (bundle_id, request_id, built_at, path, sha256, size_bytes)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (bundle_id, request_id, time.time(), path, sha256, size),
+        )
+
+
+def held_clip_ids(conn: sqlite3.Connection) -> set[str]:
+    """Clips that retention must keep: inside the window of a pending, unexpired request
+    (any thread's connection: retention runs on the ingest's)."""
+    conn.executescript(SCHEMA)
+    rows = conn.execute(
+        "SELECT c.clip_id FROM clips c JOIN requests r ON r.state = 'pending'"
+        " AND r.expires > ? AND c.start_ts >= r.start_ts AND c.end_ts <= r.end_ts"
+        " AND c.device_id IN (SELECT value FROM json_each(r.devices))",
+        (time.time(),),
+    )
+    return {clip_id for (clip_id,) in rows}

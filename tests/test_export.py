@@ -1,0 +1,333 @@
+"""Consent and signed export: a bundle built only from an approval, checked offline by
+`porch verify` and by openssl alone; tampering of any byte, refusals, the audit chain, and
+face blur measured on the synthetic scene."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import av
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import PASSWORD, TIMEOUT, Home, RunningAgent, agent_from, api, wait_for
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from porch.cli import main
+from porch.device.camera.synthetic import Figure, SyntheticScene
+from porch.export.bundle import BundleError, Member, write_zip
+from porch.export.redact import FaceFinder
+from porch.export.verify import verify_bundle
+from porch.hub.accounts import ROLES
+from porch.hub.audit import AuditLog
+from porch.hub.consent import ConsentError
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_pub"), reason="no mosquitto")
+
+
+def visitor_scene() -> SyntheticScene:
+    """A visitor standing at the door, face to the camera, the whole time."""
+    figure = Figure([(0, 0.5, 1.0, 0.9), (3600, 0.5, 1.0, 0.9)], (150, 60, 40))
+    return SyntheticScene(640, 360, 1, [figure])
+
+
+@pytest.fixture(scope="module")
+def exported():
+    """Two clips from an enrolled doorbell; a request for both; the owner approves one, with
+    face blur; its bundle is built."""
+    world = Path(tempfile.mkdtemp(prefix="porch-export-"))
+    world.chmod(0o755)
+    Device.pin_factory = MockFactory()
+    home = Home(world)
+    try:
+        for role in ROLES:
+            home.hub.accounts.add_user(role, PASSWORD, role)
+        home.hub.accounts.add_user("other-requester", PASSWORD, "requester")
+        config = home.enroll("front-door")
+        agent = agent_from(config, world / "device", visitor_scene(), (640, 360))
+        with RunningAgent(agent):
+            wait_for(agent.link.connected.is_set, what="the device")
+            for count in (1, 2):
+                wait_for(lambda c=count: agent.media_time > 1.5 * c, what="pre-roll")
+                agent.doorbell.simulate_press()
+                wait_for(lambda c=count: len(stored(home)) >= c, what=f"clip {count} at the hub")
+        clips = stored(home)
+        consent, exporter = home.hub.consent, home.hub.exporter
+        request = consent.file("requester", "Officer Dibble", "Ankh Police", "dibble@example",
+                               "a parcel theft", "warrant", "W-2026-118", ["front-door"],
+                               clips[0]["start_ts"] - 60, clips[-1]["end_ts"] + 60)  # fmt: skip
+        consent.decide(request.request_id, "owner", approve=True, clip_ids=[clips[0]["clip_id"]],
+                       blur_faces=True)  # fmt: skip
+        bundle = exporter.build(request.request_id, "requester")
+        yield SimpleNamespace(home=home, world=world, clips=clips, request=request,
+                              bundle=Path(bundle["path"]))  # fmt: skip
+    finally:
+        home.close()
+        Device.pin_factory.reset()
+        Device.pin_factory = None
+        shutil.rmtree(world, ignore_errors=True)
+
+
+def stored(home: Home) -> list[dict]:
+    rows = home.hub.web_db.conn.execute(
+        "SELECT clip_id, start_ts, end_ts FROM clips WHERE state = 'stored' ORDER BY start_ts"
+    ).fetchall()
+    return [dict(zip(("clip_id", "start_ts", "end_ts"), r, strict=True)) for r in rows]
+
+
+def run_verify(bundle: Path, ca: Path | None = None):
+    args = ["verify", str(bundle)] + (["--ca", str(ca)] if ca else [])
+    return CliRunner().invoke(main, args)
+
+
+def test_bundle_verifies_offline_and_carries_the_approval(exported):
+    home = exported.home
+    result = run_verify(exported.bundle, home.pki.path("ca.crt"))
+    assert result.exit_code == 0, result.output
+    assert "VALID" in result.output and "1 clip(s) for Ankh Police" in result.output
+    with zipfile.ZipFile(exported.bundle) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["request"]["legal_basis"] == "warrant"
+    assert manifest["approval"]["decided_by"] == "owner"
+    assert manifest["approval"]["scope"]["clip_ids"] == [exported.clips[0]["clip_id"]]
+    other = tempfile.mkdtemp()
+    from porch.provisioning.pki import Pki
+
+    stranger = Pki(Path(other) / "pki")
+    stranger.init([])
+    wrong_ca = run_verify(exported.bundle, stranger.path("ca.crt"))
+    assert wrong_ca.exit_code == 1 and "not the home CA" in wrong_ca.output
+
+
+def test_openssl_and_sha256sum_alone_as_docs_verify_md_says(exported, tmp_path):
+    text = (ROOT / "docs" / "verify.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    check = blocks[1]  # block 1 unpacks with unzip; the test unpacks with zipfile
+    folder = tmp_path / "bundle"
+    with zipfile.ZipFile(exported.bundle) as archive:
+        archive.extractall(folder)
+    done = subprocess.run(["bash", "-c", check], cwd=folder, capture_output=True, text=True,
+                          timeout=TIMEOUT)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bundle checks out" in done.stdout and "redacted copy" in done.stdout
+    # and the same script refuses a tampered manifest
+    manifest = folder / "manifest.json"
+    manifest.write_text(manifest.read_text().replace("Ankh Police", "Ankh Polite"))
+    failed = subprocess.run(["bash", "-c", check], cwd=folder, capture_output=True, text=True,
+                            timeout=TIMEOUT)  # fmt: skip
+    assert failed.returncode != 0
+
+
+def positions(data: bytes, archive: zipfile.ZipFile) -> list[int]:
+    """Bytes to flip: the first, middle and last of every member and of its local header,
+    the central directory and its end record, and 40 more anywhere."""
+    picks = {0, len(data) - 1, len(data) // 2}
+    for info in archive.infolist():
+        header = info.header_offset
+        start = header + 30 + len(info.filename)
+        picks |= {header, header + 10, header + 14, header + 29, start,
+                  start + info.file_size // 2, start + max(0, info.file_size - 1)}  # fmt: skip
+    central = data.rfind(b"PK\x01\x02")
+    end = data.rfind(b"PK\x05\x06")
+    picks |= {central, central + 16, end, end + 12, end + 16}
+    rng = random.Random(7)
+    picks |= {rng.randrange(len(data)) for _ in range(40)}
+    return sorted(p for p in picks if 0 <= p < len(data))
+
+
+def test_any_flipped_byte_fails_verification(exported, tmp_path):
+    data = exported.bundle.read_bytes()
+    with zipfile.ZipFile(exported.bundle) as archive:
+        spots = positions(data, archive)
+    assert len(spots) > 60
+    target = tmp_path / "flipped.zip"
+    for at in spots:
+        flipped = bytearray(data)
+        flipped[at] ^= 0x01
+        target.write_bytes(flipped)
+        with pytest.raises(BundleError):
+            verify_bundle(target)
+    assert run_verify(target).exit_code == 1  # the command says so too
+
+
+def test_another_real_clip_from_the_same_device_fails(exported, tmp_path):
+    home = exported.home
+    other = home.hub.clips.video(exported.clips[1]["clip_id"])
+    with zipfile.ZipFile(exported.bundle) as archive:
+        members = []
+        for info in archive.infolist():
+            data = archive.read(info.filename)
+            if info.filename.endswith(".mp4"):
+                data = other.read_bytes()
+            members.append(Member(info.filename, data))
+    swapped = tmp_path / "swapped.zip"
+    write_zip(swapped, members)  # a canonical zip: only the clip differs
+    result = run_verify(swapped)
+    assert result.exit_code == 1 and "does not match its SHA-256" in result.output
+
+
+def test_no_bundle_without_a_live_approval_and_only_for_its_requester(exported):
+    home = exported.home
+    consent, exporter = home.hub.consent, home.hub.exporter
+    window = (exported.clips[0]["start_ts"] - 60, exported.clips[-1]["end_ts"] + 60)
+    before = sorted(p.name for p in exporter.root.iterdir())
+
+    def ask(by: str = "requester"):
+        return consent.file(by, "A. Neighbour", "Next door", "+44 1234", "my bike",
+                            "voluntary", "", ["front-door"], *window)  # fmt: skip
+
+    pending = ask()
+    with pytest.raises(ConsentError, match="pending"):
+        exporter.build(pending.request_id, "requester")
+    declined = ask()
+    consent.decide(declined.request_id, "owner", approve=False, message="no")
+    with pytest.raises(ConsentError, match="declined"):
+        exporter.build(declined.request_id, "requester")
+    lapsing = ask()
+    consent.decide(lapsing.request_id, "owner", approve=True, approval_days=1e-6)
+    time.sleep(0.2)
+    with pytest.raises(ConsentError, match="expired"):
+        exporter.build(lapsing.request_id, "requester")
+    assert sorted(p.name for p in exporter.root.iterdir()) == before, "no bundle was built"
+
+    # over the web: another requester gets nothing; members and installers cannot decide
+    path = f"/requests/{exported.request.request_id}/bundle.zip"
+    assert api(home.hub, "other-requester", "GET", path).status_code == 404
+    assert api(home.hub, "member", "GET", path).status_code == 403
+    fresh = ask()
+    for role in ("member", "installer", "requester"):
+        got = api(home.hub, role, "POST", f"/requests/{fresh.request_id}/decision",
+                  data={"action": "approve", "password": PASSWORD})  # fmt: skip
+        assert got.status_code == 403, role
+    wrong_password = api(home.hub, "owner", "POST", f"/requests/{fresh.request_id}/decision",
+                         data={"action": "approve", "password": "guess"})  # fmt: skip
+    assert wrong_password.status_code == 403
+    assert consent.get(fresh.request_id).state == "pending"
+    download = api(home.hub, "requester", "GET", path)
+    assert download.status_code == 200 and download.content == exported.bundle.read_bytes()
+    assert any(e.action == "download" for e in home.hub.audit.entries(exported.request.request_id))
+
+
+def test_a_pending_request_holds_its_clips_against_retention(exported):
+    home = exported.home
+    held = home.hub.consent.held_clip_ids()
+    assert {c["clip_id"] for c in exported.clips} <= held  # the pending requests above
+
+
+def audit_copy(exported, tmp_path: Path) -> Path:
+    copy = tmp_path / "hub.sqlite"
+    source = sqlite3.connect(exported.home.hub.web_db.path)
+    with sqlite3.connect(copy) as target:
+        source.backup(target)
+    source.close()
+    return copy
+
+
+@pytest.mark.parametrize("tamper", ["edit", "insert", "delete-middle", "delete-last"])
+def test_audit_log_detects_tampering(exported, tmp_path, tamper):
+    public = exported.home.pki.export_key().public_key()
+    path = audit_copy(exported, tmp_path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    count, problem = AuditLog(conn, None).verify(public)
+    assert problem is None and count >= 4
+    if tamper == "edit":
+        conn.execute("UPDATE audit SET data = replace(data, 'warrant', 'voluntary') WHERE seq=1")
+        where = "entry 1 was edited"
+    elif tamper == "insert":
+        conn.execute("UPDATE audit SET seq = -seq WHERE seq >= 3")  # make room at 3 ...
+        conn.execute("UPDATE audit SET seq = 1 - seq WHERE seq < 0")  # ... (3 -> 4, ...)
+        conn.execute("INSERT INTO audit SELECT 3, ts, actor, action, subject, data, prev, hash"
+                     " FROM audit WHERE seq = 2")  # fmt: skip
+        where = "entry 3"
+    elif tamper == "delete-middle":
+        conn.execute("DELETE FROM audit WHERE seq = 2")
+        where = "entry 2 is missing"
+    else:
+        conn.execute("DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)")
+        where = "signed head"
+    _, problem = AuditLog(conn, None).verify(public)
+    assert problem is not None and where in problem, problem
+    conn.close()
+
+
+def test_audit_verify_command(exported, tmp_path):
+    home = exported.home
+    hub_toml = tmp_path / "hub.toml"
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(audit_copy(exported, tmp_path), data / "hub.sqlite")
+    hub_toml.write_text(f'data_dir = "{data}"\n[provisioning]\npki_dir = "{home.pki.root}"\n')
+    ok = CliRunner().invoke(main, ["audit", "verify", "--config", str(hub_toml)])
+    assert ok.exit_code == 0 and "intact" in ok.output, ok.output
+    conn = sqlite3.connect(data / "hub.sqlite", isolation_level=None)
+    conn.execute("UPDATE audit SET actor = 'nobody' WHERE seq = 2")
+    conn.close()
+    broken = CliRunner().invoke(main, ["audit", "verify", "--config", str(hub_toml)])
+    assert broken.exit_code == 1 and "entry 2 was edited" in broken.output
+
+
+def faces_and_sharpness(path: Path, boxes=None) -> tuple[int, int, list, float]:
+    """Frames, frames with a detected face, the face boxes, mean Laplacian variance in them
+    (or in ``boxes``: the original's boxes, to measure the same places in the redaction)."""
+    finder = FaceFinder()
+    frames = with_faces = 0
+    found, sharpness = [], []
+    with av.open(str(path)) as video:
+        for index, frame in enumerate(video.decode(video=0)):
+            image = frame.to_ndarray(format="bgr24")
+            here = finder.find(image)
+            frames += 1
+            with_faces += bool(here)
+            found.append(here)
+            for x0, y0, x1, y1 in boxes[index] if boxes and index < len(boxes) else here:
+                gray = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+                sharpness.append(cv2.Laplacian(gray, cv2.CV_64F).var())
+    return frames, with_faces, found, float(np.mean(sharpness)) if sharpness else 0.0
+
+
+def test_faces_are_blurred_and_tied_to_the_original(exported, tmp_path):
+    home = exported.home
+    clip_id = exported.clips[0]["clip_id"]
+    original = home.hub.clips.video(clip_id)
+    with zipfile.ZipFile(exported.bundle) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        (tmp_path / "redacted.mp4").write_bytes(archive.read(f"clips/{clip_id}.mp4"))
+    entry = manifest["clips"][0]
+    assert entry["original_sha256"] == hashlib.sha256(original.read_bytes()).hexdigest()
+    assert entry["sha256"] != entry["original_sha256"]
+    assert entry["redaction"]["blur_faces"] and entry["redaction"]["frames_with_faces"] > 0
+
+    frames, with_faces, boxes, sharp_before = faces_and_sharpness(original)
+    assert with_faces >= frames * 0.8, "the visitor's face is found in the original"
+    r_frames, r_faces, _, sharp_after = faces_and_sharpness(tmp_path / "redacted.mp4", boxes)
+    assert r_frames == frames
+    assert r_faces <= frames * 0.05, f"faces still found in {r_faces} of {frames} frames"
+    assert sharp_after < sharp_before * 0.1, (sharp_before, sharp_after)
+    print(f"faces found: original {with_faces}/{frames} frames, redacted {r_faces}/{frames};"
+          f" detail in face boxes {sharp_before:.0f} -> {sharp_after:.1f}")  # fmt: skip
+
+
+def test_export_build_command_refuses_without_approval(exported, tmp_path):
+    home = exported.home
+    pending = home.hub.consent.file("requester", "B", "Insurer Ltd", "b@example", "claim",
+                                    "voluntary", "", ["front-door"], 1.0, 2.0)  # fmt: skip
+    hub_toml = tmp_path / "hub.toml"
+    hub_toml.write_text(f'data_dir = "{home.config.data_dir}"\n[provisioning]\n'
+                        f'pki_dir = "{home.pki.root}"\n')  # fmt: skip
+    result = CliRunner().invoke(main, ["export", "build", "--config", str(hub_toml),
+                                       pending.request_id])  # fmt: skip
+    assert result.exit_code == 2 and "pending" in result.output

@@ -19,6 +19,7 @@ BENCHMARKS = [
     "clip_transfer.py",
     "live_view.py",
     "seal_cost.py",
+    "export_throughput.py",
 ]
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import mmap
 import zipfile
@@ -166,32 +165,84 @@ def member_bytes(archive: zipfile.ZipFile, mapped: mmap.mmap, name: str) -> memo
         raise BundleError(f"{name} is missing") from None
     if info.compress_type != zipfile.ZIP_STORED:
         raise BundleError(f"{name} is compressed: not a Porch bundle")
-    header = info.header_offset
-    if mapped[header : header + 4] != b"PK\x03\x04":
-        raise BundleError(f"{name}'s local header is damaged")
-    name_len = int.from_bytes(mapped[header + 26 : header + 28], "little")
-    extra_len = int.from_bytes(mapped[header + 28 : header + 30], "little")
-    start = header + 30 + name_len + extra_len
+    start = data_offset(mapped, info)
     if start + info.compress_size > len(mapped):
         raise BundleError(f"{name} runs past the end of the file")
     return memoryview(mapped)[start : start + info.compress_size]
 
 
+class _CompareSink:
+    """A write-only file for zipfile that compares, instead of storing, what it is given with
+    the bundle's bytes. A member's data, handed over as a view of the bundle at the same
+    offset, is the same bytes by construction and is not compared again."""
+
+    def __init__(self, mapped: mmap.mmap):
+        self._mapped = mapped
+        self._pos = 0
+        self._data_at: int | None = None
+        self._written: dict[int, bytes] = {}  # offset -> last bytes written there (headers)
+        self.end = 0
+
+    def expect_data(self, offset: int) -> None:
+        self._data_at = offset
+
+    def write(self, data) -> int:
+        size = len(data)
+        if self._data_at is not None:
+            if self._data_at != self._pos:
+                self._written[self._pos] = bytes(data)
+            self._data_at = None
+        else:
+            self._written[self._pos] = bytes(data)
+        self._pos += size
+        self.end = max(self.end, self._pos)
+        return size
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = offset if whence == 0 else self._pos + offset if whence == 1 else self.end
+        return self._pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def first_difference(self) -> int | None:
+        for offset, data in sorted(self._written.items()):
+            theirs = self._mapped[offset : offset + len(data)]
+            if theirs != data:
+                return offset + next(
+                    (i for i, (a, b) in enumerate(zip(data, theirs, strict=False)) if a != b),
+                    min(len(data), len(theirs)),
+                )
+        return None if self.end == len(self._mapped) else min(self.end, len(self._mapped))
+
+
+def data_offset(mapped: mmap.mmap, info: zipfile.ZipInfo) -> int:
+    header = info.header_offset
+    if mapped[header : header + 4] != b"PK\x03\x04":
+        raise BundleError(f"{info.filename}'s local header is damaged")
+    name_len = int.from_bytes(mapped[header + 26 : header + 28], "little")
+    extra_len = int.from_bytes(mapped[header + 28 : header + 30], "little")
+    return header + 30 + name_len + extra_len
+
+
 def check_canonical(archive: zipfile.ZipFile, mapped: mmap.mmap) -> None:
-    """The zip must be exactly the canonical zip of its members, byte for byte."""
-    rebuilt = io.BytesIO()
-    with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_STORED, allowZip64=True) as canonical:
+    """The zip must be exactly the canonical zip of its members, byte for byte: rebuilt
+    through zipfile (which recomputes every CRC) and compared without copying the data."""
+    sink = _CompareSink(mapped)
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as canonical:  # type: ignore[arg-type]
         for info in archive.infolist():
             data = member_bytes(archive, mapped, info.filename)
+            start = data_offset(mapped, info)
             with canonical.open(zip_info(info.filename, len(data)), "w") as dest:
+                sink.expect_data(start)
                 dest.write(data)
             data.release()
-    got = rebuilt.getbuffer()
-    for start in range(0, max(len(got), len(mapped)), COPY_BYTES):
-        mine, theirs = got[start : start + COPY_BYTES].tobytes(), mapped[start : start + COPY_BYTES]
-        if mine != theirs:
-            at = start + next(
-                (i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b),
-                min(len(mine), len(theirs)),
-            )
-            raise BundleError(f"the zip was altered outside its files (at byte {at})")
+    differ = sink.first_difference()
+    if differ is not None:
+        raise BundleError(f"the zip was altered outside its files (at byte {differ})")

@@ -38,14 +38,16 @@ def _cert(data: bytes | memoryview, name: str) -> x509.Certificate:
         raise BundleError(f"{name} is not a certificate") from None
 
 
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate, name: str, when: float) -> None:
+def _issued_by(
+    cert: x509.Certificate, ca: x509.Certificate, name: str, when: float, moment: str = "export"
+) -> None:
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
         raise BundleError(f"{name} is not issued by the home CA") from None
     moment = dt.datetime.fromtimestamp(when, dt.UTC)
     if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
-        raise BundleError(f"{name} was not valid at the time of export")
+        raise BundleError(f"{name} was not valid at the time of {moment}")
 
 
 def _ed25519(cert: x509.Certificate, name: str) -> ed25519.Ed25519PublicKey:
@@ -137,7 +139,7 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
         if device not in device_keys:
             name = f"certs/device-{device}.pem"
             cert = _cert(read(name), name)
-            _issued_by(cert, ca, name, float(clip["start_ts"]))
+            _issued_by(cert, ca, name, float(clip["start_ts"]), "capture")
             common = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
             if not common or common[0].value != device:
                 raise BundleError(f"{name} is not {device}'s certificate")

@@ -1,0 +1,99 @@
+"""The consent workflow end to end in Debian's headless Chromium: a requester files a request,
+the owner is told at once, narrows it to one clip and approves with face blur, the requester
+downloads the bundle, and `porch verify` accepts it."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from datetime import datetime
+
+from click.testing import CliRunner
+from conftest import (
+    PASSWORD,
+    TIMEOUT,
+    RunningAgent,
+    agent_from,
+    needs_chromium,
+    sign_in,
+    wait_for,
+)
+from test_export import stored, visitor_scene
+
+from porch.cli import main
+
+pytestmark = needs_chromium
+
+
+def local(ts: float) -> str:
+    """What a datetime-local input holds for ``ts`` (browser and hub share this clock)."""
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_request_narrow_approve_with_blur_download_and_verify(home, mock_pins, browser, tmp_path):
+    hub = home.hub
+    hub.accounts.add_user("owner", PASSWORD, "owner")
+    invite = hub.accounts.new_invite("requester", "owner")
+    config = home.enroll("front-door")
+    agent = agent_from(config, home.root / "device", visitor_scene(), (640, 360))
+    with RunningAgent(agent):
+        wait_for(agent.link.connected.is_set, what="the device")
+        for count in (1, 2):
+            wait_for(lambda c=count: agent.media_time > 1.5 * c, what="pre-roll")
+            agent.doorbell.simulate_press()
+            wait_for(lambda c=count: len(stored(home)) >= c, what=f"clip {count} at the hub")
+    clips = stored(home)
+
+    # The requester accepts the owner's invitation and signs in.
+    requester = browser.new_context().new_page()
+    requester.goto(f"{hub.url}/invite?token={invite}")
+    requester.fill("input[name=username]", "dibble")
+    requester.fill("input[name=password]", PASSWORD)
+    requester.click("button[type=submit]")
+    sign_in(requester, hub.url, "dibble")
+    requester.wait_for_url(hub.url + "/requests")
+
+    owner = browser.new_context().new_page()
+    sign_in(owner, hub.url, "owner")
+    owner.wait_for_function("window.porch.events && window.porch.events.readyState === 1")
+
+    requester.click("text=Ask for footage")
+    requester.fill("input[name=name]", "Officer Dibble")
+    requester.fill("input[name=organisation]", "Ankh Police")
+    requester.fill("input[name=contact]", "dibble@example.org")
+    requester.fill("textarea[name=reason]", "A parcel was taken from the step.")
+    requester.select_option("select[name=legal_basis]", "warrant")
+    requester.fill("input[name=legal_reference]", "W-2026-118")
+    requester.fill("input[name=start]", local(clips[0]["start_ts"] - 60))
+    requester.fill("input[name=end]", local(clips[-1]["end_ts"] + 60))
+    requester.click("#request-form button[type=submit]")
+    requester.wait_for_selector("#request-status:has-text('pending')")
+    request_id = requester.url.rsplit("/", 1)[1]
+
+    # The owner is told at once, without reloading.
+    owner.wait_for_selector("#request-banner", state="visible", timeout=TIMEOUT * 1000)
+    assert "Ankh Police" in owner.inner_text("#request-banner")
+    owner.click("#request-open")
+    owner.wait_for_selector("#matching input[name=clip_ids]")
+    assert owner.locator("#matching input[name=clip_ids]").count() == 2
+    owner.uncheck(f"#matching input[value='{clips[1]['clip_id']}']")  # narrow to one clip
+    assert owner.is_checked("input[name=blur_faces]")
+    owner.fill("input[name=password]", PASSWORD)
+    owner.click("#approve")
+    owner.wait_for_selector("#request-status:has-text('approved')")
+
+    # The requester downloads the bundle; it verifies offline.
+    requester.reload()
+    with requester.expect_download(timeout=TIMEOUT * 1000) as download:
+        requester.click("#download")
+    bundle = tmp_path / "bundle.zip"
+    download.value.save_as(bundle)
+    result = CliRunner().invoke(main, ["verify", str(bundle), "--ca", str(home.pki.path("ca.crt"))])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(bundle) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert [c["clip_id"] for c in manifest["clips"]] == [clips[0]["clip_id"]]
+    assert manifest["clips"][0]["redaction"]["faces_blurred"] > 0
+    assert manifest["approval"]["decided_by"] == "owner"
+    actions = [e.action for e in hub.audit.entries(request_id)]
+    assert actions == ["request", "approved", "export", "download"], actions

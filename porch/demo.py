@@ -1,10 +1,13 @@
 """``porch demo``: a Mosquitto of its own, the hub with its web app, and one simulated
-doorbell, all on loopback.
+doorbell, all on loopback, provisioned as a real home is.
 
-The doorbell has a synthetic camera and gpiozero's mock pins. The demo creates an owner
-account and prints the address and the login; the timeline page's "Press the doorbell"
-button (or Enter in the terminal) presses the button through the mock pin, exactly as a
-wire to GND would. Ctrl-C stops everything.
+On first run the demo makes the home CA, then enrolls the simulated doorbell through the
+real one-time token and the pinned enrollment endpoint; the broker runs the generated TLS
+listener and ACL, clips are sealed and signed, so live view, exports and `porch verify`
+work as they do at home. The doorbell has a synthetic camera and gpiozero's mock pins. The
+demo creates an owner account and prints the address and the login; the timeline page's
+"Press the doorbell" button (or Enter in the terminal) presses the button through the mock
+pin, exactly as a wire to GND would. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -20,12 +23,25 @@ from pathlib import Path
 
 import click
 
-from porch.config import CameraSettings, DeviceConfig, GpioSettings, HubConfig, WebSettings
+from porch.config import (
+    CameraSettings,
+    DeviceConfig,
+    GpioSettings,
+    HubConfig,
+    MqttSettings,
+    ProvisioningSettings,
+    WebSettings,
+    load,
+)
 from porch.device.agent import DoorbellAgent
 from porch.hub.accounts import AccountError
 from porch.hub.daemon import describe
 from porch.hub.service import HubService
 from porch.localbroker import BrokerError, LocalBroker, free_port, port_is_free
+from porch.provisioning.broker import listener_lines, write_acl
+from porch.provisioning.device_enroll import enroll
+from porch.provisioning.enrollment import Registry
+from porch.provisioning.pki import Pki
 
 DEMO_USER = "owner"
 
@@ -33,7 +49,15 @@ DEMO_USER = "owner"
 def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: bool) -> int:
     data_dir = data_dir.resolve()
     logging.getLogger().setLevel(logging.WARNING)  # the demo prints its own story
-    broker = LocalBroker(data_dir / "broker")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o755)  # Mosquitto (its own user, when started as root) reads the CA here
+    pki = Pki(data_dir / "pki")
+    pki.init(["127.0.0.1"])
+    write_acl(pki, Registry(pki).active_devices())
+    broker_port = free_port()
+    broker = LocalBroker(
+        data_dir / "broker", broker_port, listener_lines(pki, broker_port, "127.0.0.1")
+    )
     try:
         broker.start()
     except BrokerError as exc:
@@ -42,37 +66,45 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
     stop = threading.Event()
     hub = agent = None
     try:
-        device = DeviceConfig(
-            device_id="front-door",
-            name="Front door",
-            data_dir=data_dir / "device",
-            mqtt=broker.settings,
-            gpio=GpioSettings(pin_factory="mock"),
-            camera=CameraSettings(source="synthetic", width=width, height=height, fps=15),
-        )
-        agent = DoorbellAgent(device)
         if port and not port_is_free(port):
             click.echo(f"Port {port} is taken; the demo uses a free one instead.")
             port = 0
+        presses: list[DoorbellAgent] = []
         hub = HubService(
             HubConfig(
                 data_dir=data_dir / "hub",
-                mqtt=broker.settings,
+                mqtt=MqttSettings(
+                    port=broker_port,
+                    tls_ca=str(pki.path("ca.crt")),
+                    tls_cert=str(pki.path("hub.crt")),
+                    tls_key=str(pki.path("hub.key")),
+                ),
                 web=WebSettings(port=port or free_port()),
+                provisioning=ProvisioningSettings(
+                    pki_dir=str(pki.root),
+                    enroll_port=free_port(),
+                    broker_port=broker_port,
+                    reload_command=[],
+                ),
             ),
             on_message=lambda m: click.echo(describe(m)),
-            simulated_press=agent.doorbell.simulate_press,
+            simulated_press=lambda: presses[0].doorbell.simulate_press(),
+            reload_broker=broker.reload,
         )
         password = _demo_owner(hub, data_dir)
         hub.start()
+        device = _enrolled_doorbell(hub, data_dir, broker_port, width, height)
+        agent = DoorbellAgent(device)
+        presses.append(agent)
         agent.start_link()
         capture = threading.Thread(target=agent.run, name="capture", daemon=True)
         capture.start()
         click.echo(
             f"\nPorch demo: open {hub.url}  and sign in as '{DEMO_USER}', password '{password}'.\n"
-            f"Broker on 127.0.0.1:{broker.port}; data in {data_dir}.\n"
-            "A visitor walks up every 45 s. Press the doorbell on the page, or Enter here;"
-            " Ctrl-C stops.\n"
+            f"Broker (mutual TLS) on 127.0.0.1:{broker_port}; data in {data_dir}.\n"
+            "A visitor walks up every 45 s. Press the doorbell on the page, or Enter here.\n"
+            "Requests → Invite a requester, to try a footage request and a signed export.\n"
+            "Ctrl-C stops.\n"
         )
         if open_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             webbrowser.open(hub.url)
@@ -91,6 +123,28 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
         if hub is not None:
             hub.stop()
         broker.stop()
+
+
+def _enrolled_doorbell(
+    hub: HubService, data_dir: Path, broker_port: int, width: int, height: int
+) -> DeviceConfig:
+    """The simulated doorbell, enrolled once through the real token and endpoint."""
+    config_path = data_dir / "device.toml"
+    assert hub.authority is not None
+    if not config_path.exists() or "front-door" not in hub.authority.registry.active_devices():
+        token = hub.authority.new_token("front-door")
+        enroll(token.encode(), data_dir / "device-keys", config_path, force=True)
+        click.echo("Enrolled the simulated doorbell 'front-door' with the home CA.")
+    enrolled = load(DeviceConfig, config_path)
+    return enrolled.model_copy(
+        update={
+            "name": "Front door",
+            "data_dir": data_dir / "device",
+            "mqtt": enrolled.mqtt.model_copy(update={"port": broker_port}),
+            "gpio": GpioSettings(pin_factory="mock"),
+            "camera": CameraSettings(source="synthetic", width=width, height=height, fps=15),
+        }
+    )
 
 
 def _demo_owner(hub: HubService, data_dir: Path) -> str:

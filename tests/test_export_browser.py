@@ -8,6 +8,7 @@ import json
 import zipfile
 from datetime import datetime
 
+import av
 from click.testing import CliRunner
 from conftest import (
     PASSWORD,
@@ -78,6 +79,14 @@ def test_request_narrow_approve_with_blur_download_and_verify(home, mock_pins, b
     assert owner.locator("#matching input[name=clip_ids]").count() == 2
     owner.uncheck(f"#matching input[value='{clips[1]['clip_id']}']")  # narrow to one clip
     assert owner.is_checked("input[name=blur_faces]")
+    owner.locator("#box-canvas img").scroll_into_view_if_needed()
+    picture = owner.locator("#box-canvas img").bounding_box()  # draw a box over the bell
+    left, top = picture["x"], picture["y"]
+    owner.mouse.move(left + picture["width"] * 0.05, top + picture["height"] * 0.05)
+    owner.mouse.down()
+    owner.mouse.move(left + picture["width"] * 0.3, top + picture["height"] * 0.25, steps=5)
+    owner.mouse.up()
+    assert owner.input_value("#boxes").count(",") == 3
     owner.fill("input[name=password]", PASSWORD)
     owner.click("#approve")
     owner.wait_for_selector("#request-status:has-text('approved')")
@@ -95,5 +104,15 @@ def test_request_narrow_approve_with_blur_download_and_verify(home, mock_pins, b
     assert [c["clip_id"] for c in manifest["clips"]] == [clips[0]["clip_id"]]
     assert manifest["clips"][0]["redaction"]["faces_blurred"] > 0
     assert manifest["approval"]["decided_by"] == "owner"
+    (box,) = manifest["approval"]["redaction"]["boxes"]
+    assert 0.03 < box["x"] < 0.07 and 0.2 < box["w"] < 0.3
+    with zipfile.ZipFile(bundle) as archive:
+        (tmp_path / "clip.mp4").write_bytes(archive.read(manifest["clips"][0]["file"]))
+    with av.open(str(tmp_path / "clip.mp4")) as video:
+        frame = next(video.decode(video=0)).to_ndarray(format="bgr24")
+    h, w = frame.shape[:2]
+    inside = frame[int((box["y"] + 0.02) * h) : int((box["y"] + box["h"] - 0.02) * h),
+                   int((box["x"] + 0.02) * w) : int((box["x"] + box["w"] - 0.02) * w)]  # fmt: skip
+    assert inside.mean() < 12, "the drawn box is black in the exported clip"
     actions = [e.action for e in hub.audit.entries(request_id)]
     assert actions == ["request", "approved", "export", "download"], actions

@@ -99,6 +99,8 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
         agent.start_link()
         capture = threading.Thread(target=agent.run, name="capture", daemon=True)
         capture.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before saying it is ready
+            signal.signal(sig, lambda *_: stop.set())
         click.echo(
             f"\nPorch demo: open {hub.url}  and sign in as '{DEMO_USER}', password '{password}'.\n"
             f"Broker (mutual TLS) on 127.0.0.1:{broker_port}; data in {data_dir}.\n"
@@ -108,8 +110,6 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
         )
         if open_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             webbrowser.open(hub.url)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         if sys.stdin is not None and sys.stdin.isatty():
             threading.Thread(target=_presses, args=(agent, stop), daemon=True).start()
         stop.wait()

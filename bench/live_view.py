@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import queue
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import av
-from conftest import PASSWORD, launch_chromium, sign_in, start_hub, wait_for
+from conftest import (
+    PASSWORD,
+    launch_chromium,
+    sign_in,
+    start_device,
+    start_hub,
+    wait_for,
+    write_device_toml,
+)
 from playwright.sync_api import sync_playwright
 from press_latency import percentile
 
@@ -104,14 +111,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def device_config(path: Path, data: Path, port: int) -> None:
-    path.write_text(
-        f'device_id = "front-door"\ndata_dir = "{data}"\n[mqtt]\nport = {port}\n'
-        f'[gpio]\npin_factory = "mock"\n[camera]\nsource = "synthetic"\nwidth = {WIDTH}\n'
-        f"height = {HEIGHT}\nfps = {FPS}\nclock = true\n[motion]\nenabled = false\n"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -125,12 +124,10 @@ def main() -> None:
         relay_feed = hub.live.feed
         hub.ingest.on_live = lambda p: (relay_feed(p), hub_clock.feed(p))
         config = tmp / "device.toml"
-        device_config(config, tmp / "device", broker.port)
-        device = subprocess.Popen(
-            [sys.executable, "-m", "porch.cli", "device", "run", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        camera = {"width": WIDTH, "height": HEIGHT, "fps": FPS, "clock": True}
+        write_device_toml(config, tmp / "device", broker.port, camera=camera,
+                          motion={"enabled": False})  # fmt: skip
+        device = start_device(config)
         try:
             wait_for(lambda: [d for d in hub.devices() if d["state"] == "online"])
             with sync_playwright() as pw:

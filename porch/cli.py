@@ -3,6 +3,7 @@ init|broker|enroll|revoke`, `porch demo`, `porch config`."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -38,6 +39,16 @@ def _load(model, path: Path | None):
         return load(model, path)
     except ConfigError as exc:
         click.echo(f"porch: bad configuration: {exc}", err=True)
+        sys.exit(2)
+
+
+@contextlib.contextmanager
+def _refused(*errors: type[Exception], prefix: str = "porch: "):
+    """Any of ``errors`` ends the command with its message and exit code 2."""
+    try:
+        yield
+    except errors as exc:
+        click.echo(f"{prefix}{exc}", err=True)
         sys.exit(2)
 
 
@@ -108,11 +119,8 @@ def hub_adduser(config_path: Path | None, role: str, username: str) -> None:
     config = _load(HubConfig, config_path)
     password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     accounts = Accounts(Database(Path(config.data_dir) / "hub.sqlite").conn)
-    try:
+    with _refused(AccountError):
         accounts.add_user(username, password, role)
-    except AccountError as exc:
-        click.echo(f"porch: {exc}", err=True)
-        sys.exit(2)
     click.echo(f"{username} can now sign in as {role}.")
 
 
@@ -186,11 +194,8 @@ def device_enroll(token: str, directory: Path, config_path: Path, force: bool) -
     from porch.provisioning.device_enroll import enroll
     from porch.provisioning.enrollment import EnrollError
 
-    try:
+    with _refused(EnrollError, prefix="porch: enrollment refused: "):
         written = enroll(token, directory, config_path, force)
-    except EnrollError as exc:
-        click.echo(f"porch: enrollment refused: {exc}", err=True)
-        sys.exit(2)
     click.echo(f"Enrolled. Start the agent with: porch device run --config {written}")
 
 
@@ -199,14 +204,19 @@ def provision() -> None:
     """The installer's tools: the home CA, device enrollment and revocation, the broker."""
 
 
-def _authority(config_path: Path | None):
-    from porch.provisioning.authority import HomeAuthority
-
+def _provisioned(config_path: Path | None) -> HubConfig:
+    """hub.toml, which must name the PKI directory."""
     config = _load(HubConfig, config_path)
     if not config.provisioning.pki_dir:
         click.echo("porch: set provisioning.pki_dir in hub.toml first", err=True)
         sys.exit(2)
-    return HomeAuthority(config.provisioning)
+    return config
+
+
+def _authority(config_path: Path | None):
+    from porch.provisioning.authority import HomeAuthority
+
+    return HomeAuthority(_provisioned(config_path).provisioning)
 
 
 CONFIG_OPTION = click.option(
@@ -222,17 +232,11 @@ def provision_init(config_path: Path | None, hosts: tuple[str, ...], force: bool
     """Create the home CA and the hub's keys and certificates (idempotent)."""
     from porch.provisioning.pki import Pki, PkiError
 
-    config = _load(HubConfig, config_path)
-    if not config.provisioning.pki_dir:
-        click.echo("porch: set provisioning.pki_dir in hub.toml first", err=True)
-        sys.exit(2)
+    config = _provisioned(config_path)
     pki = Pki(Path(config.provisioning.pki_dir))
     public = config.provisioning.public_host or config.provisioning.enroll_host
-    try:
+    with _refused(PkiError):
         written = pki.init([public, *hosts], force=force)
-    except PkiError as exc:
-        click.echo(f"porch: {exc}", err=True)
-        sys.exit(2)
     state = f"created {len(written)} files in" if written else "already set up:"
     click.echo(f"Home CA {state} {pki.root}")
     click.echo(f"Hub certificate SHA-256: {pki.hub_fingerprint()}")
@@ -263,11 +267,8 @@ def provision_enroll(config_path: Path | None, name: str) -> None:
 
     from porch.provisioning.enrollment import EnrollError
 
-    try:
+    with _refused(EnrollError):
         token = _authority(config_path).new_token(name)
-    except EnrollError as exc:
-        click.echo(f"porch: {exc}", err=True)
-        sys.exit(2)
     text = token.encode()
     qr = qrcode.QRCode(border=1)
     qr.add_data(text)
@@ -284,11 +285,8 @@ def provision_revoke(config_path: Path | None, name: str) -> None:
     """End NAME's access: its certificate goes on the CRL and out of the broker's ACL."""
     from porch.provisioning.enrollment import EnrollError
 
-    try:
+    with _refused(EnrollError):
         _authority(config_path).revoke(name)
-    except EnrollError as exc:
-        click.echo(f"porch: {exc}", err=True)
-        sys.exit(2)
     click.echo(f"{name} is revoked; the broker no longer accepts it.")
 
 
@@ -368,12 +366,11 @@ def export_build(config_path: Path | None, request_id: str) -> None:
 
     _, _, exporter = _hub_parts(config_path)
     total = exporter.size(request_id)
-    with click.progressbar(length=max(total, 1), label="Building the bundle") as bar:
-        try:
-            bundle = exporter.build(request_id, "cli", progress=bar.update)
-        except ConsentError as exc:
-            click.echo(f"\nporch: {exc}", err=True)
-            sys.exit(2)
+    with (
+        _refused(ConsentError, prefix="\nporch: "),
+        click.progressbar(length=max(total, 1), label="Building the bundle") as bar,
+    ):
+        bundle = exporter.build(request_id, "cli", progress=bar.update)
     click.echo(f"{bundle['path']} ({bundle['size_bytes']} bytes, SHA-256 {bundle['sha256']})")
 
 

@@ -284,6 +284,17 @@ def _toml_value(value: object) -> str:
     return repr(value)
 
 
+def to_toml(data: dict) -> str:
+    """A settings file from a dict: top-level keys first, then one table per nested dict."""
+    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items()
+             if not isinstance(value, dict)]  # fmt: skip
+    for section, values in data.items():
+        if isinstance(values, dict):
+            lines += ["", f"[{section}]"]
+            lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
 def defaults_toml(model: type[BaseModel]) -> str:
     """The model's defaults as a TOML file, each key preceded by its description."""
     lines = [f"# {model.__doc__.strip()}" if model.__doc__ else "#", ""]

@@ -4,6 +4,8 @@ a hub ingesting into a real SQLite file, and doorbell agents on the synthetic ca
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -30,6 +32,7 @@ from porch.config import (
     ProvisioningSettings,
     WebSettings,
     load,
+    to_toml,
 )
 from porch.device.agent import DoorbellAgent
 from porch.device.camera.synthetic import SyntheticCamera, SyntheticScene
@@ -147,6 +150,25 @@ def api(service, role: str | None, method: str, path: str, **kw) -> httpx.Respon
         headers[CSRF_HEADER] = service.accounts.session(token).csrf
     with httpx.Client(base_url=service.url, cookies=cookies, timeout=TIMEOUT) as client:
         return client.request(method, path, headers=headers, **kw)
+
+
+def write_device_toml(path: Path, data_dir: Path, port: int, **settings) -> Path:
+    """A device.toml for ``porch device run`` in its own process: mock pins, a synthetic
+    camera at 320×240 (``settings`` add keys and tables, e.g. ``motion={"enabled": False}``)."""
+    camera = {"source": "synthetic", "width": 320, "height": 240, **settings.pop("camera", {})}
+    data = {"device_id": "front-door", "data_dir": data_dir, **settings}
+    data = {**data, "mqtt": {"port": port}, "gpio": {"pin_factory": "mock"}, "camera": camera}
+    path.write_text(to_toml(data))
+    return path
+
+
+def start_device(config: Path, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """``porch device run --config CONFIG`` as a process of its own (to kill -9, say)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "porch.cli", "device", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
 
 
 def device_config(tmp_path: Path, broker: LocalBroker | None, **sections) -> DeviceConfig:

@@ -6,9 +6,8 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 
-from conftest import TIMEOUT, start_hub, wait_for
+from conftest import TIMEOUT, start_device, start_hub, wait_for, write_device_toml
 
 from porch.device.clips import ClipStore
 from porch.fsutil import sha256_file
@@ -16,43 +15,15 @@ from porch.localbroker import LocalBroker, free_port
 from porch.wire import parse
 
 
-def write_config(path, data_dir, port):
-    path.write_text(
-        f"""
-device_id = "porch-cam"
-data_dir = "{data_dir}"
-[mqtt]
-port = {port}
-[gpio]
-pin_factory = "mock"
-[camera]
-source = "synthetic"
-width = 320
-height = 240
-realtime = false
-[clips]
-preroll_s = 2
-postroll_s = 120
-"""
-    )
-
-
-def start_agent(config):
-    return subprocess.Popen(
-        [sys.executable, "-m", "porch.cli", "device", "run", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 def test_kill9_mid_clip_leaves_no_half_clip_and_outbox_replays(tmp_path):
     port = free_port()  # nothing listens yet: the broker is "down" during the first run
     data = tmp_path / "device"
     config = tmp_path / "device.toml"
-    write_config(config, data, port)
+    write_device_toml(config, data, port, device_id="porch-cam", camera={"realtime": False},
+                      clips={"preroll_s": 2, "postroll_s": 120})  # fmt: skip
     clips = data / "clips"
 
-    agent = start_agent(config)
+    agent = start_device(config, stderr=subprocess.PIPE)
     try:
         # The synthetic visitor arrives after ~10 s of video: a clip starts and keeps going.
         wait_for(
@@ -77,7 +48,7 @@ def test_kill9_mid_clip_leaves_no_half_clip_and_outbox_replays(tmp_path):
     with LocalBroker(tmp_path / "broker", port=port) as broker:
         service = start_hub(tmp_path / "hub", broker)
         ingest = service.ingest
-        agent = start_agent(config)
+        agent = start_device(config, stderr=subprocess.PIPE)
         try:
 
             def replayed():

@@ -57,15 +57,7 @@ def exported():
         for role in ROLES:
             home.hub.accounts.add_user(role, PASSWORD, role)
         home.hub.accounts.add_user("other-requester", PASSWORD, "requester")
-        config = home.enroll("front-door")
-        agent = agent_from(config, world / "device", visitor_scene(), (640, 360))
-        with RunningAgent(agent):
-            wait_for(agent.link.connected.is_set, what="the device")
-            for count in (1, 2):
-                wait_for(lambda c=count: agent.media_time > 1.5 * c, what="pre-roll")
-                agent.doorbell.simulate_press()
-                wait_for(lambda c=count: len(stored(home)) >= c, what=f"clip {count} at the hub")
-        clips = stored(home)
+        clips = record_two_clips(home)
         consent, exporter = home.hub.consent, home.hub.exporter
         request = consent.file("requester", "Officer Dibble", "Ankh Police", "dibble@example",
                                "a parcel theft", "warrant", "W-2026-118", ["front-door"],
@@ -80,6 +72,19 @@ def exported():
         Device.pin_factory.reset()
         Device.pin_factory = None
         shutil.rmtree(world, ignore_errors=True)
+
+
+def record_two_clips(home: Home) -> list[dict]:
+    """Enroll front-door, press twice in front of the visitor; the two clips at the hub."""
+    config = home.enroll("front-door")
+    agent = agent_from(config, home.root / "device", visitor_scene(), (640, 360))
+    with RunningAgent(agent):
+        wait_for(agent.link.connected.is_set, what="the device")
+        for count in (1, 2):
+            wait_for(lambda c=count: agent.media_time > 1.5 * c, what="pre-roll")
+            agent.doorbell.simulate_press()
+            wait_for(lambda c=count: len(stored(home)) >= c, what=f"clip {count} at the hub")
+    return stored(home)
 
 
 def stored(home: Home) -> list[dict]:

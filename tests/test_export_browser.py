@@ -13,13 +13,10 @@ from click.testing import CliRunner
 from conftest import (
     PASSWORD,
     TIMEOUT,
-    RunningAgent,
-    agent_from,
     needs_chromium,
     sign_in,
-    wait_for,
 )
-from test_export import stored, visitor_scene
+from test_export import record_two_clips
 
 from porch.cli import main
 
@@ -35,15 +32,7 @@ def test_request_narrow_approve_with_blur_download_and_verify(home, mock_pins, b
     hub = home.hub
     hub.accounts.add_user("owner", PASSWORD, "owner")
     invite = hub.accounts.new_invite("requester", "owner")
-    config = home.enroll("front-door")
-    agent = agent_from(config, home.root / "device", visitor_scene(), (640, 360))
-    with RunningAgent(agent):
-        wait_for(agent.link.connected.is_set, what="the device")
-        for count in (1, 2):
-            wait_for(lambda c=count: agent.media_time > 1.5 * c, what="pre-roll")
-            agent.doorbell.simulate_press()
-            wait_for(lambda c=count: len(stored(home)) >= c, what=f"clip {count} at the hub")
-    clips = stored(home)
+    clips = record_two_clips(home)
 
     # The requester accepts the owner's invitation and signs in.
     requester = browser.new_context().new_page()

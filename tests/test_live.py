@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from itertools import pairwise
 
@@ -20,8 +18,10 @@ from conftest import (
     needs_chromium,
     run_agent,
     sign_in,
+    start_device,
     start_hub,
     wait_for,
+    write_device_toml,
 )
 
 from porch.hub.accounts import ROLES
@@ -156,40 +156,13 @@ def test_offers_for_unknown_devices_and_sessions_are_refused(site):
     assert api(site, "owner", "DELETE", "/api/live/" + "a" * 22).status_code == 404
 
 
-def write_device_config(path, data_dir, port: int) -> None:
-    path.write_text(
-        f"""
-device_id = "front-door"
-data_dir = "{data_dir}"
-[mqtt]
-port = {port}
-[gpio]
-pin_factory = "mock"
-[camera]
-source = "synthetic"
-width = 320
-height = 240
-[motion]
-enabled = false
-"""
-    )
-
-
-def start_agent(config):
-    return subprocess.Popen(
-        [sys.executable, "-m", "porch.cli", "device", "run", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 @needs_chromium
 def test_killed_doorbell_shows_offline_and_recovers(tmp_path, broker, browser):
     hub = start_hub(tmp_path / "hub", broker)
     hub.accounts.add_user("owner", PASSWORD, "owner")
     config = tmp_path / "device.toml"
-    write_device_config(config, tmp_path / "device", broker.port)
-    agent = start_agent(config)
+    write_device_toml(config, tmp_path / "device", broker.port, motion={"enabled": False})
+    agent = start_device(config)
     try:
         wait_for(lambda: [d for d in hub.devices() if d["state"] == "online"], what="the device")
         page = open_live(browser, hub.url, "owner")
@@ -204,7 +177,7 @@ def test_killed_doorbell_shows_offline_and_recovers(tmp_path, broker, browser):
         assert hub.ingest.connected.is_set()
         assert httpx.get(hub.url + "/login", timeout=TIMEOUT).status_code == 200
 
-        agent = start_agent(config)
+        agent = start_device(config)
         page.wait_for_selector("#live-state:text('live')", timeout=TIMEOUT * 1000)
         frames_keep_rising(page, 3)
     finally:

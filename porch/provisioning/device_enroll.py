@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
+from porch.config import to_toml
 from porch.fsutil import atomic_write
 from porch.provisioning.enrollment import EnrollError, Token
 from porch.provisioning.pki import pem_private_key
@@ -91,20 +92,21 @@ def enroll(token_text: str, directory: Path, config_path: Path, force: bool = Fa
     for name, (data, mode) in files.items():
         atomic_write(directory / name, data)
         os.chmod(directory / name, mode)
-    config = f"""# Written by 'porch device enroll' for {token.name}; add other settings as needed.
-device_id = {json.dumps(answer["device_id"])}
-
-[mqtt]
-host = {json.dumps(answer["broker_host"])}
-port = {int(answer["broker_port"])}
-tls_ca = {json.dumps(str(directory / "ca.crt"))}
-tls_cert = {json.dumps(str(directory / "device.crt"))}
-tls_key = {json.dumps(str(directory / "device.key"))}
-
-[clips]
-seal_key = {json.dumps(answer["seal_key"])}
-sign_key = {json.dumps(str(directory / "sign.key"))}
-"""
+    settings = {
+        "device_id": answer["device_id"],
+        "mqtt": {
+            "host": answer["broker_host"],
+            "port": int(answer["broker_port"]),
+            "tls_ca": directory / "ca.crt",
+            "tls_cert": directory / "device.crt",
+            "tls_key": directory / "device.key",
+        },
+        "clips": {"seal_key": answer["seal_key"], "sign_key": directory / "sign.key"},
+    }
+    heading = (
+        f"# Written by 'porch device enroll' for {token.name}; add other settings as needed.\n"
+    )
+    config = heading + to_toml(settings)
     atomic_write(config_path, config.encode())
     os.chmod(config_path, 0o600)
     return config_path

@@ -336,3 +336,18 @@ def test_export_build_command_refuses_without_approval(exported, tmp_path):
     result = CliRunner().invoke(main, ["export", "build", "--config", str(hub_toml),
                                        pending.request_id])  # fmt: skip
     assert result.exit_code == 2 and "pending" in result.output
+
+
+def test_a_bad_request_form_comes_back_filled_with_its_reason(exported):
+    hub = exported.home.hub
+    before = len(hub.consent.all())
+    form = {"name": "Officer Dibble", "organisation": "Ankh Police", "contact": "d@example",
+            "reason": "theft", "legal_basis": "warrant", "legal_reference": "",
+            "start": "2026-11-25T05:00:00", "end": "2026-11-25T06:00:00"}  # fmt: skip
+    page = api(hub, "requester", "POST", "/requests", data=form)
+    assert page.status_code == 400
+    assert "a warrant needs its reference" in page.text and 'value="Ankh Police"' in page.text
+    backwards = dict(form, legal_reference="W-1", end="2026-11-25T04:00:00")
+    assert "time window must be positive" in api(hub, "requester", "POST", "/requests",
+                                                 data=backwards).text  # fmt: skip
+    assert len(hub.consent.all()) == before, "nothing was filed"

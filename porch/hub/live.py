@@ -172,7 +172,8 @@ class LiveRelay:
                 raise ValueError("the offer does not ask to receive video")
         except Exception as exc:  # aiortc raises all sorts on a bad offer
             await pc.close()
-            raise LiveError(400, f"unusable SDP offer: {exc or type(exc).__name__}") from None
+            detail = str(exc) or type(exc).__name__
+            raise LiveError(400, f"not a WebRTC offer to receive H.264 video ({detail})") from None
 
         @pc.on("connectionstatechange")
         async def _state() -> None:

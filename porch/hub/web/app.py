@@ -106,7 +106,7 @@ def create_app(hub: HubService) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def page(request: Request, name: str, session: Session | None, status: int = 200, **ctx):
-        ctx.update(request=request, session=session, version=__version__)
+        ctx.update(request=request, session=session, version=__version__, status=status)
         response = templates.TemplateResponse(request, name, ctx, status_code=status)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -367,9 +367,14 @@ def create_app(hub: HubService) -> FastAPI:
         known = [d["device_id"] for d in hub.devices()]
         wanted = [d.strip() for d in devices.split(",") if d.strip()]
         chosen = known if wanted in ([], ["all"]) else [d for d in wanted if d in known]
-        filed = hub.consent.file(session.username, name, organisation, contact, reason,
-                                 legal_basis, legal_reference, chosen, _when(start), _when(end),
-                                 expires_days)  # fmt: skip
+        try:
+            filed = hub.consent.file(session.username, name, organisation, contact, reason,
+                                     legal_basis, legal_reference, chosen, _when(start),
+                                     _when(end), expires_days)  # fmt: skip
+        except ConsentError as exc:  # the form again, as it was filled, with the reason
+            form = await request.form()
+            return page(request, "request_new.html", session, exc.status, bases=LEGAL_BASES,
+                        error=str(exc), form=form)  # fmt: skip
         hub.broadcaster.publish(
             "request",
             {"request_id": filed.request_id, "organisation": filed.organisation},

@@ -56,6 +56,7 @@ async function start() {
     session = live.session = answer.session;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     pending.splice(0).forEach(send);
+    viewers();  // the owner sees themself in the list at once
   } catch (err) {
     if (live.pc === pc) stop();
     live.retryAt = performance.now() + 2000;

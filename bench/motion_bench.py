@@ -19,7 +19,7 @@ import numpy as np
 
 from porch.config import MotionSettings
 from porch.device.camera.scenes import HARD_CASES, person_in_view
-from porch.device.motion import MotionDetector
+from porch.device.motion import MotionDetector, Shrinker
 
 WARMUP_S = 1.0
 
@@ -27,17 +27,22 @@ WARMUP_S = 1.0
 class Mog2:
     """The baseline: MOG2 on 160×120, motion when ≥ min_area of pixels are foreground.
 
-    It shrinks frames the same cheap way Porch's detector does (INTER_LINEAR), so the speed
-    ratio compares the detectors, not their resizing.
+    It shrinks frames with Porch's own :class:`Shrinker` (then to exactly 160×120), so the
+    speed ratio compares the detectors, not their resizing.
     """
 
     def __init__(self, min_area: float):
         self.subtractor = cv2.createBackgroundSubtractorMOG2(history=500)
         self.kernel = np.ones((3, 3), np.uint8)
         self.min_area = min_area
+        self.shrinker: Shrinker | None = None
 
     def moving(self, grey: np.ndarray, ts: float) -> bool:
-        small = cv2.resize(grey, (160, 120), interpolation=cv2.INTER_LINEAR)
+        if self.shrinker is None:
+            self.shrinker = Shrinker(grey.shape, 160)
+        small = self.shrinker.shrink(grey)
+        if small.shape != (120, 160):
+            small = cv2.resize(small, (160, 120), interpolation=cv2.INTER_LINEAR)
         mask = self.subtractor.apply(small)
         mask = cv2.morphologyEx((mask == 255).astype(np.uint8), cv2.MORPH_OPEN, self.kernel)
         return mask.mean() >= self.min_area

@@ -89,7 +89,10 @@ class EncoderSettings(_Section):
 class MotionSettings(_Section):
     enabled: bool = Field(True, description="Detect motion and record it.")
     analysis_width: int = Field(
-        320, ge=80, le=1280, description="Width the frame is shrunk to for detection, pixels."
+        160,
+        ge=80,
+        le=1280,
+        description="About the width the frame is shrunk to for detection, pixels.",
     )
     threshold: int = Field(
         25, ge=1, le=255, description="Grey-level change that counts as changed (0-255)."

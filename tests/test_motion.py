@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
+
 from porch.config import MotionSettings
 from porch.device.camera.scenes import approach, cloud, headlights, infrared_switch
 from porch.device.camera.synthetic import Figure, SyntheticScene
-from porch.device.motion import MotionDetector, MotionTracker
+from porch.device.motion import MotionDetector, MotionTracker, Shrinker
 from porch.device.regions import DetectionZones, PrivacyMask
 
 FPS = 15
@@ -61,3 +64,32 @@ def test_a_visitor_filling_the_frame_is_motion_throughout():
         if 11 <= t <= 16:  # at the lens: the figure covers most of the frame
             close_up.append(result.moving)
     assert all(close_up)
+
+
+def test_the_shrinker_gives_what_a_plain_resize_gives():
+    # Copying only the rows a resize needs before resizing must not change a single pixel.
+    scene = pacing_in_the_corner()
+    colour = cv2.resize(scene.render(4.0), (1280, 720))
+    grey = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+    for frame in (grey, colour):
+        linear = Shrinker(frame.shape, 160)
+        assert linear.size == (160, 90)
+        plain = cv2.resize(frame, (160, 90), interpolation=cv2.INTER_LINEAR)
+        assert np.array_equal(linear.shrink(frame), plain)
+    small = cv2.resize(grey, (640, 480))
+    halving = Shrinker(small.shape, 160)
+    assert halving.size == (160, 120)
+    half = cv2.resize(small, (320, 240), interpolation=cv2.INTER_AREA)
+    plain = cv2.resize(half, (160, 120), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(halving.shrink(small), plain)
+
+
+def test_a_walk_in_720p_colour_is_motion():
+    # 1280×720 BGR takes the other shrinking path (rows picked, then INTER_LINEAR).
+    scene = pacing_in_the_corner()
+    tracker = MotionTracker(MotionDetector(MotionSettings(end_after_s=1.0)))
+    found = [
+        tracker.update(cv2.resize(scene.render(i / FPS), (1280, 720)), i / FPS)
+        for i in range(int(10 * FPS))
+    ]
+    assert any(change is not None and change.active for change in found)

@@ -25,6 +25,7 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from pydantic import BaseModel, Field
@@ -58,6 +59,13 @@ DeviceId = Annotated[str, PathParam(pattern=DEVICE_ID_PATTERN, description="e.g.
 RequestId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$", description="16 hex digits")]
 LiveSessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 MAX_SDP = 64 * 1024
+NO_TELEMETRY: TelemetryConfig = {
+    "auto_configure": False,
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 NOT_PROVISIONED = "this hub is not provisioned: run 'porch provision init' first"
 
 
@@ -100,6 +108,9 @@ def create_app(hub: HubService) -> FastAPI:
         version=__version__,
         docs_url=None,  # the interactive docs load scripts from a CDN: nothing leaves the home
         redoc_url=None,
+        # FastAPI's built-in OpenTelemetry: off, and never exporters from OTEL_* variables,
+        # whatever the environment says (request paths name devices and events).
+        telemetry=NO_TELEMETRY,
     )
     app.state.hub = hub
     templates = Jinja2Templates(directory=HERE / "templates")

@@ -92,7 +92,8 @@ class Shrinker:
     pixels of every k×k, so only two rows in k are needed. Either way the pixels it needs
     are first copied out of the frame into a buffer: a fresh frame is not in the CPU's
     cache, a plain copy streams it in at full memory speed, and OpenCV's resize stalls on it
-    (measured: copy then resize takes two thirds of the time of the resize alone).
+    (measured: copy then resize takes two thirds to three quarters of the time of the
+    resize alone; docs/performance.md).
     """
 
     def __init__(self, shape: tuple[int, ...], target: int):
@@ -115,6 +116,7 @@ class Shrinker:
         """(width, height) of what :meth:`shrink` returns."""
 
     def shrink(self, frame: np.ndarray) -> np.ndarray:
+        """The frame (uint8, of the shape given) shrunk to :attr:`size`."""
         if self._linear:
             k, rows = self._factor, self._staging.shape[0]
             # INTER_LINEAR by k reads rows k·y + k/2 - 1 and k·y + k/2: copy just those.

@@ -22,7 +22,7 @@ Point = Annotated[
 ]
 Polygon = Annotated[list[Point], Field(min_length=3, description="three or more points")]
 DirPath = Annotated[Path, BeforeValidator(lambda v: Path(v) if isinstance(v, str) else v)]
-"""A directory; TOML gives a string, which strict mode would not turn into a Path itself."""
+"""A path; TOML gives a string, which strict mode would not turn into a Path itself."""
 
 
 class ConfigError(Exception):
@@ -148,6 +148,22 @@ class ClipSettings(_Section):
     )
 
 
+class SpeakerSettings(_Section):
+    output: Literal["none", "alsa", "wav"] = Field(
+        "none",
+        description="Where talk from the live page plays: 'none' (no speaker), 'alsa' (the"
+        " Pi's sound output, through aplay) or 'wav' (each talk written to wav_path: the"
+        " simulated doorbell). The doorbell's microphone is never used.",
+    )
+    alsa_device: str = Field(
+        "default", max_length=64, description="For 'alsa': the ALSA device, e.g. 'hw:0,0'."
+    )
+    wav_path: DirPath = Field(
+        Path("talk.wav"),
+        description="For 'wav': the file each talk replaces; relative paths are in data_dir.",
+    )
+
+
 class DeviceConfig(_Section):
     """``device.toml``: one doorbell."""
 
@@ -164,6 +180,7 @@ class DeviceConfig(_Section):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     motion: MotionSettings = Field(default_factory=MotionSettings)
     clips: ClipSettings = Field(default_factory=ClipSettings)
+    speaker: SpeakerSettings = Field(default_factory=SpeakerSettings)
 
 
 class HubClipSettings(_Section):

@@ -30,6 +30,7 @@ from porch.config import (
     HubConfig,
     MqttSettings,
     ProvisioningSettings,
+    SpeakerSettings,
     WebSettings,
     load,
 )
@@ -143,6 +144,8 @@ def _enrolled_doorbell(
             "mqtt": enrolled.mqtt.model_copy(update={"port": broker_port}),
             "gpio": GpioSettings(pin_factory="mock"),
             "camera": CameraSettings(source="synthetic", width=width, height=height, fps=15),
+            # No loudspeaker here: what the live page's Talk sends is written to talk.wav.
+            "speaker": SpeakerSettings(output="wav"),
         }
     )
 

@@ -21,6 +21,8 @@ Topics, under ``porch/<device_id>/``:
                                   only while someone watches (binary header + Annex B)
 ``cmd/live``           QoS 1      :class:`LiveRequest`, hub → device: stream for ``lease_s``
                                   more seconds (renewed while anyone watches), or stop
+``cmd/talk``           QoS 0      :class:`TalkPacket`, hub → device: 20 ms of someone's voice
+                                  for the doorbell's speaker (binary header + 16-bit PCM)
 =====================  =========  ==========================================================
 
 Clip transfer is pulled by the hub: the device announces a clip (``meta``, again and again
@@ -48,6 +50,10 @@ MAX_CHUNK_BYTES = 1024 * 1024
 """Largest clip chunk; binary chunk payloads may be this big, JSON ones only MAX_PAYLOAD_BYTES."""
 MAX_SNAPSHOT_BYTES = 256 * 1024
 MAX_LIVE_PACKET_BYTES = 1024 * 1024
+TALK_RATE = 16000
+"""Talk audio: mono, signed 16-bit little-endian samples at this rate, Hz."""
+MAX_TALK_PACKET_BYTES = TALK_RATE * 2 // 5
+"""At most 200 ms of talk audio in one packet."""
 """Largest encoded frame a device may stream live (a 1080p IDR is far below this)."""
 MAX_VIEWERS = 16
 MAX_LEASE_S = 60.0
@@ -95,6 +101,8 @@ class Status(_Payload):
     state: Literal["online", "offline"]
     ts: Timestamp | None = None
     software: str | None = Field(default=None, max_length=64)
+    speaker: bool = False
+    """The doorbell has a speaker: people watching live may talk through it."""
 
 
 class RingEvent(_Payload):
@@ -229,6 +237,33 @@ class LivePacket:
         return cls(device_id, pts, bool(flags & 1), data)
 
 
+_TALK_HEADER = struct.Struct(">I")  # sequence number, per talk session
+
+
+@dataclass(frozen=True)
+class TalkPacket:
+    """Hub → device: a slice of a viewer's voice, ``pcm`` at :data:`TALK_RATE` (mono s16le)."""
+
+    device_id: str
+    seq: int
+    pcm: bytes
+
+    def to_bytes(self) -> bytes:
+        return _TALK_HEADER.pack(self.seq) + self.pcm
+
+    @classmethod
+    def from_bytes(cls, device_id: str, payload: bytes) -> TalkPacket:
+        size = _TALK_HEADER.size
+        pcm = bytes(payload[size:])
+        if not 0 < len(pcm) <= MAX_TALK_PACKET_BYTES or len(pcm) % 2:
+            raise WireError(
+                f"talk packet of {len(payload)} bytes is not a header and up to"
+                f" {MAX_TALK_PACKET_BYTES} bytes of 16-bit samples"
+            )
+        (seq,) = _TALK_HEADER.unpack_from(payload)
+        return cls(device_id, seq, pcm)
+
+
 Message = (
     Status
     | RingEvent
@@ -239,6 +274,7 @@ Message = (
     | Snapshot
     | LiveRequest
     | LivePacket
+    | TalkPacket
 )
 
 
@@ -280,6 +316,10 @@ def live_request_topic(device_id: str) -> str:
     return f"{ROOT}/{device_id}/cmd/live"
 
 
+def talk_topic(device_id: str) -> str:
+    return f"{ROOT}/{device_id}/cmd/talk"
+
+
 def device_commands(device_id: str) -> str:
     """What a device subscribes to: its own command topics."""
     return f"{ROOT}/{device_id}/cmd/#"
@@ -306,7 +346,15 @@ def topic_for(message: Message) -> str:
             return live_video_topic(message.device_id)
         case LiveRequest():
             return live_request_topic(message.device_id)
+        case TalkPacket():
+            return talk_topic(message.device_id)
     raise TypeError(f"not a wire message: {message!r}")
+
+
+def qos_for(message: Message) -> int:
+    """The QoS a message is published with: 0 for live media (late is as good as lost), 1
+    for everything else."""
+    return 0 if isinstance(message, LivePacket | TalkPacket) else 1
 
 
 HUB_SUBSCRIPTION = f"{ROOT}/+/#"
@@ -361,6 +409,8 @@ def parse(topic: str, payload: bytes) -> Message:
         return Snapshot(device_id, parts[3], bytes(payload))
     if parts[2:] == ["live", "video"]:
         return LivePacket.from_bytes(device_id, payload)
+    if parts[2:] == ["cmd", "talk"]:
+        return TalkPacket.from_bytes(device_id, payload)
     kind, clip_id, index = _kind(parts[2:], topic)
     if kind == "clip/*/chunk":
         assert clip_id is not None and index is not None

@@ -189,15 +189,19 @@ def test_killed_doorbell_shows_offline_and_recovers(tmp_path, broker, browser):
         hub.stop()
 
 
-def aiortc_offer() -> tuple[object, str]:
-    """A viewer's offer made by aiortc (no browser needed): receive video only."""
+def aiortc_offer(audio: bool = False) -> str:
+    """A viewer's offer made by aiortc (no browser needed): receive video (and with
+    ``audio``, send sound, as the page does for talk)."""
     import asyncio
 
     from aiortc import RTCConfiguration, RTCPeerConnection
+    from aiortc.mediastreams import AudioStreamTrack
 
     async def make():
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         pc.addTransceiver("video", direction="recvonly")
+        if audio:
+            pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         sdp = pc.localDescription.sdp
         await pc.close()

@@ -16,6 +16,7 @@ from porch.wire import (
     MotionEvent,
     RingEvent,
     Status,
+    TalkPacket,
     WireError,
     home_assistant_discovery,
     new_id,
@@ -47,6 +48,8 @@ MESSAGES = [
     ClipAck(device_id="front-door", clip_id=new_id(), stored=False, missing=[-1, 0, 3]),
     LiveRequest(device_id="front-door", viewers=2, lease_s=10, keyframe=True),
     LivePacket("front-door", 12.5, True, b"\x00\x00\x00\x01\x67\x42"),
+    TalkPacket("front-door", 7, b"\x01\x00" * 320),
+    Status(device_id="front-door", state="online", speaker=True),
 ]
 
 
@@ -82,6 +85,20 @@ def test_chunk_topics_carry_raw_bytes():
 def test_live_packets_must_be_timed_annex_b(payload, reason):
     with pytest.raises(WireError, match=reason):
         parse("porch/front-door/live/video", payload)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "header"),
+        (b"\x00\x00\x00\x01", "header"),  # no samples
+        (b"\x00\x00\x00\x01\x00", "16-bit"),  # half a sample
+        (b"\x00\x00\x00\x01" + b"\x00" * 6402, "6400"),  # over 200 ms
+    ],
+)
+def test_talk_packets_are_short_runs_of_samples(payload, reason):
+    with pytest.raises(WireError, match=reason):
+        parse("porch/front-door/cmd/talk", payload)
 
 
 def test_a_lease_is_bounded():

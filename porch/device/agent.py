@@ -35,6 +35,7 @@ from porch.device.motion import MotionDetector, MotionTracker
 from porch.device.outbox import Outbox
 from porch.device.preroll import PrerollBuffer
 from porch.device.regions import DetectionZones, PrivacyMask
+from porch.device.talk import TalkPlayer, output_factory
 from porch.device.transfer import ClipSender
 from porch.sdnotify import Notifier
 from porch.wire import (
@@ -44,6 +45,7 @@ from porch.wire import (
     MotionEvent,
     RingEvent,
     Snapshot,
+    TalkPacket,
     new_id,
     now,
 )
@@ -103,6 +105,7 @@ class DoorbellAgent:
             config.mqtt,
             self.outbox,
             __version__,
+            speaker=config.speaker.output != "none",
             on_command=self._on_command,
             on_connection=lambda up: self.sender.connected(up),
         )
@@ -110,6 +113,8 @@ class DoorbellAgent:
             config.device_id, self.store, self.link.client, config.clips.retry_s
         )
         self.live = LiveStreamer(config.device_id, self.link.client, self._request_keyframe)
+        speaker = output_factory(config.speaker, data)
+        self.talk = TalkPlayer(speaker) if speaker is not None else None
         self._source = source
         self._triggers: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -144,6 +149,8 @@ class DoorbellAgent:
             self.sender.on_ack(message)
         elif isinstance(message, LiveRequest):
             self.live.on_request(message)
+        elif isinstance(message, TalkPacket) and self.talk is not None:
+            self.talk.on_packet(message)
 
     def _request_keyframe(self) -> None:
         if self._source is not None:
@@ -246,4 +253,6 @@ class DoorbellAgent:
         self.doorbell.close()
         self.sender.stop()
         self.link.stop()
+        if self.talk is not None:
+            self.talk.close()
         self.outbox.close()

@@ -46,6 +46,7 @@ class DeviceLink:
         settings: MqttSettings,
         outbox: Outbox,
         software: str,
+        speaker: bool = False,
         on_command: Callable[[Message], None] | None = None,
         on_connection: Callable[[bool], None] | None = None,
     ):
@@ -54,6 +55,7 @@ class DeviceLink:
         self.settings = settings
         self.outbox = outbox
         self.software = software
+        self.speaker = speaker
         self.connected = threading.Event()
         self.published = 0
         self._wake = threading.Event()
@@ -105,7 +107,13 @@ class DeviceLink:
             log.error("broker refused the connection: %s", reason_code)
             return
         log.info("connected to the broker at %s:%d", self.settings.host, self.settings.port)
-        online = Status(device_id=self.device_id, state="online", ts=now(), software=self.software)
+        online = Status(
+            device_id=self.device_id,
+            state="online",
+            ts=now(),
+            software=self.software,
+            speaker=self.speaker,
+        )
         client.publish(status_topic(self.device_id), online.to_bytes(), qos=1, retain=True)
         for topic, config in home_assistant_discovery(
             self.device_id, self.name, self.software

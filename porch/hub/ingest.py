@@ -29,8 +29,10 @@ from porch.wire import (
     Message,
     Snapshot,
     Status,
+    TalkPacket,
     WireError,
     parse,
+    qos_for,
     topic_for,
 )
 
@@ -100,7 +102,7 @@ class Ingest:
             if self.on_message is not None:
                 self.on_message(message)
             return message
-        if isinstance(message, ClipAck | LiveRequest):
+        if isinstance(message, ClipAck | LiveRequest | TalkPacket):
             self.rejected += 1
             log.warning("rejected a command on %r: commands go to devices, not from them", topic)
             return None
@@ -121,8 +123,8 @@ class Ingest:
         return message
 
     def publish(self, message: Message) -> None:
-        """Send a command to a device (QoS 1; paho queues it while the broker is away)."""
-        self._client.publish(topic_for(message), message.to_bytes(), qos=1)
+        """Send a command to a device (paho queues QoS 1 ones while the broker is away)."""
+        self._client.publish(topic_for(message), message.to_bytes(), qos=qos_for(message))
 
     def snapshot_path(self, event_id: str) -> Path:
         return self.snapshots / f"{event_id}.jpg"

@@ -14,6 +14,12 @@ stays what it is: a shorter one would cost bitrate on every clip.
 ICE: host candidates only by default (no STUN, no TURN; ``aiortc`` would otherwise ask a
 public STUN server), optionally narrowed to ``live.ice_addresses``, plus a TURN server when
 ``live.turn_url`` is set.
+
+Talk: a viewer allowed to talk, watching a doorbell with a speaker, may send audio on the
+same connection (the page attaches the microphone only while its Talk button is on). The
+hub decodes it (Opus, by aiortc), resamples it to 16 kHz mono and sends it to the device in
+20 ms :class:`TalkPacket` slices; one person talks at a time. Nothing comes back: the
+doorbell has no microphone path.
 """
 
 from __future__ import annotations
@@ -35,16 +41,19 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
 from porch.config import LiveSettings
-from porch.wire import LivePacket, LiveRequest
+from porch.wire import TALK_RATE, LivePacket, LiveRequest, Message, TalkPacket
 
 log = logging.getLogger(__name__)
 CLOCK = Fraction(1, 90000)
 QUEUE_FRAMES = 30
 """A viewer this many frames behind is cut back to the next keyframe."""
 KEYFRAME_REQUESTS_EVERY_S = 1.0
+TALK_HANDOVER_S = 1.0
+"""Someone else may talk once the current talker has been quiet this long."""
 
 
 class LiveError(Exception):
@@ -106,15 +115,23 @@ class LiveSession:
     username: str
     pc: RTCPeerConnection
     track: RelayTrack
+    may_talk: bool = False
     since: float = field(default_factory=time.time)
+    talk_task: asyncio.Task | None = None
 
 
 class LiveRelay:
     """Every viewer of every device, and the leases that keep devices streaming."""
 
-    def __init__(self, settings: LiveSettings, publish: Callable[[LiveRequest], None]):
+    def __init__(self, settings: LiveSettings, publish: Callable[[Message], None]):
         self.settings = settings
         self._publish = publish
+        self._speakers: set[str] = set()
+        self._talker: dict[str, tuple[str, float]] = {}
+        """Per device: who talks now (session id) and when their last audio came."""
+        self._talk_seq: dict[str, int] = {}
+        self.talk_sent: dict[str, int] = {}
+        """Talk packets sent per device."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sessions: dict[str, LiveSession] = {}
         self._last_keyframe_request: dict[str, float] = {}
@@ -147,8 +164,17 @@ class LiveRelay:
 
     # -- signalling (event loop) ----------------------------------------------------------
 
-    async def open(self, device_id: str, username: str, sdp: str) -> tuple[str, str]:
-        """Answer a browser's offer to watch ``device_id``: (session id, answer SDP)."""
+    def has_speaker(self, device_id: str) -> bool:
+        """The device is online and said it has a speaker."""
+        return device_id in self._speakers
+
+    async def open(
+        self, device_id: str, username: str, sdp: str, may_talk: bool = False
+    ) -> tuple[str, str]:
+        """Answer a browser's offer to watch ``device_id``: (session id, answer SDP).
+
+        An audio section in the offer is accepted (to receive) only when ``may_talk`` and
+        the device has a speaker; otherwise it is answered inactive."""
         if len(self.viewers(device_id)) >= self.settings.max_viewers:
             raise LiveError(429, f"{self.settings.max_viewers} people are watching already")
         servers = [
@@ -156,7 +182,14 @@ class LiveRelay:
         ]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         track = RelayTrack()
-        session = LiveSession(secrets.token_urlsafe(16), device_id, username, pc, track)
+        talk = may_talk and self.has_speaker(device_id)
+        session = LiveSession(secrets.token_urlsafe(16), device_id, username, pc, track, talk)
+
+        @pc.on("track")
+        def _track(remote: MediaStreamTrack) -> None:
+            if remote.kind == "audio" and talk:
+                session.talk_task = asyncio.ensure_future(self._relay_talk(session, remote))
+
         try:
             sender = pc.addTrack(track)
             _forward_keyframe_requests(sender, lambda: self._keyframe_wanted(device_id))
@@ -167,6 +200,10 @@ class LiveRelay:
             ]
             pc.getTransceivers()[0].setCodecPreferences(h264)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            for transceiver in pc.getTransceivers()[1:]:
+                transceiver.direction = (
+                    "recvonly" if talk and transceiver.kind == "audio" else "inactive"
+                )
             await pc.setLocalDescription(await pc.createAnswer())
             if pc.getTransceivers()[0].currentDirection not in ("sendonly", "sendrecv"):
                 raise ValueError("the offer does not ask to receive video")
@@ -219,9 +256,13 @@ class LiveRelay:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._deliver, packet)
 
-    def device_status(self, device_id: str, online: bool) -> None:
+    def device_status(self, device_id: str, online: bool, speaker: bool = False) -> None:
         """A device came or went: viewers wait for its next keyframe; a returning device is
         asked to stream again at once."""
+        if online and speaker:
+            self._speakers.add(device_id)
+        else:
+            self._speakers.discard(device_id)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._status, device_id, online)
 
@@ -249,9 +290,42 @@ class LiveRelay:
         if session is None:
             return
         session.track.stop()
+        if session.talk_task is not None:
+            session.talk_task.cancel()
         await session.pc.close()
         self._lease(session.device_id)
         log.info("%s stopped watching %s", session.username, session.device_id)
+
+    async def _relay_talk(self, session: LiveSession, track: MediaStreamTrack) -> None:
+        """A viewer's voice to the device, in 20 ms slices at TALK_RATE, while they talk."""
+        device_id = session.device_id
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=TALK_RATE)
+        pending = b""
+        slice_bytes = TALK_RATE * 2 // 50
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            now = time.monotonic()
+            talker, last = self._talker.get(device_id, (session.session_id, 0.0))
+            if talker != session.session_id and now - last < TALK_HANDOVER_S:
+                continue  # someone else is talking
+            if talker != session.session_id or now - last >= TALK_HANDOVER_S:
+                log.info("%s talks at %s", session.username, device_id)
+            self._talker[device_id] = (session.session_id, now)
+            for out in resampler.resample(frame):
+                pending += bytes(out.planes[0])[: out.samples * 2]
+            while len(pending) >= slice_bytes:
+                pcm, pending = pending[:slice_bytes], pending[slice_bytes:]
+                seq = self._talk_seq.get(device_id, 0)
+                self._talk_seq[device_id] = seq + 1
+                try:
+                    self._publish(TalkPacket(device_id, seq, pcm))
+                except Exception:  # the broker is away: this slice is lost, like a lost packet
+                    log.warning("could not send talk to %s", device_id)
+                    continue
+                self.talk_sent[device_id] = self.talk_sent.get(device_id, 0) + 1
 
     def _keyframe_wanted(self, device_id: str) -> None:
         last = self._last_keyframe_request.get(device_id, 0.0)

@@ -117,7 +117,9 @@ class HubService:
                     },
                 )
             case Status():
-                self.live.device_status(message.device_id, message.state == "online")
+                self.live.device_status(
+                    message.device_id, message.state == "online", message.speaker
+                )
                 self.broadcaster.publish(
                     "status",
                     {

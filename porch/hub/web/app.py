@@ -41,6 +41,7 @@ from porch.hub.web.auth import (
     PROVISIONING,
     REQUESTS,
     SESSION_COOKIE,
+    TALK,
     Forbidden,
     NotSignedIn,
     allow,
@@ -492,7 +493,10 @@ def create_app(hub: HubService) -> FastAPI:
             device = device_or_404(device_id)
         except LiveError as exc:
             return page(request, "error.html", session, 404, message=exc.reason)
-        return page(request, "live.html", session, device=device, ice=hub.live.ice_servers)
+        talk = session.role in TALK and hub.live.has_speaker(device_id)
+        return page(
+            request, "live.html", session, device=device, ice=hub.live.ice_servers, talk=talk
+        )
 
     @app.post("/api/devices/{device_id}/live", status_code=201)
     async def live_offer(
@@ -503,7 +507,9 @@ def create_app(hub: HubService) -> FastAPI:
         """Start watching: the browser's offer in, the hub's answer (with its candidates) out."""
         if device_or_404(device_id)["state"] != "online":
             raise LiveError(409, f"{device_id} is offline")
-        live_id, sdp = await hub.live.open(device_id, session.username, offer.sdp)
+        live_id, sdp = await hub.live.open(
+            device_id, session.username, offer.sdp, may_talk=session.role in TALK
+        )
         return LiveAnswer(session=live_id, sdp=sdp)
 
     @app.post("/api/live/{live_id}/candidates", status_code=204)

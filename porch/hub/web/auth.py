@@ -67,6 +67,8 @@ def allow(*roles: Role, page: bool = False) -> Callable:
 EVERYONE: tuple[Role, ...] = ("owner", "member", "installer", "requester")
 FOOTAGE: tuple[Role, ...] = ("owner", "member")
 """Who may see pictures of the porch: clips, thumbnails, snapshots, live video."""
+TALK: tuple[Role, ...] = ("owner", "member")
+"""Who may talk through a doorbell's speaker from the live page."""
 DEVICES: tuple[Role, ...] = ("owner", "member", "installer")
 PROVISIONING: tuple[Role, ...] = ("owner", "installer")
 """Who may enroll and revoke doorbells."""

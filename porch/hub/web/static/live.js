@@ -1,11 +1,14 @@
 // Live view: a WebRTC peer connection to the hub, which relays the doorbell's own H.264.
 // Trickle ICE (the offer goes out at once, candidates follow) and a watchdog that keeps the
 // page honest: "live" only while frames are decoded, "offline" while the doorbell is away.
+// Talk (doorbells with a speaker): the same connection carries an audio sender that holds
+// the microphone only while the Talk button is on.
 "use strict";
 
 const live = (window.porchLive = {
   pc: null, session: null, clicked: performance.now(), firstFrame: null, state: "connecting",
   online: false, lastFrames: 0, lastFrameAt: 0, starting: false, retryAt: 0,
+  talk: null, mic: null,
 });
 const video = document.getElementById("live");
 const device = video.dataset.device;
@@ -27,6 +30,7 @@ async function api(method, url, body) {
 }
 
 function stop() {
+  stopTalking();
   if (live.session) api("DELETE", `/api/live/${live.session}`).catch(() => {});
   if (live.pc) live.pc.close();
   live.pc = live.session = null;
@@ -41,6 +45,7 @@ async function start() {
   let session = null;
   const send = (c) => api("POST", `/api/live/${session}/candidates`, c).catch(() => {});
   pc.addTransceiver("video", { direction: "recvonly" });
+  live.talk = video.dataset.talk ? pc.addTransceiver("audio", { direction: "sendonly" }) : null;
   pc.onicecandidate = (e) => {
     const c = e.candidate ? e.candidate.toJSON() : { candidate: null };
     session ? send(c) : pending.push(c);
@@ -98,6 +103,36 @@ function watchdog() {
   }
 }
 
+async function startTalking() {
+  const button = document.getElementById("talk");
+  const state = document.getElementById("talk-state");
+  try {
+    if (!live.talk) throw new Error("not connected yet");
+    live.mic = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+    await live.talk.sender.replaceTrack(live.mic.getAudioTracks()[0]);
+    button.setAttribute("aria-pressed", "true");
+    button.textContent = "Stop talking";
+    state.textContent = "Talking: the doorbell plays what you say.";
+  } catch (err) {
+    stopTalking();
+    state.textContent = `Cannot talk: ${err.message}`;
+  }
+}
+
+function stopTalking() {
+  if (live.talk) live.talk.sender.replaceTrack(null).catch(() => {});
+  if (live.mic) live.mic.getTracks().forEach((t) => t.stop());
+  live.mic = null;
+  const button = document.getElementById("talk");
+  if (!button) return;
+  button.setAttribute("aria-pressed", "false");
+  button.textContent = "Talk";
+  document.getElementById("talk-state").textContent =
+    "Your voice plays on the doorbell's speaker while this is on.";
+}
+
 async function viewers() {
   try {
     const state = await api("GET", `/api/devices/${device}/live`);
@@ -115,6 +150,9 @@ document.addEventListener("DOMContentLoaded", () => {
     watchdog();
   });
   window.addEventListener("pagehide", stop);
+  document.getElementById("talk")?.addEventListener("click", () => {
+    live.mic ? stopTalking() : startTalking();
+  });
   if (live.online) start();
   setInterval(watchdog, 250);
   setInterval(viewers, 2000);

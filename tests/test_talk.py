@@ -1,0 +1,165 @@
+"""Talk: a viewer's microphone plays on the doorbell's speaker; nothing comes back."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+from conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    TIMEOUT,
+    api,
+    device_config,
+    needs_chromium,
+    run_agent,
+    sign_in,
+    start_hub,
+    wait_for,
+)
+from test_live import PLAYING, aiortc_offer
+
+from porch.config import SpeakerSettings
+from porch.device.talk import AplayOutput, TalkPlayer, WavOutput
+from porch.wire import TALK_RATE, TalkPacket
+
+TONE_HZ = 440.0
+
+
+def write_tone(path, seconds: float = 4.0, rate: int = 48000) -> None:
+    """What the browser's fake microphone says: a 440 Hz tone, half a second on, half off
+    (a steady tone would be taken for noise and suppressed)."""
+    t = np.arange(int(seconds * rate)) / rate
+    gate = (t % 1.0) < 0.5
+    samples = (0.5 * 32767 * np.sin(2 * np.pi * TONE_HZ * t) * gate).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(samples.tobytes())
+
+
+def dominant_hz(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+@pytest.fixture
+def doorbell_with_speaker(tmp_path, broker, mock_pins):
+    hub = start_hub(tmp_path / "hub", broker)
+    for role in ("owner", "member"):
+        hub.accounts.add_user(role, PASSWORD, role)
+    config = device_config(tmp_path, broker, speaker=SpeakerSettings(output="wav"))
+    with run_agent(config) as agent:
+        wait_for(lambda: hub.live.has_speaker("front-door"), what="the hub to know the speaker")
+        yield hub, agent, config.data_dir / config.speaker.wav_path
+    hub.stop()
+
+
+@needs_chromium
+def test_the_viewers_voice_plays_on_the_doorbell(doorbell_with_speaker, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    hub, agent, wav_path = doorbell_with_speaker
+    tone = tmp_path / "tone.wav"
+    write_tone(tone)
+    args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={tone}"]  # fmt: skip
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page()
+        sign_in(page, hub.url, "member")
+        page.goto(hub.url + "/live/front-door")
+        page.wait_for_function(PLAYING, timeout=TIMEOUT * 1000)
+        assert agent.talk.played == 0, "nothing plays before the Talk button"
+
+        page.click("#talk")
+        page.wait_for_selector("#talk[aria-pressed=true]", timeout=TIMEOUT * 1000)
+        wait_for(lambda: agent.talk.played >= 150, what="three seconds of talk at the door")
+        page.click("#talk")
+        page.wait_for_selector("#talk[aria-pressed=false]", timeout=TIMEOUT * 1000)
+        # The pause ends the talk: the speaker's file is complete once the audio stopped.
+        wait_for(lambda: agent.talk.talks == 1 and wav_path.exists(), what="the talk to end")
+        browser.close()
+
+    with wave.open(str(wav_path)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (TALK_RATE, 1, 2)
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(float)
+    assert len(samples) >= 3 * TALK_RATE
+    # The loudest half second is the tone the browser's microphone heard.
+    window = TALK_RATE // 2
+    loudness = [np.sqrt(np.mean(samples[i : i + window] ** 2))
+                for i in range(0, len(samples) - window, window // 4)]  # fmt: skip
+    start = int(np.argmax(loudness)) * (window // 4)
+    assert max(loudness) > 1000, f"the talk is silent (RMS {max(loudness):.0f})"
+    assert abs(dominant_hz(samples[start : start + window], TALK_RATE) - TONE_HZ) < 15
+    assert hub.live.talk_sent["front-door"] >= agent.talk.played
+
+
+def test_a_doorbell_without_a_speaker_is_not_talked_to(tmp_path, broker, mock_pins):
+    """The hub answers the offer's audio as inactive, and the page shows no Talk button."""
+    hub = start_hub(tmp_path / "hub", broker)
+    hub.accounts.add_user("owner", PASSWORD, "owner")
+    with run_agent(device_config(tmp_path, broker)) as agent:
+        wait_for(agent.link.connected.is_set, what="the device")
+        wait_for(lambda: hub.devices(), what="the hub to know the device")
+        assert not hub.live.has_speaker("front-door") and agent.talk is None
+        page = api(hub, "owner", "GET", "/live/front-door")
+        assert page.status_code == 200 and 'id="talk"' not in page.text
+        offer = {"type": "offer", "sdp": aiortc_offer(audio=True)}
+        answer = api(hub, "owner", "POST", "/api/devices/front-door/live", json=offer)
+        assert answer.status_code == 201, answer.text
+        assert "a=inactive" in answer.json()["sdp"].split("m=audio")[1]
+    hub.stop()
+
+
+def packets(seqs, samples: int = 320):
+    return [TalkPacket("front-door", seq, np.full(samples, 1000, "<i2").tobytes()) for seq in seqs]
+
+
+def test_talk_plays_through_aplay_in_order_and_ends_on_a_pause():
+    """The real aplay, into ALSA's null device: late and repeated slices are skipped."""
+    opened: list[AplayOutput] = []
+
+    def open_output():
+        opened.append(AplayOutput("null"))
+        return opened[-1]
+
+    player = TalkPlayer(open_output)
+    try:
+        for packet in packets([0, 1, 2, 1, 3, 0, 4]):
+            player.on_packet(packet)
+        wait_for(lambda: player.talks == 1, what="the pause to end the talk")
+        assert player.played == 5 and opened[0].returncode == 0
+        for packet in packets([0, 1]):  # a new talk (the hub restarted): numbering anew
+            player.on_packet(packet)
+        wait_for(lambda: player.talks == 2, what="the second talk")
+        assert player.played == 7 and len(opened) == 2
+    finally:
+        player.close()
+
+
+def test_a_speaker_that_fails_loses_one_talk_not_the_player(tmp_path):
+    outputs = iter([OSError("no such sound card"), None])
+
+    def open_output():
+        failure = next(outputs)
+        if failure is not None:
+            raise failure
+        return WavOutput(tmp_path / "talk.wav")
+
+    player = TalkPlayer(open_output)
+    try:
+        for packet in packets(range(5)):
+            player.on_packet(packet)
+        wait_for(lambda: player.failed == 1, what="the first talk to fail")
+        assert player.played == 0
+        for packet in packets(range(10)):
+            player.on_packet(packet)
+        wait_for(lambda: player.talks == 1, what="the next talk to play")
+        with wave.open(str(tmp_path / "talk.wav")) as wav:
+            assert wav.getnframes() == 10 * 320
+    finally:
+        player.close()

@@ -18,6 +18,7 @@ BENCHMARKS = [
     "ingest_throughput.py",
     "clip_transfer.py",
     "live_view.py",
+    "talk_latency.py",
     "seal_cost.py",
     "export_throughput.py",
 ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import wave
 
 import numpy as np
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack
 from conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -44,6 +48,13 @@ def write_tone(path, seconds: float = 4.0, rate: int = 48000) -> None:
 def dominant_hz(samples: np.ndarray, rate: int) -> float:
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+def power_near(samples: np.ndarray, hz: float, rate: int = TALK_RATE) -> float:
+    """Spectral power within 20 Hz of ``hz``."""
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    return float(spectrum[np.abs(freqs - hz) < 20].sum())
 
 
 @pytest.fixture
@@ -163,3 +174,74 @@ def test_a_speaker_that_fails_loses_one_talk_not_the_player(tmp_path):
             assert wav.getnframes() == 10 * 320
     finally:
         player.close()
+
+
+class Tone(AudioStreamTrack):
+    """A microphone that hums at ``hz`` (aiortc's paced 8 kHz frames, filled with a sine)."""
+
+    def __init__(self, hz: float):
+        super().__init__()
+        self.hz = hz
+
+    async def recv(self):
+        frame = await super().recv()
+        n = np.arange(frame.pts, frame.pts + frame.samples)
+        tone = (0.5 * 32767 * np.sin(2 * np.pi * self.hz * n / frame.sample_rate)).astype("<i2")
+        frame.planes[0].update(tone.tobytes())
+        return frame
+
+
+class Talker:
+    """A viewer made with aiortc on a loop of its own: watches, and talks at ``hz``."""
+
+    def __init__(self, loop, hub, username: str, hz: float):
+        self._loop = loop
+        self._run(self._open(hub, username, hz))
+
+    def _run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(TIMEOUT)
+
+    async def _open(self, hub, username: str, hz: float) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver(Tone(hz), direction="sendonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = {"type": "offer", "sdp": self.pc.localDescription.sdp}
+        answer = await asyncio.to_thread(
+            api, hub, username, "POST", "/api/devices/front-door/live", json=offer
+        )
+        assert answer.status_code == 201, answer.text
+        await self.pc.setRemoteDescription(
+            RTCSessionDescription(sdp=answer.json()["sdp"], type="answer")
+        )
+
+    def close(self) -> None:
+        self._run(self.pc.close())
+
+
+def test_one_person_talks_at_a_time(doorbell_with_speaker):
+    hub, agent, wav_path = doorbell_with_speaker
+    hub.accounts.add_user("second", PASSWORD, "member")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        first = Talker(loop, hub, "member", 440)
+        wait_for(lambda: agent.talk.played >= 25, what="the first talker at the door")
+        second = Talker(loop, hub, "second", 880)  # talks over the first
+        wait_for(lambda: len(hub.live.viewers("front-door")) == 2, what="both viewers")
+        wait_for(lambda: agent.talk.played >= 100, what="more of the first talker")
+        first.close()  # the second takes over after a second of quiet
+        wait_for(lambda: agent.talk.talks == 1, what="the first talk to end")
+        with wave.open(str(wav_path)) as wav:
+            heard = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(float)
+        assert power_near(heard, 880) < 0.01 * power_near(heard, 440), "both at once"
+        wait_for(lambda: agent.talk.played >= 150, what="the second talker at the door")
+        second.close()
+        wait_for(lambda: agent.talk.talks == 2, what="the second talk to end")
+        with wave.open(str(wav_path)) as wav:
+            heard = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(float)
+        assert power_near(heard, 440) < 0.01 * power_near(heard, 880)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=TIMEOUT)

@@ -237,7 +237,7 @@ class LivePacket:
         return cls(device_id, pts, bool(flags & 1), data)
 
 
-_TALK_HEADER = struct.Struct(">I")  # sequence number, per talk session
+_TALK_HEADER = struct.Struct(">I")  # sequence number, rising per device while the hub runs
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@
 
 The clips are copies of one real clip (synthetic scene, 1280×720, 15 fps, libx264 as the
 agent encodes it), each signed by an enrolled device's key; the bundle is built with the
-hub's export key from a home CA made for the run. Files are read from the page cache in
-every case (each is read once before timing), so the figures compare the work, not the disk.
+hub's export key from a home CA made for the run, each clip with its C2PA sidecar (signed
+as part of the build, and validated as part of the verification). Files are read from the
+page cache in every case (each is read once before timing), so the figures compare the
+work, not the disk.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from seal_cost import make_clip
 
+from porch.export import credentials
 from porch.export.bundle import FORMAT, build_bundle
 from porch.export.verify import verify_bundle
 from porch.provisioning.enrollment import pem
@@ -88,6 +91,8 @@ def main() -> None:
             "certs/export.pem": pki.path("export.crt").read_bytes(),
             "certs/device-front-door.pem": pem(device_cert).encode(),
         }
+        chain, key = pki.content_credentials()
+        certs["certs/c2pa.pem"] = pki.path("c2pa.crt").read_bytes()
         total = count * len(clip)
         subprocess.run(["cat", *map(str, clips_dir.iterdir())], stdout=subprocess.DEVNULL)
 
@@ -98,7 +103,16 @@ def main() -> None:
 
         bundle = tmp / "bundle.zip"
         start = time.perf_counter()
-        build_bundle(bundle, manifest, certs, files, pki.export_key().sign)
+        with_credentials = []
+        for entry, (clip_id, path, signature) in zip(entries, files, strict=True):
+            story = credentials.ClipStory(
+                clip_id=clip_id, device_id="front-door", start_ts=entry["start_ts"],
+                original_sha256=digest, device_signature=signature.hex(), exported_at=now,
+                request=manifest["request"], approved_by="owner", approved_at=now - 60,
+                redaction=None)  # fmt: skip
+            sidecar = credentials.sidecar(path, story, chain, key)
+            with_credentials.append((clip_id, path, signature, sidecar))
+        build_bundle(bundle, manifest, certs, with_credentials, pki.export_key().sign)
         build_s = time.perf_counter() - start
         subprocess.run(["cat", str(bundle)], stdout=subprocess.DEVNULL)
 

@@ -329,6 +329,9 @@ def verify(bundle: Path, ca_path: Path | None) -> None:
         sys.exit(1)
     click.echo(f"VALID: bundle {result.bundle_id}, {result.clips} clip(s) for"
                f" {result.organisation}")  # fmt: skip
+    if result.credentials:
+        click.echo(f"C2PA Content Credentials of {result.credentials} clip(s): trusted under"
+                   " the home CA")  # fmt: skip
     click.echo(f"home CA SHA-256 {result.ca_fingerprint}"
                + ("" if ca_path else " (compare it with the one the home gave you)"))  # fmt: skip
 

@@ -28,6 +28,7 @@ from gpiozero.pins.mock import MockFactory
 
 from porch.cli import main
 from porch.device.camera.synthetic import Figure, SyntheticScene
+from porch.export import credentials
 from porch.export.bundle import BundleError, Member, write_zip
 from porch.export.redact import FaceFinder
 from porch.export.verify import verify_bundle
@@ -104,6 +105,7 @@ def test_bundle_verifies_offline_and_carries_the_approval(exported):
     result = run_verify(exported.bundle, home.pki.path("ca.crt"))
     assert result.exit_code == 0, result.output
     assert "VALID" in result.output and "1 clip(s) for Ankh Police" in result.output
+    assert "Content Credentials of 1 clip(s): trusted" in result.output
     with zipfile.ZipFile(exported.bundle) as archive:
         manifest = json.loads(archive.read("manifest.json"))
     assert manifest["request"]["legal_basis"] == "warrant"
@@ -351,3 +353,49 @@ def test_a_bad_request_form_comes_back_filled_with_its_reason(exported):
     assert "time window must be positive" in api(hub, "requester", "POST", "/requests",
                                                  data=backwards).text  # fmt: skip
     assert len(hub.consent.all()) == before, "nothing was filed"
+
+
+def test_clips_carry_content_credentials_any_c2pa_tool_can_read(exported, tmp_path):
+    """The redacted clip has C2PA embedded (the original as its parent); an unredacted one
+    keeps its bytes and has its credentials beside it. Both are trusted under the home CA
+    only, and say who asked, who approved and what was done."""
+    home = exported.home
+    ca = home.pki.path("ca.crt").read_bytes()
+    redacted_id = exported.clips[0]["clip_id"]
+    with zipfile.ZipFile(exported.bundle) as archive:
+        video = archive.read(f"clips/{redacted_id}.mp4")
+        assert f"clips/{redacted_id}.c2pa" not in archive.namelist()
+    found = credentials.read(video, ca)
+    assert found.state == "Trusted" and found.signer == "porch-hub-export"
+    assert found.actions == ["c2pa.opened", "c2pa.filtered", "c2pa.published"]
+    assert found.export["approved_by"] == "owner"
+    assert found.export["organisation"] == "Ankh Police"
+    assert found.export["original_sha256"] == hashlib.sha256(
+        home.hub.clips.video(redacted_id).read_bytes()).hexdigest()  # fmt: skip
+
+    consent = home.hub.consent
+    plain_id = exported.clips[1]["clip_id"]
+    window = (exported.clips[0]["start_ts"] - 60, exported.clips[-1]["end_ts"] + 60)
+    request = consent.file("requester", "A. Adjuster", "Insurer", "claims@example",
+                           "a broken window", "voluntary", "", ["front-door"],
+                           *window)  # fmt: skip
+    consent.decide(request.request_id, "owner", approve=True, clip_ids=[plain_id])
+    bundle = Path(home.hub.exporter.build(request.request_id, "requester")["path"])
+    assert run_verify(bundle, home.pki.path("ca.crt")).exit_code == 0
+    with zipfile.ZipFile(bundle) as archive:
+        video = archive.read(f"clips/{plain_id}.mp4")
+        sidecar = archive.read(f"clips/{plain_id}.c2pa")
+    assert video == home.hub.clips.video(plain_id).read_bytes(), "the original, untouched"
+    found = credentials.read(video, ca, sidecar)
+    assert found.state == "Trusted"
+    assert found.actions == ["c2pa.created", "c2pa.published"]
+    assert found.export["legal_basis"] == "voluntary"
+
+    from porch.provisioning.pki import Pki
+
+    stranger = Pki(tmp_path / "pki")
+    stranger.init([])
+    with pytest.raises(credentials.CredentialsError, match="untrusted"):
+        credentials.read(video, stranger.path("ca.crt").read_bytes(), sidecar)
+    with pytest.raises(credentials.CredentialsError):
+        credentials.read(video[:-1] + bytes([video[-1] ^ 1]), ca, sidecar)

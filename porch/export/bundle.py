@@ -7,8 +7,10 @@ Members, in this order::
     VERIFY.txt             how to check it
     certs/ca.pem           the home CA
     certs/export.pem       the export key's certificate, issued by the CA
+    certs/c2pa.pem         the export key's certificate for Content Credentials (C2PA)
     certs/device-ID.pem    each device's capture-signing key, issued by the CA
-    clips/CLIP.mp4         the clips (originals or redacted versions)
+    clips/CLIP.mp4         the clips (originals, or redacted versions with C2PA embedded)
+    clips/CLIP.c2pa        an original's Content Credentials, beside it (C2PA sidecar)
     clips/CLIP.sig         the device's capture-time signature of the original's SHA-256 (raw)
     clips/CLIP.digest      the original's SHA-256, raw (what CLIP.sig signs; for openssl)
 
@@ -44,6 +46,9 @@ or with openssl and sha256sum alone (see docs/verify.md in Porch's source):
   3. Every file's SHA-256 is the one manifest.json gives ("files" and "clips").
   4. Each clips/ID.sig is the device's Ed25519 signature, made when the clip was captured,
      of the original clip's SHA-256 ("original_sha256"; a redacted clip says what was done).
+Each clip also carries C2PA Content Credentials, signed under the same CA: beside an
+original (clips/ID.c2pa, so that the clip stays the bytes the doorbell signed), embedded in
+a redacted copy. Any C2PA tool shows them (c2patool clips/ID.c2pa, or the redacted .mp4).
 """
 
 
@@ -104,18 +109,18 @@ def build_bundle(
     out: Path,
     manifest: dict,
     certs: dict[str, bytes],
-    clips: list[tuple[str, Path, bytes]],
+    clips: list[tuple[str, Path, bytes, bytes | None]],
     sign: Callable[[bytes], bytes],
     progress: Callable[[int], None] | None = None,
 ) -> str:
     """Write a bundle: ``certs`` by member name, ``clips`` as (clip id, file, device
-    signature). Fills in ``manifest["files"]`` and each clip's ``sha256``; returns the zip's
-    SHA-256."""
+    signature, C2PA sidecar or None when embedded). Fills in ``manifest["files"]`` and each
+    clip's ``sha256``; returns the zip's SHA-256."""
     extra = [Member("VERIFY.txt", VERIFY_TEXT.encode())]
     extra += [Member(name, data) for name, data in sorted(certs.items())]
     clip_members = []
     by_id = {clip["clip_id"]: clip for clip in manifest["clips"]}
-    for clip_id, path, signature in clips:
+    for clip_id, path, signature, sidecar in clips:
         video = Member(f"clips/{clip_id}.mp4", path=path)
         sig = Member(f"clips/{clip_id}.sig", signature)
         digest = Member(f"clips/{clip_id}.digest", bytes.fromhex(by_id[clip_id]["original_sha256"]))
@@ -124,8 +129,14 @@ def build_bundle(
             sha256=sha256_member(video),
             signature_file=sig.name,
             digest_file=digest.name,
+            credentials="embedded",
         )
         clip_members += [video, sig, digest]
+        if sidecar is not None:
+            credentials = Member(f"clips/{clip_id}.c2pa", sidecar)
+            by_id[clip_id].update(credentials=credentials.name,
+                                  credentials_sha256=sha256_member(credentials))  # fmt: skip
+            clip_members.append(credentials)
     manifest["files"] = {m.name: sha256_member(m) for m in extra}
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()
     members = [Member("manifest.json", body), Member("manifest.sig", sign(body))]

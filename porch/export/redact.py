@@ -48,6 +48,16 @@ class RedactionReport:
     face_boxes: list[tuple[int, int, int, int, int]] = field(default_factory=list)
     """(frame, x0, y0, x1, y1) of every blurred face, for tests and the curious."""
 
+    def description(self) -> str:
+        """In words, for the clip's Content Credentials."""
+        done = []
+        if self.blur_faces:
+            done.append(f"{self.faces} faces blurred in {self.frames_with_faces} of"
+                        f" {self.frames} frames ({DETECTOR})")  # fmt: skip
+        if self.boxes:
+            done.append(f"{len(self.boxes)} area(s) chosen by the owner blacked out")
+        return "; ".join(done) or "re-encoded"
+
     def summary(self) -> dict:
         return {
             "blur_faces": self.blur_faces,

@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from porch.export import credentials
 from porch.export.bundle import FORMAT, BundleError, check_canonical, member_bytes, open_bundle
 
 
@@ -29,6 +30,8 @@ class Verified:
     clips: int
     ca_fingerprint: str
     organisation: str
+    credentials: int = 0
+    """Clips whose C2PA Content Credentials were checked (bundles before them have none)."""
 
 
 def _cert(data: bytes | memoryview, name: str) -> x509.Certificate:
@@ -125,6 +128,12 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
     if sorted(c["clip_id"] for c in clips) != sorted(scope["clip_ids"]):
         raise BundleError("the clips are not exactly the approved ones")
 
+    c2pa_serial = None
+    if any("credentials" in clip for clip in clips):
+        c2pa_cert = _cert(read("certs/c2pa.pem"), "certs/c2pa.pem")
+        _issued_by(c2pa_cert, ca, "certs/c2pa.pem", exported)
+        c2pa_serial = str(c2pa_cert.serial_number)
+        listed.add("certs/c2pa.pem")
     device_keys: dict[str, ed25519.Ed25519PublicKey] = {}
     for clip in clips:
         clip_id, device = clip["clip_id"], clip["device_id"]
@@ -157,6 +166,8 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
         if bytes(read(clip["digest_file"])).hex() != clip["original_sha256"]:
             raise BundleError(f"{clip['digest_file']} is not the original's SHA-256")
         listed |= {clip["file"], clip["signature_file"], clip["digest_file"]}
+        if "credentials" in clip:
+            listed |= _check_credentials(clip, read, bytes(read("certs/ca.pem")), c2pa_serial)
 
     extra = sorted(set(archive.namelist()) - listed)
     if extra:
@@ -169,4 +180,29 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
         clips=len(clips),
         ca_fingerprint=ca.fingerprint(hashes.SHA256()).hex(),
         organisation=request.get("organisation", ""),
+        credentials=sum("credentials" in clip for clip in clips),
     )
+
+
+def _check_credentials(clip: dict, read, ca_pem: bytes, serial: str | None) -> set[str]:
+    """A clip's Content Credentials: valid C2PA, signed with certs/c2pa.pem under the home
+    CA, about this clip. Returns the members they used."""
+    clip_id, sidecar, used = clip["clip_id"], None, set()
+    if clip["credentials"] != "embedded":
+        name = clip["credentials"]
+        sidecar = bytes(read(name))
+        if hashlib.sha256(sidecar).hexdigest() != clip["credentials_sha256"]:
+            raise BundleError(f"{name} does not match its SHA-256 in the manifest")
+        used.add(name)
+    elif not clip.get("redaction"):
+        raise BundleError(f"clip {clip_id} is an original with credentials embedded in it")
+    try:
+        found = credentials.read(read(clip["file"]), ca_pem, sidecar)
+    except credentials.CredentialsError as exc:
+        raise BundleError(f"clip {clip_id}: {exc}") from None
+    if found.state != "Trusted" or found.serial != serial:
+        raise BundleError(f"clip {clip_id}'s Content Credentials are not signed by certs/c2pa.pem")
+    export = found.export
+    if export.get("clip_id") != clip_id or export.get("original_sha256") != clip["original_sha256"]:
+        raise BundleError(f"clip {clip_id}'s Content Credentials are about another clip")
+    return used

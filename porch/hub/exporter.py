@@ -14,10 +14,12 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 
+from porch.export import credentials
 from porch.export.bundle import FORMAT, build_bundle
 from porch.export.redact import Box, redact
 from porch.hub.clipstore import HubClipStore
@@ -77,6 +79,9 @@ class Exporter:
         boxes = [Box(**b) for b in redaction["boxes"]]
         redacting = redaction["blur_faces"] or bool(boxes)
         bundle_id = secrets.token_hex(8)
+        exported_at = time.time()
+        pki, registry = self.authority.pki, self.authority.registry
+        chain, key = pki.content_credentials()
         work = self.root / f".{bundle_id}"
         work.mkdir(mode=0o700)
         try:
@@ -99,18 +104,29 @@ class Exporter:
                          "start_ts": meta.start_ts, "end_ts": meta.end_ts,
                          "original_sha256": original, "device_signature": meta.signature,
                          "redaction": None}  # fmt: skip
+                story = credentials.ClipStory(
+                    clip_id=meta.clip_id, device_id=meta.device_id, start_ts=meta.start_ts,
+                    original_sha256=original, device_signature=meta.signature,
+                    exported_at=exported_at, request=request.public(),
+                    approved_by=decision["decided_by"], approved_at=decision["decided_at"],
+                    redaction=None)  # fmt: skip
+                sidecar = None
                 if redacting:
                     target = work / f"{meta.clip_id}.mp4"
                     report = redact(path, target, redaction["blur_faces"], boxes)
                     entry["redaction"] = report.summary()
+                    story = replace(story, redaction=report.description())
+                    credentials.embed(target, path, story, chain, key)
                     path = target
+                else:
+                    sidecar = credentials.sidecar(path, story, chain, key)
                 entries.append(entry)
-                files.append((meta.clip_id, path, bytes.fromhex(meta.signature)))
+                files.append((meta.clip_id, path, bytes.fromhex(meta.signature), sidecar))
                 device_ids.add(meta.device_id)
-            pki, registry = self.authority.pki, self.authority.registry
             certs = {
                 "certs/ca.pem": pki.path("ca.crt").read_bytes(),
                 "certs/export.pem": pki.path("export.crt").read_bytes(),
+                "certs/c2pa.pem": pki.path("c2pa.crt").read_bytes(),
             }
             for device in sorted(device_ids):
                 cert = registry.sign_cert(device)
@@ -120,7 +136,7 @@ class Exporter:
             manifest = {
                 "format": FORMAT,
                 "bundle_id": bundle_id,
-                "exported_at": time.time(),
+                "exported_at": exported_at,
                 "home_ca_sha256": pki.cert("ca.crt").fingerprint(hashes.SHA256()).hex(),
                 "request": request.public(),
                 "approval": {

@@ -39,6 +39,9 @@ LEAF_YEARS = 5
 FILES = ("ca.key", "ca.crt", "broker.key", "broker.crt", "hub.key", "hub.crt", "seal.key",
          "export.key", "export.crt", "crl.pem")  # fmt: skip
 EXPORT_IDENTITY = "porch-hub-export"
+EMAIL_PROTECTION = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.4")
+"""The extended key usage C2PA validators accept for a claim signer (of those a private CA
+may issue); without one they reject the credential."""
 
 
 class PkiError(Exception):
@@ -114,6 +117,32 @@ class Pki:
 
     def export_key(self) -> ed25519.Ed25519PrivateKey:
         return self._key("export.key")
+
+    def content_credentials(self) -> tuple[bytes, bytes]:
+        """(certificate chain, private key), PEM, that sign C2PA Content Credentials: the
+        export key, with a certificate of its own (issued on first use) carrying the key
+        usages C2PA requires."""
+        if not self.path("c2pa.crt").exists():
+            key = self.export_key()
+            ca_key, ca_cert = self.ca()
+            cert = (
+                self._builder(_name(EXPORT_IDENTITY), ca_cert.subject, key.public_key())
+                .not_valid_after(_now() + dt.timedelta(days=365 * LEAF_YEARS))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(
+                    x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                    critical=False,
+                )
+                .add_extension(
+                    x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                    critical=True,
+                )
+                .add_extension(x509.ExtendedKeyUsage([EMAIL_PROTECTION]), critical=False)
+                .sign(ca_key, hashes.SHA256())
+            )
+            self._write("c2pa.crt", _pem_cert(cert), 0o644)
+        chain = self.path("c2pa.crt").read_bytes() + self.path("ca.crt").read_bytes()
+        return chain, pem_private_key(self.export_key())
 
     def seal_public(self) -> bytes:
         return self.seal_key().public_key().public_bytes_raw()

@@ -56,6 +56,10 @@ def test_init_is_private_idempotent_and_refuses_to_overwrite(world):
     with pytest.raises(Exception, match="--force"):
         pki.init([])
     assert pki.init([], force=True) and pki.hub_fingerprint() != fingerprint
+    # the C2PA certificate follows the new CA and export key
+    c2pa_cert = pki.cert("c2pa.crt")
+    c2pa_cert.verify_directly_issued_by(pki.cert("ca.crt"))
+    assert c2pa_cert.public_key() == pki.export_key().public_key()
 
 
 def test_enrolled_device_connects_with_its_certificate_and_rings(home, mock_pins, caplog):

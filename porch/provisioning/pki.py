@@ -200,8 +200,10 @@ class Pki:
             "export.crt", _pem_cert(self.issue(export_key.public_key(), EXPORT_IDENTITY, [])), 0o644
         )
         self.write_crl([])
+        self.path("c2pa.crt").unlink(missing_ok=True)  # a new CA and export key: a new one
+        self.content_credentials()  # (older homes get theirs on their first export)
         self._give_broker_its_key()
-        return list(FILES)
+        return [*FILES, "c2pa.crt"]
 
     def issue(
         self,
@@ -267,7 +269,7 @@ class Pki:
         """Run as root (``sudo porch provision init``), hand the files to the hub's ``porch``
         user and the broker's key to ``mosquitto``, which Mosquitto drops to and which must
         read it; the directory may be entered, not listed."""
-        for name in FILES:
+        for name in (*FILES, "c2pa.crt"):
             hand_over(self.path(name), "mosquitto" if name == "broker.key" else HUB_USER)
         hand_over(self.root, HUB_USER)
         os.chmod(self.root, 0o711)

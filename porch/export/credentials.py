@@ -103,6 +103,11 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
 
 
+def _offline(**more) -> c2pa.Context:
+    """C2PA settings that never fetch anything (remote manifests, OCSP)."""
+    return c2pa.Context.from_dict({**_OFFLINE, **more})
+
+
 def _signer(chain: bytes, key: bytes) -> c2pa.Signer:
     return c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"ed25519", chain, key, None))
 
@@ -110,7 +115,7 @@ def _signer(chain: bytes, key: bytes) -> c2pa.Signer:
 def sidecar(original: Path, story: ClipStory, chain: bytes, key: bytes) -> bytes:
     """The C2PA manifest store for an original clip, to keep beside it (the clip is not
     touched)."""
-    builder = c2pa.Builder(story.manifest())
+    builder = c2pa.Builder(story.manifest(), context=_offline())
     builder.set_no_embed()
     with open(original, "rb") as source:
         manifest = builder.sign(_signer(chain, key), MIME, source, io.BytesIO())
@@ -121,7 +126,7 @@ def sidecar(original: Path, story: ClipStory, chain: bytes, key: bytes) -> bytes
 
 def embed(redacted: Path, original: Path, story: ClipStory, chain: bytes, key: bytes) -> None:
     """Embed credentials in a redacted clip (in place), the original as its parent."""
-    builder = c2pa.Builder(story.manifest())
+    builder = c2pa.Builder(story.manifest(), context=_offline())
     with open(original, "rb") as parent:
         builder.add_ingredient(
             {"title": f"{story.clip_id} (original).mp4", "relationship": "parentOf",
@@ -146,7 +151,7 @@ class Credentials:
 
 def read(clip: bytes | memoryview, ca_pem: bytes, manifest: bytes | None = None) -> Credentials:
     """Validate a clip's credentials (embedded, or the given sidecar) against the home CA."""
-    context = c2pa.Context.from_dict({**_OFFLINE, "trust": {"trust_anchors": ca_pem.decode()}})
+    context = _offline(trust={"trust_anchors": ca_pem.decode()})
     try:
         reader = c2pa.Reader(MIME, io.BytesIO(clip), manifest_data=manifest, context=context)
         state = reader.get_validation_state() or ""

@@ -115,10 +115,14 @@ def _signer(chain: bytes, key: bytes) -> c2pa.Signer:
 def sidecar(original: Path, story: ClipStory, chain: bytes, key: bytes) -> bytes:
     """The C2PA manifest store for an original clip, to keep beside it (the clip is not
     touched)."""
-    builder = c2pa.Builder(story.manifest(), context=_offline())
-    builder.set_no_embed()
-    with open(original, "rb") as source:
-        manifest = builder.sign(_signer(chain, key), MIME, source, io.BytesIO())
+    with (
+        _offline() as context,
+        c2pa.Builder(story.manifest(), context=context) as builder,
+        _signer(chain, key) as signer,
+        open(original, "rb") as source,
+    ):
+        builder.set_no_embed()
+        manifest = builder.sign(signer, MIME, source, io.BytesIO())
     if not manifest:
         raise CredentialsError(f"C2PA gave no sidecar for {original.name}")
     return bytes(manifest)
@@ -126,14 +130,18 @@ def sidecar(original: Path, story: ClipStory, chain: bytes, key: bytes) -> bytes
 
 def embed(redacted: Path, original: Path, story: ClipStory, chain: bytes, key: bytes) -> None:
     """Embed credentials in a redacted clip (in place), the original as its parent."""
-    builder = c2pa.Builder(story.manifest(), context=_offline())
-    with open(original, "rb") as parent:
-        builder.add_ingredient(
-            {"title": f"{story.clip_id} (original).mp4", "relationship": "parentOf",
-             "label": "original"}, MIME, parent)  # fmt: skip
     signed = redacted.with_name(redacted.name + ".c2pa.partial")
-    with open(redacted, "rb") as source, open(signed, "w+b") as dest:
-        builder.sign(_signer(chain, key), MIME, source, dest)
+    with (
+        _offline() as context,
+        c2pa.Builder(story.manifest(), context=context) as builder,
+        _signer(chain, key) as signer,
+    ):
+        with open(original, "rb") as parent:
+            builder.add_ingredient(
+                {"title": f"{story.clip_id} (original).mp4", "relationship": "parentOf",
+                 "label": "original"}, MIME, parent)  # fmt: skip
+        with open(redacted, "rb") as source, open(signed, "w+b") as dest:
+            builder.sign(signer, MIME, source, dest)
     os.replace(signed, redacted)
 
 
@@ -151,12 +159,14 @@ class Credentials:
 
 def read(clip: bytes | memoryview, ca_pem: bytes, manifest: bytes | None = None) -> Credentials:
     """Validate a clip's credentials (embedded, or the given sidecar) against the home CA."""
-    context = _offline(trust={"trust_anchors": ca_pem.decode()})
     try:
-        reader = c2pa.Reader(MIME, io.BytesIO(clip), manifest_data=manifest, context=context)
-        state = reader.get_validation_state() or ""
-        results = reader.get_validation_results() or {}
-        active = reader.get_active_manifest() or {}
+        with (
+            _offline(trust={"trust_anchors": ca_pem.decode()}) as context,
+            c2pa.Reader(MIME, io.BytesIO(clip), manifest_data=manifest, context=context) as reader,
+        ):
+            state = reader.get_validation_state() or ""
+            results = reader.get_validation_results() or {}
+            active = reader.get_active_manifest() or {}
     except c2pa.C2paError as exc:
         raise CredentialsError(f"no readable Content Credentials ({exc})") from None
     failures = results.get("activeManifest", {}).get("failure", [])

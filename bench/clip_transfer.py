@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from conftest import device_config, run_agent, start_hub, wait_for
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
+from conftest import device_config, run_agent, wait_for
+from harness import loopback_home
 
 from porch.config import CameraSettings, ClipSettings, EncoderSettings
 from porch.localbroker import LocalBroker
@@ -64,11 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=2)
     args = parser.parse_args()
-    Device.pin_factory = MockFactory()
     timings, sizes, bare = [], [], []
-    with tempfile.TemporaryDirectory() as tmp_name, LocalBroker(Path(tmp_name) / "b") as broker:
-        tmp = Path(tmp_name)
-        hub = start_hub(tmp / "hub", broker)
+    with loopback_home(owner=False) as (tmp, broker, _hub):
         clips = ClipSettings(preroll_s=5, postroll_s=10)
         config = device_config(
             tmp,
@@ -91,7 +86,6 @@ def main() -> None:
                 sizes.append(clip.meta.size_bytes)
                 bare.append(bare_transfer(broker, data, clip.meta.chunk_bytes))
                 seconds = clip.meta.end_ts - clip.meta.start_ts
-        hub.stop()
     print(
         f"{args.clips} clips of ~{seconds:.0f} s at 1280×720 15 fps,"
         f" {statistics.fmean(sizes) / 1e6:.1f} MB each, 256 KiB chunks"

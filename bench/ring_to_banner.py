@@ -13,32 +13,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import PASSWORD, device_config, launch_chromium, run_agent, start_hub, wait_for
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
+from conftest import PASSWORD, device_config, launch_chromium, run_agent, wait_for
+from harness import loopback_home
 from playwright.sync_api import sync_playwright
 from press_latency import percentile, summary
 
 from porch.config import CameraSettings, GpioSettings
-from porch.localbroker import LocalBroker
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presses", type=int, default=200)
     args = parser.parse_args()
-    Device.pin_factory = MockFactory()
-    with tempfile.TemporaryDirectory() as tmp_name, LocalBroker(Path(tmp_name) / "b") as broker:
-        tmp = Path(tmp_name)
-        hub = start_hub(tmp / "hub", broker)
-        hub.accounts.add_user("owner", PASSWORD, "owner")
+    with loopback_home() as (tmp, broker, hub):
         config = device_config(
             tmp,
             broker,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,22 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 from conftest import (
-    PASSWORD,
     device_config,
     launch_chromium,
     run_agent,
     sign_in,
-    start_hub,
     wait_for,
 )
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
+from harness import loopback_home
 from playwright.sync_api import sync_playwright
 from press_latency import percentile
 
 from porch.config import SpeakerSettings
 from porch.device.talk import TalkPlayer
-from porch.localbroker import LocalBroker
 from porch.wire import TALK_RATE, TalkPacket
 
 LOUD = 3000  # a sample this loud (of 32767) is a beep, not Opus's or the resampler's noise
@@ -124,11 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--beeps", type=int, default=30)
     args = parser.parse_args()
-    Device.pin_factory = MockFactory()
-    with tempfile.TemporaryDirectory() as tmp_name, LocalBroker(Path(tmp_name) / "b") as broker:
-        tmp = Path(tmp_name)
-        hub = start_hub(tmp / "hub", broker)
-        hub.accounts.add_user("owner", PASSWORD, "owner")
+    with loopback_home() as (tmp, broker, hub):
         at_hub = HubOnsets(hub.live._publish)
         hub.live._publish = at_hub
         config = device_config(tmp, broker, speaker=SpeakerSettings(output="wav"))
@@ -152,7 +143,6 @@ def main() -> None:
                     page.wait_for_timeout(700)
                 beeps = [b / 1000 for b in page.evaluate("window.beeps")]
                 browser.close()
-        hub.stop()
     speaker = pair(beeps, speaker_onsets)
     relay = pair(beeps, at_hub.onsets)
     print(f"{len(beeps)} beeps; heard at the speaker {len(speaker)}, at the hub {len(relay)}")

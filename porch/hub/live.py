@@ -115,7 +115,6 @@ class LiveSession:
     username: str
     pc: RTCPeerConnection
     track: RelayTrack
-    may_talk: bool = False
     since: float = field(default_factory=time.time)
     talk_task: asyncio.Task | None = None
 
@@ -183,7 +182,7 @@ class LiveRelay:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         track = RelayTrack()
         talk = may_talk and self.has_speaker(device_id)
-        session = LiveSession(secrets.token_urlsafe(16), device_id, username, pc, track, talk)
+        session = LiveSession(secrets.token_urlsafe(16), device_id, username, pc, track)
 
         @pc.on("track")
         def _track(remote: MediaStreamTrack) -> None:
@@ -259,12 +258,8 @@ class LiveRelay:
     def device_status(self, device_id: str, online: bool, speaker: bool = False) -> None:
         """A device came or went: viewers wait for its next keyframe; a returning device is
         asked to stream again at once."""
-        if online and speaker:
-            self._speakers.add(device_id)
-        else:
-            self._speakers.discard(device_id)
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._status, device_id, online)
+            self._loop.call_soon_threadsafe(self._status, device_id, online, speaker)
 
     # -- internals (event loop) -----------------------------------------------------------
 
@@ -273,7 +268,11 @@ class LiveRelay:
             if not session.track.offer(packet) and not packet.keyframe:
                 self._keyframe_wanted(packet.device_id)
 
-    def _status(self, device_id: str, online: bool) -> None:
+    def _status(self, device_id: str, online: bool, speaker: bool) -> None:
+        if online and speaker:
+            self._speakers.add(device_id)
+        else:
+            self._speakers.discard(device_id)
         for session in self.viewers(device_id):
             session.track.restart()
         if online and self.viewers(device_id):

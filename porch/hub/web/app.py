@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -202,33 +203,43 @@ def create_app(hub: HubService) -> FastAPI:
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    @app.get("/setup", response_class=HTMLResponse)
-    async def setup_form(request: Request, token: str = Query("", max_length=64)) -> Response:
-        if not hub.accounts.setup_token_valid(token):
-            return page(
-                request,
-                "error.html",
-                None,
-                404,
-                message="This setup link was used already or has expired.",
-            )
-        return page(request, "setup.html", None, token=token)
+    def account_link(
+        path: str,
+        template: str,
+        what: str,
+        valid: Callable[[str], bool],
+        create: Callable[[str, str, str], object],
+    ) -> None:
+        """A one-time link that makes an account (the owner's setup link, a requester's
+        invitation): its form while the token holds, then the account and the sign-in page.
+        ``create`` raises an AccountError naming ``what`` when the token is spent."""
 
-    @app.post("/setup")
-    async def setup(
-        request: Request,
-        token: Annotated[str, Form(max_length=64)],
-        username: Annotated[str, Form(max_length=64)],
-        password: Annotated[str, Form(max_length=1024)],
-    ) -> Response:
-        try:
-            await asyncio.to_thread(
-                hub.accounts.create_owner_with_setup_token, token, username.lower(), password
-            )
-        except AccountError as exc:
-            status = 404 if "setup link" in str(exc) else 400
-            return page(request, "setup.html", None, status, token=token, error=str(exc))
-        return RedirectResponse("/login", status_code=303)
+        @app.get(path, response_class=HTMLResponse)
+        async def form(request: Request, token: str = Query("", max_length=64)) -> Response:
+            if not valid(token):
+                return page(request, "error.html", None, 404,
+                            message=f"This {what} was used already or has expired.")  # fmt: skip
+            return page(request, template, None, token=token)
+
+        @app.post(path)
+        async def submit(
+            request: Request,
+            token: Annotated[str, Form(max_length=64)],
+            username: Annotated[str, Form(max_length=64)],
+            password: Annotated[str, Form(max_length=1024)],
+        ) -> Response:
+            try:
+                await asyncio.to_thread(create, token, username.lower(), password)
+            except AccountError as exc:
+                status = 404 if what in str(exc) else 400
+                return page(request, template, None, status, token=token, error=str(exc))
+            return RedirectResponse("/login", status_code=303)
+
+    account_link("/setup", "setup.html", "setup link", hub.accounts.setup_token_valid,
+                 hub.accounts.create_owner_with_setup_token)  # fmt: skip
+    account_link("/invite", "invite.html", "invitation",
+                 lambda token: hub.accounts.invite_role(token) is not None,
+                 hub.accounts.accept_invite)  # fmt: skip
 
     # -- pages ----------------------------------------------------------------------------
 
@@ -453,27 +464,6 @@ def create_app(hub: HubService) -> FastAPI:
         link = f"{hub.url}/invite?token={token}"
         hub.audit.append(session.username, "invite", "requester", {})
         return page(request, "invite_link.html", session, link=link)
-
-    @app.get("/invite", response_class=HTMLResponse)
-    async def invite_form(request: Request, token: str = Query("", max_length=64)) -> Response:
-        if hub.accounts.invite_role(token) is None:
-            return page(request, "error.html", None, 404,
-                        message="This invitation was used already or has expired.")  # fmt: skip
-        return page(request, "invite.html", None, token=token)
-
-    @app.post("/invite")
-    async def accept_invite(
-        request: Request,
-        token: Annotated[str, Form(max_length=64)],
-        username: Annotated[str, Form(max_length=64)],
-        password: Annotated[str, Form(max_length=1024)],
-    ) -> Response:
-        try:
-            await asyncio.to_thread(hub.accounts.accept_invite, token, username.lower(), password)
-        except AccountError as exc:
-            status = 404 if "invitation" in str(exc) else 400
-            return page(request, "invite.html", None, status, token=token, error=str(exc))
-        return RedirectResponse("/login", status_code=303)
 
     # -- live view ------------------------------------------------------------------------
 

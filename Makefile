@@ -8,17 +8,22 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test lint bench system-packages clean
+.PHONY: demo test lint device-install bench system-packages clean
 
 demo: system-packages $(STAMP)
 	$(VENV)/bin/porch demo
 
-test: system-packages $(STAMP) lint
+test: system-packages $(STAMP) lint device-install
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PYTHON) scripts/lint-imports
+
+# A doorbell's install brings none of the hub's libraries, and has wheels for the Pi.
+device-install: $(STAMP)
+	$(PYTHON) scripts/check-device-install
 
 bench: system-packages $(STAMP)
 	$(PYTHON) bench/run_all.py
@@ -30,7 +35,7 @@ $(STAMP): pyproject.toml
 	@scripts/install-system-packages
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[test]'
+	$(PYTHON) -m pip install --quiet -e '.[test]'   # test = device + hub + test tools
 	rm -f $(VENV)/.installed-*
 	touch $@
 

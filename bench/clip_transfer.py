@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import device_config, run_agent, wait_for
 from harness import loopback_home
 
-from porch.config import CameraSettings, ClipSettings, EncoderSettings
+from porch.core.config import CameraSettings, ClipSettings, EncoderSettings
+from porch.core.mqtt_client import make_client
 from porch.localbroker import LocalBroker
-from porch.mqtt_client import make_client
 
 
 def bare_transfer(broker: LocalBroker, data: bytes, chunk: int) -> float:

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from seal_cost import make_clip
 
-from porch.export import credentials
-from porch.export.bundle import FORMAT, build_bundle
-from porch.export.verify import verify_bundle
+from porch.hub.export import credentials
+from porch.hub.export.bundle import FORMAT, build_bundle
+from porch.hub.export.verify import verify_bundle
 from porch.provisioning.enrollment import pem
 from porch.provisioning.pki import Pki
 

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import start_hub, wait_for
 
-from porch.config import MqttSettings
+from porch.core.config import MqttSettings
+from porch.core.mqtt_client import make_client
+from porch.core.wire import HUB_SUBSCRIPTION, MotionEvent, RingEvent, new_id, topic_for
 from porch.localbroker import LocalBroker
-from porch.mqtt_client import make_client
-from porch.wire import HUB_SUBSCRIPTION, MotionEvent, RingEvent, new_id, topic_for
 
 
 def devices(port: int, count: int, events: int, started: multiprocessing.Event) -> None:

@@ -44,9 +44,9 @@ from conftest import (
 from playwright.sync_api import sync_playwright
 from press_latency import percentile
 
+from porch.core.wire import LivePacket
 from porch.device.camera.synthetic import CLOCK_BITS, clock_block
 from porch.localbroker import LocalBroker
-from porch.wire import LivePacket
 
 WIDTH, HEIGHT, FPS = 1280, 720, 15
 MODULO = 1 << CLOCK_BITS

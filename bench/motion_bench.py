@@ -17,7 +17,7 @@ import time
 import cv2
 import numpy as np
 
-from porch.config import MotionSettings
+from porch.core.config import MotionSettings
 from porch.device.camera.scenes import HARD_CASES, person_in_view
 from porch.device.motion import MotionDetector, Shrinker
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import tracemalloc
 
-from porch.config import EncoderSettings
+from porch.core.config import EncoderSettings
 from porch.device.camera.synthetic import SyntheticScene
 from porch.device.encoder import H264Encoder
 from porch.device.preroll import PrerollBuffer

@@ -26,10 +26,10 @@ from conftest import device_config, run_agent, start_hub, wait_for
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from porch.config import CameraSettings, GpioSettings
+from porch.core.config import CameraSettings, GpioSettings
+from porch.core.mqtt_client import make_client
+from porch.core.wire import RingEvent
 from porch.localbroker import LocalBroker
-from porch.mqtt_client import make_client
-from porch.wire import RingEvent
 
 
 def percentile(values: list[float], p: float) -> float:

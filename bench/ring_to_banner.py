@@ -24,7 +24,7 @@ from harness import loopback_home
 from playwright.sync_api import sync_playwright
 from press_latency import percentile, summary
 
-from porch.config import CameraSettings, GpioSettings
+from porch.core.config import CameraSettings, GpioSettings
 
 
 def main() -> None:

@@ -17,11 +17,11 @@ import time
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from porch.config import EncoderSettings
+from porch.core.config import EncoderSettings
+from porch.core.seal import seal, sign_digest, unseal, verify_digest
 from porch.device.camera.synthetic import SyntheticScene
 from porch.device.clips import Mp4Writer
 from porch.device.encoder import H264Encoder
-from porch.seal import seal, sign_digest, unseal, verify_digest
 
 
 def make_clip(seconds: float) -> bytes:

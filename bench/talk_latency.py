@@ -39,9 +39,9 @@ from harness import loopback_home
 from playwright.sync_api import sync_playwright
 from press_latency import percentile
 
-from porch.config import SpeakerSettings
+from porch.core.config import SpeakerSettings
+from porch.core.wire import TALK_RATE, TalkPacket
 from porch.device.talk import TalkPlayer
-from porch.wire import TALK_RATE, TalkPacket
 
 LOUD = 3000  # a sample this loud (of 32767) is a beep, not Opus's or the resampler's noise
 BEEP_S = 0.2

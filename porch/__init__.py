@@ -1,8 +1,6 @@
-"""Porch: a self-hosted video doorbell that answers to its owner and nobody else."""
+"""Porch: a self-hosted video doorbell that answers to its owner and nobody else.
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("porch")
-except PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0.0.0"
+The parts live beside each other: :mod:`porch.device` (the doorbell), :mod:`porch.hub` (the
+hub), :mod:`porch.provisioning` (the home CA and enrollment) and :mod:`porch.core` (what both
+sides import). This package itself holds only the ``porch`` command and the laptop demo.
+"""

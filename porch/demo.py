@@ -23,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from porch.config import (
+from porch.core.config import (
     CameraSettings,
     DeviceConfig,
     GpioSettings,
@@ -35,12 +35,12 @@ from porch.config import (
     load,
 )
 from porch.device.agent import DoorbellAgent
+from porch.device.enroll import enroll
 from porch.hub.accounts import AccountError
 from porch.hub.daemon import describe
 from porch.hub.service import HubService
 from porch.localbroker import BrokerError, LocalBroker, free_port, port_is_free
 from porch.provisioning.broker import listener_lines, write_acl
-from porch.provisioning.device_enroll import enroll
 from porch.provisioning.enrollment import Registry
 from porch.provisioning.pki import Pki
 
@@ -171,3 +171,20 @@ def _presses(agent: DoorbellAgent, stop: threading.Event) -> None:
         if stop.is_set():
             return
         agent.doorbell.simulate_press()
+
+
+@click.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("var/demo"),
+    show_default=True,
+    help="Where the demo keeps its broker state, database and clips.",
+)
+@click.option("--width", default=640, show_default=True, help="Simulated camera width, px.")
+@click.option("--height", default=360, show_default=True, help="Simulated camera height, px.")
+@click.option("--port", default=8080, show_default=True, help="Web app port (0: any free one).")
+@click.option("--browser/--no-browser", default=True, help="Open the page in a browser.")
+def demo(data_dir: Path, width: int, height: int, port: int, browser: bool) -> None:
+    """The hub and one simulated doorbell with a Mosquitto of their own, on this machine."""
+    sys.exit(run_demo(data_dir, width, height, port, browser))

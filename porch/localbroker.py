@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from porch.config import MqttSettings
+from porch.core.config import MqttSettings
 
 
 class BrokerError(RuntimeError):

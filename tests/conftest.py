@@ -19,7 +19,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from porch.cli import main
-from porch.config import (
+from porch.core.config import (
     CameraSettings,
     ClipSettings,
     DeviceConfig,

@@ -13,7 +13,7 @@ from conftest import (
     wait_for,
 )
 
-from porch.config import ClipSettings
+from porch.core.config import ClipSettings
 
 pytestmark = needs_chromium
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import device_config, wait_for
 
-from porch.config import CameraSettings, ClipSettings
+from porch.core.config import CameraSettings, ClipSettings
 from porch.device.agent import DoorbellAgent, open_source
 from porch.device.camera.opencv import CameraError, OpenCVCamera
 from porch.device.camera.synthetic import SyntheticScene

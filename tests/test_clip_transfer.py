@@ -11,9 +11,9 @@ import threading
 from conftest import device_config, run_agent, wait_for
 
 import porch.device.transfer as transfer
-from porch.config import ClipSettings, EncoderSettings
-from porch.fsutil import sha256_file
-from porch.wire import ClipMeta
+from porch.core.config import ClipSettings, EncoderSettings
+from porch.core.fsutil import sha256_file
+from porch.core.wire import ClipMeta
 
 
 def small_chunks(**extra) -> dict:

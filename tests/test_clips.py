@@ -6,7 +6,7 @@ import av
 import numpy as np
 from conftest import device_config, run_agent, wait_for
 
-from porch.config import CameraSettings, ClipSettings, EncoderSettings, MotionSettings
+from porch.core.config import CameraSettings, ClipSettings, EncoderSettings, MotionSettings
 from porch.device.camera import EncodedPacket
 from porch.device.preroll import PrerollBuffer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from porch.config import ConfigError, DeviceConfig, HubConfig, defaults_toml, load
+from porch.core.config import ConfigError, DeviceConfig, HubConfig, defaults_toml, load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_printed_defaults_load_back_to_the_defaults(tmp_path, model):
 def test_docs_list_every_default():
     """docs/configuration.md is generated from the models: regenerate it when they change."""
     from porch.cli import MODELS
-    from porch.config import configuration_markdown
+    from porch.core.config import configuration_markdown
 
     doc = (ROOT / "docs" / "configuration.md").read_text()
     assert doc == configuration_markdown(MODELS), "run: porch config docs > docs/configuration.md"
@@ -80,6 +80,6 @@ def test_example_config_is_valid():
 
 def test_error_type():
     with pytest.raises(ConfigError, match="unknown key 'nope'"):
-        from porch.config import validate
+        from porch.core.config import validate
 
         validate(DeviceConfig, {"nope": 1})

@@ -9,10 +9,10 @@ import subprocess
 
 from conftest import TIMEOUT, start_device, start_hub, wait_for, write_device_toml
 
+from porch.core.fsutil import sha256_file
+from porch.core.wire import parse
 from porch.device.clips import ClipStore
-from porch.fsutil import sha256_file
 from porch.localbroker import LocalBroker, free_port
-from porch.wire import parse
 
 
 def test_kill9_mid_clip_leaves_no_half_clip_and_outbox_replays(tmp_path):

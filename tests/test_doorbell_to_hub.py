@@ -8,7 +8,7 @@ import sqlite3
 
 from conftest import device_config, run_agent, wait_for
 
-from porch.config import GpioSettings, MotionSettings
+from porch.core.config import GpioSettings, MotionSettings
 from porch.device.camera.synthetic import Figure, SyntheticScene
 from porch.localbroker import LocalBroker
 

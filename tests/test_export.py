@@ -28,13 +28,13 @@ from gpiozero.pins.mock import MockFactory
 
 from porch.cli import main
 from porch.device.camera.synthetic import Figure, SyntheticScene
-from porch.export import credentials
-from porch.export.bundle import BundleError, Member, write_zip
-from porch.export.redact import FaceFinder
-from porch.export.verify import verify_bundle
 from porch.hub.accounts import ROLES
 from porch.hub.audit import AuditLog
 from porch.hub.consent import ConsentError
+from porch.hub.export import credentials
+from porch.hub.export.bundle import BundleError, Member, write_zip
+from porch.hub.export.redact import FaceFinder
+from porch.hub.export.verify import verify_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_pub"), reason="no mosquitto")

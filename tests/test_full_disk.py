@@ -9,8 +9,8 @@ import subprocess
 import pytest
 from conftest import device_config, run_agent, wait_for
 
-from porch.config import ClipSettings, EncoderSettings
-from porch.fsutil import sha256_file
+from porch.core.config import ClipSettings, EncoderSettings
+from porch.core.fsutil import sha256_file
 
 
 @pytest.fixture

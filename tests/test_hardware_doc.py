@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from porch.config import DeviceConfig
+from porch.core.config import DeviceConfig
 
 HARDWARE = Path(__file__).resolve().parents[1] / "hardware.md"
 

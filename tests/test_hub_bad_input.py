@@ -11,9 +11,8 @@ from conftest import start_hub, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from porch.localbroker import LocalBroker
-from porch.mqtt_client import make_client
-from porch.wire import (
+from porch.core.mqtt_client import make_client
+from porch.core.wire import (
     MAX_PAYLOAD_BYTES,
     RingEvent,
     WireError,
@@ -22,6 +21,7 @@ from porch.wire import (
     parse,
     ring_topic,
 )
+from porch.localbroker import LocalBroker
 
 TOPICS = [
     "porch/front-door/event/ring",

@@ -229,7 +229,7 @@ def test_answer_offers_host_candidates_only_and_no_stun(site):
 def test_ice_addresses_narrow_what_the_hub_offers(tmp_path, broker, mock_pins):
     import aioice.ice
 
-    from porch.config import LiveSettings
+    from porch.core.config import LiveSettings
 
     original = aioice.ice.get_host_addresses
     hub = start_hub(tmp_path / "hub", broker, live=LiveSettings(ice_addresses=["127.0.0.1"]))

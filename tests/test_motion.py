@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from porch.config import MotionSettings
+from porch.core.config import MotionSettings
 from porch.device.camera.scenes import approach, cloud, headlights, infrared_switch
 from porch.device.camera.synthetic import Figure, SyntheticScene
 from porch.device.motion import MotionDetector, MotionTracker, Shrinker

@@ -16,15 +16,15 @@ from click.testing import CliRunner
 from conftest import PASSWORD, TIMEOUT, Home, agent_from, api, device_enroll, wait_for
 
 from porch.cli import main
-from porch.config import (
+from porch.core.config import (
     HubConfig,
     WebSettings,
 )
+from porch.core.enrollment import Token
+from porch.core.wire import LiveRequest
 from porch.hub.service import HubService
 from porch.localbroker import free_port
-from porch.provisioning.enrollment import Token
 from porch.provisioning.pki import Pki
-from porch.wire import LiveRequest
 
 pytestmark = pytest.mark.skipif(
     not shutil.which("mosquitto_pub"), reason="mosquitto-clients is not installed"
@@ -189,7 +189,7 @@ def test_sealed_clip_opens_only_at_the_hub_and_any_flipped_byte_fails(home, mock
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import x25519
 
-    from porch.seal import MAGIC, SealError, unseal, verify_digest
+    from porch.core.seal import MAGIC, SealError, unseal, verify_digest
 
     config_path = home.enroll("front-door")
     agent = agent_from(config_path, home.root / "front-door" / "data")

@@ -25,9 +25,9 @@ from conftest import (
 )
 from test_live import PLAYING, aiortc_offer
 
-from porch.config import SpeakerSettings
+from porch.core.config import SpeakerSettings
+from porch.core.wire import TALK_RATE, TalkPacket
 from porch.device.talk import AplayOutput, TalkPlayer, WavOutput
-from porch.wire import TALK_RATE, TalkPacket
 
 TONE_HZ = 440.0
 

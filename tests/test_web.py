@@ -9,7 +9,7 @@ import pytest
 from conftest import PASSWORD, device_config, run_agent, start_hub, wait_for
 from fastapi.routing import APIRoute
 
-from porch.config import ClipSettings
+from porch.core.config import ClipSettings
 from porch.hub.accounts import ROLES
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 

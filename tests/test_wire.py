@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from porch.wire import (
+from porch.core.wire import (
     THUMBNAIL,
     ClipAck,
     ClipChunk,

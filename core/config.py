@@ -1,0 +1,347 @@
+"""Configuration of the device agent and the hub: TOML files validated by these models.
+
+Every setting, its default and its meaning live here and nowhere else; ``porch config
+defaults device|hub`` prints them as a commented TOML file and ``docs/configuration.md`` is
+generated from the same models. A wrong type or an unknown key stops with exit code 2 and a
+message naming the key (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from porch.core.wire import DEVICE_ID_PATTERN
+
+Point = Annotated[
+    list[Annotated[float, Field(ge=0, le=1)]],
+    Field(min_length=2, max_length=2, description="[x, y] as fractions of width and height"),
+]
+Polygon = Annotated[list[Point], Field(min_length=3, description="three or more points")]
+DirPath = Annotated[Path, BeforeValidator(lambda v: Path(v) if isinstance(v, str) else v)]
+"""A path; TOML gives a string, which strict mode would not turn into a Path itself."""
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; ``str()`` names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+class MqttSettings(_Section):
+    host: str = Field("127.0.0.1", description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port.")
+    keepalive_s: int = Field(15, ge=5, le=3600, description="MQTT keepalive, seconds.")
+    tls_ca: str = Field(
+        "", description="CA certificate (PEM) to check the broker with; empty: plain MQTT."
+    )
+    tls_cert: str = Field("", description="This client's certificate (PEM), for mutual TLS.")
+    tls_key: str = Field("", description="This client's private key (PEM), for mutual TLS.")
+
+
+class GpioSettings(_Section):
+    pin_factory: Literal["auto", "mock"] = Field(
+        "auto",
+        description="gpiozero pin factory: 'auto' picks the Pi's driver, 'mock' simulates pins.",
+    )
+    button_pin: int = Field(17, ge=0, le=27, description="BCM pin of the push button (to GND).")
+    chime_pin: int = Field(27, ge=0, le=27, description="BCM pin driving the chime relay.")
+    chime_s: float = Field(0.5, gt=0, le=10, description="How long the chime relay closes, s.")
+    bounce_s: float = Field(0.03, ge=0, le=1, description="Button debounce time, seconds.")
+
+
+class CameraSettings(_Section):
+    source: Literal["auto", "synthetic", "opencv", "picamera2"] = Field(
+        "auto",
+        description="'auto' is picamera2 on a Raspberry Pi and the synthetic scene elsewhere.",
+    )
+    width: int = Field(1280, ge=64, le=3840, multiple_of=2, description="Frame width, pixels.")
+    height: int = Field(720, ge=64, le=2160, multiple_of=2, description="Frame height, pixels.")
+    fps: float = Field(15, gt=0, le=60, description="Frames per second.")
+    uri: str = Field(
+        "0",
+        description="For 'opencv': a V4L2 device index, a video file or an rtsp:// URL.",
+    )
+    seed: int = Field(1, description="For 'synthetic': the scene's random seed.")
+    clock: bool = Field(
+        False,
+        description="For 'synthetic': draw the wall clock as a code on top (latency benchmarks).",
+    )
+    realtime: bool = Field(
+        True,
+        description="For 'synthetic' and files: pace frames at fps (false runs as fast as it can).",
+    )
+
+
+class EncoderSettings(_Section):
+    keyframe_interval_s: float = Field(
+        1.0, gt=0, le=10, description="Seconds between IDR frames (also the pre-roll cut grain)."
+    )
+    bitrate_kbps: int = Field(1500, ge=100, le=20000, description="Target bitrate, kbit/s.")
+    preset: str = Field("ultrafast", description="libx264 preset (software encoder only).")
+
+
+class MotionSettings(_Section):
+    enabled: bool = Field(True, description="Detect motion and record it.")
+    analysis_width: int = Field(
+        160,
+        ge=80,
+        le=1280,
+        description="About the width the frame is shrunk to for detection, pixels.",
+    )
+    threshold: int = Field(
+        25, ge=1, le=255, description="Grey-level change that counts as changed (0-255)."
+    )
+    min_area: float = Field(
+        0.01, gt=0, le=1, description="Fraction of the watched area that must change."
+    )
+    end_after_s: float = Field(
+        2.0, ge=0, le=60, description="Quiet seconds after which motion counts as ended."
+    )
+    zones: list[Polygon] = Field(
+        default_factory=list,
+        description="Detection zones; motion elsewhere is ignored. Empty: the whole frame.",
+    )
+    privacy_masks: list[Polygon] = Field(
+        default_factory=list,
+        description="Regions blacked out before detection and in every recording.",
+    )
+
+
+class ClipSettings(_Section):
+    preroll_s: float = Field(5.0, ge=0, le=30, description="Seconds kept before an event.")
+    postroll_s: float = Field(
+        10.0, ge=1, le=120, description="Seconds recorded after the last press or motion."
+    )
+    max_clip_s: float = Field(120.0, ge=5, le=600, description="Longest clip, seconds.")
+    preroll_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=64 * 1024, description="RAM cap of the pre-roll buffer, bytes."
+    )
+    store_max_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024 * 1024, description="Disk cap of the clip store, bytes."
+    )
+    thumbnail_width: int = Field(480, ge=64, le=1920, description="JPEG thumbnail width, px.")
+    chunk_bytes: int = Field(
+        256 * 1024, ge=1024, le=1024 * 1024, description="Clip transfer chunk size, bytes."
+    )
+    retry_s: float = Field(
+        5.0, gt=0, le=600, description="How often an unconfirmed clip is offered again, s."
+    )
+    seal_key: str = Field(
+        "",
+        pattern=r"^([0-9a-f]{64})?$",
+        description=(
+            "The hub's X25519 public key (hex; enrollment writes it): clips and thumbnails are"
+            " sealed to it, so that this device cannot read its own stored clips. Empty: clips"
+            " are stored in the clear (the demo)."
+        ),
+    )
+    sign_key: str = Field(
+        "",
+        description="This device's Ed25519 private key (PEM file; enrollment writes it): signs"
+        " each clip's SHA-256 at capture.",
+    )
+
+
+class SpeakerSettings(_Section):
+    output: Literal["none", "alsa", "wav"] = Field(
+        "none",
+        description="Where talk from the live page plays: 'none' (no speaker), 'alsa' (the"
+        " Pi's sound output, through aplay) or 'wav' (each talk written to wav_path: the"
+        " simulated doorbell). The doorbell's microphone is never used.",
+    )
+    alsa_device: str = Field(
+        "default", max_length=64, description="For 'alsa': the ALSA device, e.g. 'hw:0,0'."
+    )
+    wav_path: DirPath = Field(
+        Path("talk.wav"),
+        description="For 'wav': the file each talk replaces; relative paths are in data_dir.",
+    )
+
+
+class DeviceConfig(_Section):
+    """``device.toml``: one doorbell."""
+
+    device_id: str = Field(
+        "front-door", pattern=DEVICE_ID_PATTERN, description="Unique id, also the topic prefix."
+    )
+    name: str = Field("Front door", max_length=64, description="Name shown to people.")
+    data_dir: DirPath = Field(
+        Path("/var/lib/porch-device"), description="Outbox and clip store live here."
+    )
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    gpio: GpioSettings = Field(default_factory=GpioSettings)
+    camera: CameraSettings = Field(default_factory=CameraSettings)
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings)
+    motion: MotionSettings = Field(default_factory=MotionSettings)
+    clips: ClipSettings = Field(default_factory=ClipSettings)
+    speaker: SpeakerSettings = Field(default_factory=SpeakerSettings)
+
+
+class HubClipSettings(_Section):
+    max_bytes: int = Field(
+        20 * 1024**3, ge=1024 * 1024, description="Disk cap of the hub's clip store, bytes."
+    )
+    retention_days: float = Field(
+        30, gt=0, le=3650, description="Clips older than this are deleted unless kept."
+    )
+
+
+class WebSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address the web app listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port of the web app.")
+    public_url: str = Field(
+        "", description="How people reach the hub, for links it prints (default: host:port)."
+    )
+    tls_cert: str = Field(
+        "",
+        description="Certificate (PEM) to serve the web app over HTTPS, e.g. the pki_dir's"
+        " hub.crt; empty: plain HTTP (fine on 127.0.0.1, not on a LAN).",
+    )
+    tls_key: str = Field("", description="Private key (PEM) of tls_cert.")
+
+
+class LiveSettings(_Section):
+    ice_addresses: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses the hub offers browsers as WebRTC host candidates; empty: every"
+            " interface address but loopback."
+        ),
+    )
+    turn_url: str = Field(
+        "",
+        pattern=r"^(turns?:\S+)?$",
+        description=(
+            "Optional TURN server for watching from outside the home, e.g."
+            " 'turn:turn.example.net:3478'. Empty (the default): host candidates only, no"
+            " STUN or TURN, nothing leaves the home network."
+        ),
+    )
+    turn_username: str = Field("", description="TURN user name, if turn_url is set.")
+    turn_password: str = Field("", description="TURN password, if turn_url is set.")
+    max_viewers: int = Field(4, ge=1, le=16, description="Most live viewers at once, per device.")
+    lease_s: float = Field(
+        10,
+        ge=2,
+        le=60,
+        description="A device streams this long after the hub's last renewal (hub gone: it stops).",
+    )
+
+
+class ProvisioningSettings(_Section):
+    pki_dir: str = Field(
+        "",
+        description="The home CA and the hub's keys ('porch provision init'); empty: no"
+        " enrollment (the demo's plain loopback broker).",
+    )
+    enroll_host: str = Field(
+        "127.0.0.1", description="Address the enrollment endpoint (TLS) listens on."
+    )
+    enroll_port: int = Field(8443, ge=1, le=65535, description="Port of the enrollment endpoint.")
+    public_host: str = Field(
+        "", description="The hub's address as devices reach it (default: enroll_host)."
+    )
+    broker_port: int = Field(
+        8883, ge=1, le=65535, description="The broker's TLS port, as devices reach it."
+    )
+    reload_command: list[str] = Field(
+        default_factory=list,
+        description="Run after an enrollment or revocation to make Mosquitto re-read its ACL"
+        " and CRL. Empty: systemd/porch-broker-reload.path does it (the hub runs unprivileged).",
+    )
+
+
+class HubConfig(_Section):
+    """``hub.toml``: the home's hub."""
+
+    data_dir: DirPath = Field(Path("/var/lib/porch-hub"), description="Database and clips.")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    clips: HubClipSettings = Field(default_factory=HubClipSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
+    provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def validate(model: type[C], data: dict, source: str = "config") -> C:
+    """Build ``model`` from parsed TOML; a wrong key raises :class:`ConfigError` naming it."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or "(top level)"
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(f"{source}: unknown key '{key}'") from None
+        raise ConfigError(f"{source}: key '{key}': {first['msg']}") from None
+
+
+def load(model: type[C], path: Path) -> C:
+    """Read and validate a TOML file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return validate(model, data, str(path))
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def to_toml(data: dict) -> str:
+    """A settings file from a dict: top-level keys first, then one table per nested dict."""
+    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items()
+             if not isinstance(value, dict)]  # fmt: skip
+    for section, values in data.items():
+        if isinstance(values, dict):
+            lines += ["", f"[{section}]"]
+            lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def defaults_toml(model: type[BaseModel]) -> str:
+    """The model's defaults as a TOML file, each key preceded by its description."""
+    lines = [f"# {model.__doc__.strip()}" if model.__doc__ else "#", ""]
+    instance = model()
+    sections: list[tuple[str, BaseModel]] = []
+    for name, field in model.model_fields.items():
+        value = getattr(instance, name)
+        if isinstance(value, BaseModel):
+            sections.append((name, value))
+            continue
+        lines += [f"# {field.description}", f"{name} = {_toml_value(value)}"]
+    for section, value in sections:
+        lines += ["", f"[{section}]"]
+        for name, field in type(value).model_fields.items():
+            lines += [f"# {field.description}", f"{name} = {_toml_value(getattr(value, name))}"]
+    return "\n".join(lines) + "\n"
+
+
+def configuration_markdown(models: dict[str, type[BaseModel]]) -> str:
+    """docs/configuration.md: every file's settings with defaults, generated from the models."""
+    parts = [
+        "# Configuration\n",
+        "Generated by `porch config docs` from `porch/config.py`, the one place where settings,"
+        " defaults and their meanings live; do not edit by hand. A file needs only the keys it"
+        " changes. A wrong type or an unknown key stops the program with exit code 2 and a"
+        " message naming the key; `porch config check device|hub FILE` checks a file.\n",
+    ]
+    for which, model in models.items():
+        parts += [f"## `{which}.toml`\n", "```toml", defaults_toml(model).rstrip("\n"), "```\n"]
+    return "\n".join(parts)

@@ -1,0 +1,258 @@
+"""The doorbell agent: button, camera, motion, pre-roll, clips and the outbox, wired together.
+
+Threads: gpiozero's calls :meth:`DoorbellAgent._on_press` (chime, outbox, hand-over to the
+capture thread); the capture thread runs :meth:`DoorbellAgent.run` (pre-roll, motion, clips);
+the link's publisher thread drains the outbox; paho's network thread talks to the broker.
+
+A press, followed through the code: ``gpio.Doorbell._pressed`` (chime) →
+``DoorbellAgent._on_press`` (``RingEvent`` into the outbox, link woken) →
+``link.DeviceLink._publisher`` (QoS 1 publish) → the hub's ``ingest.Ingest.handle``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections import Counter
+from pathlib import Path
+
+from porch.core import __version__
+from porch.core.config import DeviceConfig
+from porch.core.sdnotify import Notifier
+from porch.core.wire import (
+    ClipAck,
+    LiveRequest,
+    Message,
+    MotionEvent,
+    RingEvent,
+    Snapshot,
+    TalkPacket,
+    new_id,
+    now,
+)
+from porch.device.camera import VideoSource
+from porch.device.clips import (
+    ClipProtection,
+    ClipRecorder,
+    ClipStore,
+    StoredClip,
+    thumbnail_jpeg,
+)
+from porch.device.gpio import Doorbell
+from porch.device.link import DeviceLink
+from porch.device.live import LiveStreamer
+from porch.device.motion import MotionDetector, MotionTracker
+from porch.device.outbox import Outbox
+from porch.device.preroll import PrerollBuffer
+from porch.device.regions import DetectionZones, PrivacyMask
+from porch.device.talk import TalkPlayer, output_factory
+from porch.device.transfer import ClipSender
+
+log = logging.getLogger(__name__)
+
+
+def open_source(config: DeviceConfig, privacy: PrivacyMask) -> VideoSource:
+    """The configured camera as a :class:`VideoSource` (imports picamera2 only when used)."""
+    camera = config.camera
+    kind = camera.source
+    if kind == "auto":
+        from porch.device.camera.picamera2 import is_raspberry_pi
+
+        kind = "picamera2" if is_raspberry_pi() else "synthetic"
+    if kind == "picamera2":
+        from porch.device.camera.picamera2 import Picamera2Source
+
+        return Picamera2Source(
+            camera.width,
+            camera.height,
+            camera.fps,
+            config.encoder.keyframe_interval_s,
+            config.encoder.bitrate_kbps,
+            privacy,
+        )
+    from porch.device.encoder import EncodingSource, H264Encoder
+
+    if kind == "opencv":
+        from porch.device.camera.opencv import OpenCVCamera
+
+        raw = OpenCVCamera(camera.uri, camera.width, camera.height, camera.fps, camera.realtime)
+    else:
+        from porch.device.camera.synthetic import SyntheticCamera, SyntheticScene
+
+        scene = SyntheticScene.default(camera.width, camera.height, camera.seed)
+        raw = SyntheticCamera(scene, camera.fps, camera.realtime, camera.clock)
+    encoder = H264Encoder(raw.width, raw.height, raw.fps, config.encoder)
+    return EncodingSource(raw, encoder, privacy)
+
+
+class DoorbellAgent:
+    """One doorbell. ``run()`` blocks on the capture loop until :meth:`stop`."""
+
+    def __init__(self, config: DeviceConfig, source: VideoSource | None = None):
+        self.config = config
+        data = Path(config.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        self.privacy = PrivacyMask(config.motion.privacy_masks)
+        self.protection = ClipProtection.from_settings(config.clips)
+        self.outbox = Outbox(data / "outbox.sqlite")
+        self.store = ClipStore(data / "clips", config.clips.store_max_bytes)
+        self.store.recover()
+        self.link = DeviceLink(
+            config.device_id,
+            config.name,
+            config.mqtt,
+            self.outbox,
+            __version__,
+            speaker=config.speaker.output != "none",
+            on_command=self._on_command,
+            on_connection=lambda up: self.sender.connected(up),
+        )
+        self.sender = ClipSender(
+            config.device_id, self.store, self.link.client, config.clips.retry_s
+        )
+        self.live = LiveStreamer(config.device_id, self.link.client, self._request_keyframe)
+        speaker = output_factory(config.speaker, data)
+        self.talk = TalkPlayer(speaker) if speaker is not None else None
+        self._source = source
+        self._triggers: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self.media_time = 0.0
+        """Media time of the latest capture, seconds (read by tests and the demo)."""
+        self.frames = 0
+        self.systemd = Notifier()
+        self.emitted: Counter[str] = Counter()
+        """Messages put in the outbox, by kind: ring, motion, clip."""
+        self.doorbell = Doorbell(config.gpio, self._on_press)
+
+    # gpiozero's thread
+    def _on_press(self) -> None:
+        event = RingEvent(device_id=self.config.device_id, event_id=new_id(), ts=now())
+        self._emit("ring", event)
+        self._triggers.put((event.event_id, event.ts))
+        log.info("ring %s", event.event_id)
+
+    def _emit(self, kind: str, message: Message) -> None:
+        """Into the outbox and on its way; with the outbox unwritable (a full SD card), straight
+        to paho's in-memory queue: it survives a broker outage, not a restart."""
+        try:
+            self.outbox.put(message)
+        except sqlite3.Error as exc:
+            log.error("outbox unwritable (%s): sending %s without a durable copy", exc, kind)
+            self.link.publish_direct(message)
+        self.emitted[kind] += 1
+        self.link.wake()
+
+    def _on_command(self, message: Message) -> None:
+        if isinstance(message, ClipAck):
+            self.sender.on_ack(message)
+        elif isinstance(message, LiveRequest):
+            self.live.on_request(message)
+        elif isinstance(message, TalkPacket) and self.talk is not None:
+            self.talk.on_packet(message)
+
+    def _request_keyframe(self) -> None:
+        if self._source is not None:
+            self._source.request_keyframe()
+
+    def _on_clip(self, clip: StoredClip) -> None:
+        # The clip store is the durable record of an unconfirmed clip (not the outbox): the
+        # sender offers it now and again until the hub confirms it.
+        self.emitted["clip"] += 1
+        self.sender.offer_soon()
+        log.info(
+            "clip %s: %.1f s, %d bytes",
+            clip.meta.clip_id,
+            clip.meta.end_ts - clip.meta.start_ts,
+            clip.meta.size_bytes,
+        )
+
+    def start_link(self) -> None:
+        self.sender.start()
+        self.link.start()
+
+    def run(self) -> None:
+        """Capture until :meth:`stop`; opens the camera if none was given."""
+        source = self._source or open_source(self.config, self.privacy)
+        self._source = source
+        settings = self.config
+        preroll = PrerollBuffer(settings.clips.preroll_s, settings.clips.preroll_max_bytes)
+        recorder = ClipRecorder(
+            settings.clips,
+            self.store,
+            preroll,
+            source.width,
+            source.height,
+            settings.device_id,
+            self._on_clip,
+            self.protection,
+        )
+        tracker = None
+        if settings.motion.enabled:
+            detector = MotionDetector(
+                settings.motion, self.privacy, DetectionZones(settings.motion.zones)
+            )
+            tracker = MotionTracker(detector)
+        self.recorder = recorder
+        self.systemd.ready()
+        try:
+            for capture in source.captures():
+                if self._stop.is_set():
+                    break
+                self.systemd.watchdog()  # a stuck camera or encoder stops the pings
+                self.media_time = capture.ts
+                self.frames += 1
+                # Presses first, so that the clip's pre-roll ends just before this capture,
+                # whose packets feed() then appends; motion (below) starts after it.
+                while not self._triggers.empty():
+                    event_id, wall = self._triggers.get()
+                    self._snapshot(event_id, capture.image)
+                    recorder.trigger(event_id, capture.ts, wall, capture.image)
+                for packet in capture.packets:
+                    preroll.add(packet)
+                recorder.feed(capture.packets, capture.ts)
+                self.live.send(capture.packets)
+                if tracker is not None:
+                    self._motion(tracker, recorder, capture)
+        finally:
+            self.systemd.stopping()
+            recorder.finish()
+            source.close()
+
+    def _snapshot(self, event_id: str, image) -> None:
+        """The ring banner's picture: sent at once, best effort (the clip follows anyway)."""
+        try:
+            jpeg = thumbnail_jpeg(image, self.config.clips.thumbnail_width)
+        except ValueError:
+            return
+        self.link.publish_direct(Snapshot(self.config.device_id, event_id, jpeg))
+
+    def _motion(self, tracker: MotionTracker, recorder: ClipRecorder, capture) -> None:
+        change = tracker.update(capture.image, capture.ts)
+        if tracker.active:
+            recorder.extend(capture.ts)
+        if change is None:
+            return
+        event = MotionEvent(
+            device_id=self.config.device_id,
+            event_id=new_id(),
+            ts=now(),
+            active=change.active,
+            area=round(min(1.0, change.area), 4),
+        )
+        self._emit("motion", event)
+        if change.active:
+            recorder.trigger(event.event_id, capture.ts, event.ts, capture.image)
+        log.info("motion %s (area %.3f)", "started" if change.active else "ended", change.area)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.doorbell.close()
+        self.sender.stop()
+        self.link.stop()
+        if self.talk is not None:
+            self.talk.close()
+        self.outbox.close()

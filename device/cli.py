@@ -1,0 +1,60 @@
+"""``porch device``: run the doorbell agent, enroll it with a home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from porch.core.commands import load_or_exit, refused, stop_on_signals
+from porch.core.config import DeviceConfig
+
+
+@click.group()
+def device() -> None:
+    """The doorbell agent (runs on the Raspberry Pi)."""
+
+
+@device.command("run")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="device.toml")
+def device_run(config_path: Path | None) -> None:
+    """Run the doorbell: button, chime, camera, motion, clips, events to the hub."""
+    from porch.device.agent import DoorbellAgent
+
+    config = load_or_exit(DeviceConfig, config_path)
+    agent = DoorbellAgent(config)
+    stop_on_signals(agent.stop)
+    agent.start_link()
+    try:
+        agent.run()
+    finally:
+        agent.close()
+
+
+@device.command("enroll")
+@click.argument("token")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("/etc/porch/device"),
+    show_default=True,
+    help="Where the device's keys and certificates go.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=Path("/etc/porch/device.toml"),
+    show_default=True,
+    help="The device.toml to write.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing device.toml.")
+def device_enroll(token: str, directory: Path, config_path: Path, force: bool) -> None:
+    """Enroll this doorbell with the hub named in TOKEN (from 'porch provision enroll')."""
+    from porch.core.enrollment import EnrollError
+    from porch.device.enroll import enroll
+
+    with refused(EnrollError, prefix="porch: enrollment refused: "):
+        written = enroll(token, directory, config_path, force)
+    click.echo(f"Enrolled. Start the agent with: porch device run --config {written}")

@@ -1,0 +1,384 @@
+"""Event clips: pre-roll + event + post-roll, muxed to MP4, kept in a bounded store on disk.
+
+A clip is whole only when its metadata file exists. It is written last, after the MP4 and
+the JPEG thumbnail have been fsync'd and renamed into place, so a kill -9 or a power cut at
+any moment leaves either a whole clip or leftovers that :meth:`ClipStore.recover` removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from porch.core.config import ClipSettings
+from porch.core.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
+from porch.core.seal import seal, sign_digest
+from porch.core.wire import MAX_CHUNKS, ClipMeta, new_id
+from porch.device.camera import EncodedPacket
+from porch.device.preroll import PrerollBuffer
+
+log = logging.getLogger(__name__)
+TIME_BASE = Fraction(1, 90000)
+
+
+def parameter_sets(annex_b: bytes) -> bytes:
+    """The SPS and PPS NAL units of an Annex B keyframe, with start codes (MP4 extradata)."""
+    units = [u for u in annex_b.split(b"\x00\x00\x01") if u]
+    keep = [u.rstrip(b"\x00") for u in units if u[0] & 0x1F in (7, 8)]
+    return b"".join(b"\x00\x00\x00\x01" + u for u in keep)
+
+
+class Mp4Writer:
+    """Muxes Annex B packets into an MP4 file, or into memory (``path`` None: a clip to be
+    sealed never touches the disk in the clear); timestamps start at the first packet."""
+
+    def __init__(self, path: Path | None, width: int, height: int, first: EncodedPacket):
+        if not first.keyframe:
+            raise ValueError("a clip must start on a keyframe")
+        self.path = path
+        self.buffer = io.BytesIO() if path is None else None
+        self._origin = first.pts
+        self._container = av.open(self.buffer or str(path), "w", format="mp4")
+        self._stream = self._container.add_stream("h264")
+        self._stream.width, self._stream.height = width, height
+        self._stream.time_base = TIME_BASE
+        self._stream.codec_context.extradata = parameter_sets(first.data)
+        self._last_pts = -1
+
+    def write(self, packet: EncodedPacket) -> None:
+        pts = round((packet.pts - self._origin) / TIME_BASE)
+        if pts <= self._last_pts:  # a camera clock that stalls must not break the file
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        out = av.Packet(packet.data)
+        out.pts = out.dts = pts
+        out.time_base = TIME_BASE
+        out.is_keyframe = packet.keyframe
+        out.stream = self._stream
+        self._container.mux(out)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+@dataclass
+class StoredClip:
+    meta: ClipMeta
+    video: Path
+    thumbnail: Path
+
+    @property
+    def size(self) -> int:
+        return self.video.stat().st_size + self.thumbnail.stat().st_size
+
+
+class ClipStore:
+    """A directory of whole clips (``ID.mp4``, ``ID.jpg``, ``ID.json``), capped in bytes.
+
+    When a new clip pushes the total over ``max_bytes``, the oldest clips are evicted until it
+    fits again (the newest is always kept). Thread-safe: the capture thread commits and evicts
+    while the transfer removes what the hub has confirmed.
+    """
+
+    def __init__(self, root: Path, max_bytes: int):
+        self.root = root
+        self.max_bytes = max_bytes
+        root.mkdir(parents=True, exist_ok=True)
+        self.evicted = 0
+        self._lock = threading.RLock()
+
+    def partial_path(self, clip_id: str) -> Path:
+        return self.root / f".{clip_id}.mp4{PARTIAL_SUFFIX}"
+
+    def recover(self) -> list[str]:
+        """Remove what a crash left behind: partial files and clips without metadata."""
+        removed = []
+        names = {p.name for p in self.root.iterdir()}
+        for name in sorted(names):
+            path = self.root / name
+            stem, _, ext = name.partition(".")
+            partial = name.endswith(PARTIAL_SUFFIX)
+            orphan = ext in ("mp4", "jpg") and f"{stem}.json" not in names
+            broken = ext == "json" and not {f"{stem}.mp4", f"{stem}.jpg"} <= names
+            if partial or orphan or broken:
+                path.unlink(missing_ok=True)
+                removed.append(name)
+        if removed:
+            log.warning("clip store: removed leftovers of an interrupted write: %s", removed)
+        return removed
+
+    def clips(self) -> list[StoredClip]:
+        """Whole clips, oldest first."""
+        with self._lock:
+            return self._clips()
+
+    def get(self, clip_id: str) -> StoredClip | None:
+        with self._lock:
+            return next((c for c in self._clips() if c.meta.clip_id == clip_id), None)
+
+    def _clips(self) -> list[StoredClip]:
+        found = []
+        for meta_path in self.root.glob("*.json"):
+            try:
+                meta = ClipMeta.model_validate_json(meta_path.read_bytes())
+            except (OSError, ValueError):
+                log.error("clip store: unreadable metadata %s", meta_path.name)
+                continue
+            stem = meta_path.stem
+            found.append(StoredClip(meta, self.root / f"{stem}.mp4", self.root / f"{stem}.jpg"))
+        return sorted(found, key=lambda c: (c.meta.start_ts, c.meta.clip_id))
+
+    def used_bytes(self) -> int:
+        with self._lock:
+            return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
+
+    def commit(self, partial: Path, thumbnail: bytes, meta: ClipMeta) -> StoredClip:
+        """Move a finished MP4 into place with its thumbnail and metadata, then evict."""
+        clip_id = meta.clip_id
+        video = self.root / f"{clip_id}.mp4"
+        thumb = self.root / f"{clip_id}.jpg"
+        with self._lock:
+            atomic_write(thumb, thumbnail)
+            publish_file(partial, video)
+            atomic_write(self.root / f"{clip_id}.json", meta.model_dump_json(indent=1).encode())
+            self._evict(keep=clip_id)
+        return StoredClip(meta, video, thumb)
+
+    def remove(self, clip_id: str) -> None:
+        # Metadata first: from then on the clip is not whole, whatever else a crash leaves.
+        with self._lock:
+            for ext in ("json", "mp4", "jpg"):
+                (self.root / f"{clip_id}.{ext}").unlink(missing_ok=True)
+
+    def _evict(self, keep: str) -> None:
+        clips = self._clips()
+        total = self.used_bytes()
+        for clip in clips:
+            if total <= self.max_bytes:
+                break
+            if clip.meta.clip_id == keep:
+                continue
+            size = clip.size
+            self.remove(clip.meta.clip_id)
+            total -= size
+            self.evicted += 1
+            log.info(
+                "clip store: evicted %s (%d bytes) to stay under the cap", clip.meta.clip_id, size
+            )
+
+
+@dataclass(frozen=True)
+class ClipProtection:
+    """What enrollment gives a device: the hub's public key to seal clips to, and its own
+    key to sign them with. Neither: clips stay in the clear, unsigned (the demo)."""
+
+    seal_to: bytes | None = None
+    sign_key: ed25519.Ed25519PrivateKey | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ClipSettings) -> ClipProtection:
+        sign_key = None
+        if settings.sign_key:
+            loaded = serialization.load_pem_private_key(Path(settings.sign_key).read_bytes(), None)
+            if not isinstance(loaded, ed25519.Ed25519PrivateKey):
+                raise ValueError(f"{settings.sign_key} is not an Ed25519 private key")
+            sign_key = loaded
+        seal_to = bytes.fromhex(settings.seal_key) if settings.seal_key else None
+        return cls(seal_to, sign_key)
+
+    @property
+    def sealing(self) -> bool:
+        return self.seal_to is not None
+
+    def seal(self, data: bytes) -> bytes:
+        assert self.seal_to is not None
+        return seal(data, self.seal_to)
+
+    def sign(self, sha256_hex: str) -> str | None:
+        return sign_digest(self.sign_key, sha256_hex) if self.sign_key else None
+
+
+def thumbnail_jpeg(image: np.ndarray, width: int) -> bytes:
+    height = max(2, round(image.shape[0] * width / image.shape[1]))
+    small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return data.tobytes()
+
+
+@dataclass
+class _Recording:
+    clip_id: str
+    writer: Mp4Writer
+    start_media: float
+    trigger_media: float
+    trigger_wall: float
+    until_media: float
+    thumbnail: bytes
+    event_ids: list[str] = field(default_factory=list)
+    last_media: float = 0.0
+
+
+class ClipRecorder:
+    """Starts a clip on an event, extends it while events continue, finishes it after post-roll.
+
+    Call :meth:`feed` for every capture (capture thread); :meth:`trigger` when a press or motion
+    starts and :meth:`extend` while motion goes on. ``on_clip`` receives each whole clip.
+    """
+
+    def __init__(
+        self,
+        settings: ClipSettings,
+        store: ClipStore,
+        preroll: PrerollBuffer,
+        width: int,
+        height: int,
+        device_id: str,
+        on_clip: Callable[[StoredClip], None],
+        protection: ClipProtection | None = None,
+    ):
+        self.settings = settings
+        self.protection = protection or ClipProtection()
+        self.store = store
+        self.preroll = preroll
+        self.width, self.height = width, height
+        self.device_id = device_id
+        self.on_clip = on_clip
+        self._active: _Recording | None = None
+        self.failed = 0
+        self.last_clip: StoredClip | None = None
+
+    @property
+    def recording(self) -> bool:
+        return self._active is not None
+
+    def trigger(self, event_id: str, media_ts: float, wall_ts: float, image: np.ndarray) -> None:
+        """An event at media time ``media_ts``: start a clip, or join the one being recorded."""
+        if self._active is not None:
+            self._active.event_ids.append(event_id)
+            self.extend(media_ts)
+            return
+        packets = self.preroll.packets()
+        if not packets:
+            log.warning("no video yet: event %s has no clip", event_id)
+            return
+        clip_id = new_id()
+        partial = self.store.partial_path(clip_id)
+        writer = None
+        try:
+            target = None if self.protection.sealing else partial
+            writer = Mp4Writer(target, self.width, self.height, packets[0])
+            for packet in packets:
+                writer.write(packet)
+            thumb = thumbnail_jpeg(image, self.settings.thumbnail_width)
+        except (OSError, av.FFmpegError, ValueError) as exc:
+            self._fail(clip_id, exc, writer)
+            return
+        self._active = _Recording(
+            clip_id,
+            writer,
+            start_media=packets[0].pts,
+            trigger_media=media_ts,
+            trigger_wall=wall_ts,
+            until_media=media_ts + self.settings.postroll_s,
+            thumbnail=thumb,
+            event_ids=[event_id],
+            last_media=packets[-1].pts,
+        )
+
+    def extend(self, media_ts: float) -> None:
+        """Keep recording until ``postroll_s`` after ``media_ts``."""
+        if self._active is not None:
+            self._active.until_media = max(
+                self._active.until_media, media_ts + self.settings.postroll_s
+            )
+
+    def feed(self, packets: list[EncodedPacket], media_ts: float) -> None:
+        """Append the capture's packets to the clip being recorded; finish it when due."""
+        active = self._active
+        if active is None:
+            return
+        try:
+            for packet in packets:
+                active.writer.write(packet)
+                active.last_media = packet.pts
+        except (OSError, av.FFmpegError) as exc:
+            self._active = None
+            self._fail(active.clip_id, exc, active.writer)
+            return
+        too_long = media_ts - active.start_media >= self.settings.max_clip_s
+        if media_ts >= active.until_media or too_long:
+            self.finish()
+
+    def finish(self) -> StoredClip | None:
+        """Close the clip being recorded and commit it to the store."""
+        active, self._active = self._active, None
+        if active is None:
+            return None
+        protection = self.protection
+        partial = self.store.partial_path(active.clip_id)
+        try:
+            active.writer.close()
+            thumbnail = active.thumbnail
+            plain_sha256 = None
+            if active.writer.buffer is not None:  # sealing: the clear text exists only here
+                plain = active.writer.buffer.getvalue()
+                plain_sha256 = hashlib.sha256(plain).hexdigest()
+                atomic_write(partial, protection.seal(plain))
+                thumbnail = protection.seal(thumbnail)
+                del plain
+            size = partial.stat().st_size
+            # A very long clip gets bigger chunks, so that its offer stays within MAX_CHUNKS.
+            chunk_bytes = max(self.settings.chunk_bytes, -(-size // MAX_CHUNKS))
+            whole, chunks = file_digests(partial, chunk_bytes)
+            meta = ClipMeta(
+                device_id=self.device_id,
+                clip_id=active.clip_id,
+                event_ids=active.event_ids,
+                start_ts=active.trigger_wall - (active.trigger_media - active.start_media),
+                trigger_ts=active.trigger_wall,
+                end_ts=active.trigger_wall + (active.last_media - active.trigger_media),
+                size_bytes=size,
+                sha256=whole,
+                chunk_bytes=chunk_bytes,
+                chunk_sha256=chunks,
+                thumbnail_bytes=len(thumbnail),
+                thumbnail_sha256=hashlib.sha256(thumbnail).hexdigest(),
+                width=self.width,
+                height=self.height,
+                sealed=plain_sha256 is not None,
+                plain_sha256=plain_sha256,
+                signature=protection.sign(plain_sha256 or whole),
+            )
+            clip = self.store.commit(partial, thumbnail, meta)
+        except (OSError, av.FFmpegError) as exc:
+            self._fail(active.clip_id, exc)
+            return None
+        self.last_clip = clip
+        self.on_clip(clip)
+        return clip
+
+    def _fail(self, clip_id: str, exc: Exception, writer: Mp4Writer | None = None) -> None:
+        """Give up on a clip (a full disk, say): remove every piece of it, keep running."""
+        self.failed += 1
+        log.error("clip %s not recorded: %s", clip_id, exc)
+        if writer is not None:
+            with contextlib.suppress(OSError, av.FFmpegError):
+                writer.close()
+        with contextlib.suppress(OSError):
+            self.store.partial_path(clip_id).unlink(missing_ok=True)
+            self.store.remove(clip_id)

@@ -1,0 +1,137 @@
+"""``porch hub``, ``porch verify``, ``porch audit`` and ``porch export``: the hub's commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from porch.core.commands import CONFIG_OPTION, load_or_exit, refused
+from porch.core.config import HubConfig
+from porch.hub.accounts import ROLES
+
+
+@click.group()
+def hub() -> None:
+    """The hub daemon (runs on the home server)."""
+
+
+@hub.command("run")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="hub.toml")
+def hub_run(config_path: Path | None) -> None:
+    """Serve the web app and ingest events from the broker."""
+    from porch.hub.daemon import describe
+    from porch.hub.service import HubService
+
+    config = load_or_exit(HubConfig, config_path)
+    service = HubService(config, on_message=lambda m: click.echo(describe(m)))
+    click.echo(f"Porch hub on {service.url}")
+    if not service.accounts.has_users():
+        token = service.accounts.new_setup_token()
+        click.echo(f"No account yet: create the owner at {service.url}/setup?token={token}")
+    service.run()
+
+
+@hub.command("adduser")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="hub.toml")
+@click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)
+@click.argument("username")
+def hub_adduser(config_path: Path | None, role: str, username: str) -> None:
+    """Create an account (asks for its password)."""
+    from porch.hub.accounts import AccountError, Accounts
+    from porch.hub.db import Database
+
+    config = load_or_exit(HubConfig, config_path)
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    accounts = Accounts(Database(Path(config.data_dir) / "hub.sqlite").conn)
+    with refused(AccountError):
+        accounts.add_user(username, password, role)
+    click.echo(f"{username} can now sign in as {role}.")
+
+
+def _hub_parts(config_path: Path | None):
+    """The hub's database, audit log, consent and exporter, without starting the hub."""
+    from porch.hub.audit import AuditLog
+    from porch.hub.clipstore import HubClipStore
+    from porch.hub.consent import Consent
+    from porch.hub.db import Database
+    from porch.hub.exporter import Exporter
+    from porch.provisioning.authority import HomeAuthority
+
+    config = load_or_exit(HubConfig, config_path)
+    data = Path(config.data_dir)
+    db = Database(data / "hub.sqlite")
+    authority = HomeAuthority(config.provisioning) if config.provisioning.pki_dir else None
+    audit = AuditLog(db.conn, authority.pki.export_key() if authority else None)
+    consent = Consent(db.conn, audit)
+    clips = HubClipStore(db, data / "clips", config.clips)
+    return authority, audit, Exporter(consent, clips, authority, data / "exports")
+
+
+@click.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "--ca",
+    "ca_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="The home CA certificate you were given (else the bundle's own is shown).",
+)
+def verify(bundle: Path, ca_path: Path | None) -> None:
+    """Check an export bundle offline: signatures, certificates, hashes, scope."""
+    from porch.hub.export.bundle import BundleError
+    from porch.hub.export.verify import verify_bundle
+
+    try:
+        result = verify_bundle(bundle, ca_path.read_bytes() if ca_path else None)
+    except BundleError as exc:
+        click.echo(f"INVALID: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"VALID: bundle {result.bundle_id}, {result.clips} clip(s) for"
+               f" {result.organisation}")  # fmt: skip
+    if result.credentials:
+        click.echo(f"C2PA Content Credentials of {result.credentials} clip(s): trusted under"
+                   " the home CA")  # fmt: skip
+    click.echo(f"home CA SHA-256 {result.ca_fingerprint}"
+               + ("" if ca_path else " (compare it with the one the home gave you)"))  # fmt: skip
+
+
+@click.group()
+def audit() -> None:
+    """The hub's hash-chained audit log."""
+
+
+@audit.command("verify")
+@CONFIG_OPTION
+def audit_verify(config_path: Path | None) -> None:
+    """Check every entry's hash, the chain and the signed head (exit 1 saying where)."""
+    authority, log, _ = _hub_parts(config_path)
+    public = authority.pki.export_key().public_key() if authority else None
+    count, problem = log.verify(public)
+    if problem:
+        click.echo(f"audit log BROKEN: {problem}", err=True)
+        sys.exit(1)
+    signed = "head signed by the export key" if public else "head not signed (no home CA)"
+    click.echo(f"audit log intact: {count} entries, {signed}")
+
+
+@click.group("export")
+def export_group() -> None:
+    """Export bundles of approved footage requests."""
+
+
+@export_group.command("build")
+@CONFIG_OPTION
+@click.argument("request_id")
+def export_build(config_path: Path | None, request_id: str) -> None:
+    """Build the bundle of an approved request (there is no other way to export)."""
+    from porch.hub.consent import ConsentError
+
+    _, _, exporter = _hub_parts(config_path)
+    total = exporter.size(request_id)
+    with (
+        refused(ConsentError, prefix="\nporch: "),
+        click.progressbar(length=max(total, 1), label="Building the bundle") as bar,
+    ):
+        bundle = exporter.build(request_id, "cli", progress=bar.update)
+    click.echo(f"{bundle['path']} ({bundle['size_bytes']} bytes, SHA-256 {bundle['sha256']})")

@@ -1,0 +1,227 @@
+"""The hub process: one asyncio loop serving the web app, with the MQTT ingest beside it.
+
+``porch hub run`` calls :meth:`HubService.run`; the demo and the tests use
+:meth:`HubService.start` / :meth:`HubService.stop`, which run the same thing on a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from porch.core.config import HubConfig
+from porch.core.sdnotify import Notifier
+from porch.core.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, Status
+from porch.hub.accounts import Accounts, LoginLimiter
+from porch.hub.audit import AuditLog
+from porch.hub.clipopener import ClipOpener
+from porch.hub.clipstore import HubClipStore
+from porch.hub.consent import Consent
+from porch.hub.db import Database
+from porch.hub.exporter import Exporter
+from porch.hub.ingest import Ingest
+from porch.hub.live import LiveRelay
+from porch.hub.web.app import create_app
+from porch.hub.web.broadcast import Broadcaster
+from porch.provisioning.authority import HomeAuthority
+from porch.provisioning.endpoint import create_enroll_app
+
+log = logging.getLogger(__name__)
+RETENTION_EVERY_S = 3600
+
+
+class HubService:
+    """Everything the hub runs, wired together."""
+
+    def __init__(
+        self,
+        config: HubConfig,
+        on_message: Callable[[Message], None] | None = None,
+        simulated_press: Callable[[], None] | None = None,
+        reload_broker: Callable[[], None] | None = None,
+    ):
+        self.config = config
+        data = Path(config.data_dir)
+        self.db = Database(data / "hub.sqlite")  # ingest's connection (paho's thread)
+        self.web_db = Database(data / "hub.sqlite")  # the web app's (the event loop's thread)
+        self.authority: HomeAuthority | None = None
+        if config.provisioning.pki_dir:
+            self.authority = HomeAuthority(config.provisioning, reload=reload_broker)
+        opener = ClipOpener(self.authority)
+        self.clips = HubClipStore(self.db, data / "clips", config.clips, opener)
+        self.accounts = Accounts(self.web_db.conn)
+        self.login_limiter = LoginLimiter()
+        self.broadcaster = Broadcaster()
+        self.simulated_press = simulated_press
+        self._print = on_message
+        self.ingest = Ingest(self.db, config.mqtt, self.clips, on_message=self._on_message)
+        self.live = LiveRelay(config.live, self.ingest.publish)
+        self.ingest.on_live = self.live.feed
+        export_key = self.authority.pki.export_key() if self.authority else None
+        self.audit = AuditLog(self.web_db.conn, export_key)
+        self.consent = Consent(self.web_db.conn, self.audit)
+        self.exporter = Exporter(self.consent, self.clips, self.authority, data / "exports")
+        self.app = create_app(self)
+        self._server: uvicorn.Server | None = None
+        self._enroll_server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        web = self.config.web
+        scheme = "https" if web.tls_cert else "http"
+        return web.public_url or f"{scheme}://{web.host}:{web.port}"
+
+    # what the pages show (web loop's thread)
+    def timeline(self, limit: int) -> list[dict]:
+        rows = self.web_db.timeline(limit)
+        for row in rows:
+            row["snapshot"] = self.ingest.snapshot_path(row["event_id"]).exists()
+        return rows
+
+    def devices(self) -> list[dict]:
+        return self.web_db.devices()
+
+    def stored_clip(self, clip_id: str) -> dict | None:
+        return self.web_db.stored_clip(clip_id)
+
+    # paho's thread
+    def _on_message(self, message: Message) -> None:
+        if self._print is not None:
+            self._print(message)
+        match message:
+            case RingEvent():
+                self.broadcaster.publish(
+                    "ring",
+                    {
+                        "event_id": message.event_id,
+                        "device_id": message.device_id,
+                        "ts": message.ts,
+                        "snapshot": self.ingest.snapshot_path(message.event_id).exists(),
+                    },
+                )
+            case Snapshot():
+                self.broadcaster.publish("snapshot", {"event_id": message.event_id})
+            case MotionEvent(active=True):
+                self.broadcaster.publish(
+                    "motion",
+                    {
+                        "event_id": message.event_id,
+                        "device_id": message.device_id,
+                        "ts": message.ts,
+                    },
+                )
+            case Status():
+                self.live.device_status(
+                    message.device_id, message.state == "online", message.speaker
+                )
+                self.broadcaster.publish(
+                    "status",
+                    {
+                        "device_id": message.device_id,
+                        "state": message.state,
+                    },
+                )
+            case ClipAck(stored=True):
+                known = self.db.clip(message.clip_id)
+                events = known[1].event_ids if known else []
+                self.broadcaster.publish("clip", {"clip_id": message.clip_id, "event_ids": events})
+
+    async def serve(self) -> None:
+        """Serve until told to stop (Ctrl-C, SIGTERM or :meth:`stop`)."""
+        self.broadcaster.bind(asyncio.get_running_loop())
+        self.live.bind(asyncio.get_running_loop())
+        web = self.config.web
+        config = uvicorn.Config(
+            self.app,
+            host=web.host,
+            port=web.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            ssl_certfile=web.tls_cert or None,
+            ssl_keyfile=web.tls_key or None,
+        )
+        self._server = uvicorn.Server(config)
+        self.ingest.start()
+        retention = asyncio.create_task(self._retention())
+        watchdog = asyncio.create_task(self._watchdog())
+        enrollment = self._serve_enrollment()
+        try:
+            await self._server.serve()
+        finally:
+            Notifier().stopping()
+            watchdog.cancel()
+            retention.cancel()
+            if self._enroll_server is not None and enrollment is not None:
+                self._enroll_server.should_exit = True
+                await enrollment
+            await self.live.close()
+            self.ingest.stop()
+
+    def _serve_enrollment(self) -> asyncio.Future | None:
+        """The enrollment endpoint over TLS with the hub's certificate, when provisioned."""
+        if self.authority is None:
+            return None
+        settings, pki = self.config.provisioning, self.authority.pki
+        config = uvicorn.Config(
+            create_enroll_app(self.authority),
+            host=settings.enroll_host,
+            port=settings.enroll_port,
+            ssl_certfile=str(pki.path("hub.crt")),
+            ssl_keyfile=str(pki.path("hub.key")),
+            log_level="warning",
+            access_log=False,
+        )
+        self._enroll_server = uvicorn.Server(config)
+        return asyncio.ensure_future(self._enroll_server.serve())
+
+    async def _watchdog(self) -> None:
+        """READY once the web app listens, then WATCHDOG pings from the event loop: a loop
+        that hangs gets the hub restarted."""
+        systemd = Notifier()
+        if not systemd.enabled:
+            return
+        while self._server is None or not self._server.started:
+            await asyncio.sleep(0.1)
+        systemd.ready()
+        while True:
+            systemd.watchdog()
+            await asyncio.sleep(max(0.5, systemd.interval_s / 2))
+
+    async def _retention(self) -> None:
+        """Retention runs hourly too, not only when a clip arrives (a quiet porch ages)."""
+        while True:
+            removed = self.clips.enforce_limits(db=self.web_db)
+            if removed:
+                log.info("retention deleted %d clip(s)", len(removed))
+            await asyncio.sleep(RETENTION_EVERY_S)
+
+    def run(self) -> None:
+        asyncio.run(self.serve())
+
+    def start(self, timeout_s: float = 30) -> None:
+        """Serve on a thread (the demo, the tests); returns once the web app listens."""
+        self._thread = threading.Thread(target=self.run, name="hub", daemon=True)
+        self._thread.start()
+        pause = threading.Event()
+        for _ in range(int(timeout_s * 20)):
+            enrolling = self._enroll_server is None or self._enroll_server.started
+            if self._server is not None and self._server.started and enrolling:
+                return
+            if not self._thread.is_alive():
+                break  # uvicorn gave up (the port is taken, say) and said why on stderr
+            pause.wait(0.05)
+        web = self.config.web
+        raise RuntimeError(f"the hub's web app did not start on {web.host}:{web.port}")
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -1,0 +1,641 @@
+"""The hub's web app: every route, with the roles it admits (see :mod:`.auth`).
+
+Pages are server-rendered (Jinja2) and readable on a phone; ``static/porch.js`` adds the
+ring banner (server-sent events) and the timeline's live rows. Media (clips, thumbnails,
+snapshots) are served with HTTP range requests, to owners and members only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import Depends, FastAPI, Form, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+from pydantic import BaseModel, Field
+
+from porch.core import __version__
+from porch.core.enrollment import EnrollError
+from porch.core.wire import DEVICE_ID_PATTERN, ID_PATTERN
+from porch.hub.accounts import AccountError, Session
+from porch.hub.consent import LEGAL_BASES, ConsentError, FootageRequest
+from porch.hub.live import LiveError
+from porch.hub.web.auth import (
+    DEVICES,
+    EVERYONE,
+    FOOTAGE,
+    PROVISIONING,
+    REQUESTS,
+    SESSION_COOKIE,
+    TALK,
+    Forbidden,
+    NotSignedIn,
+    allow,
+    current_session,
+)
+
+if TYPE_CHECKING:
+    from porch.hub.service import HubService
+
+HERE = Path(__file__).parent
+ClipId = Annotated[str, PathParam(pattern=ID_PATTERN, description="32 hex digits")]
+EventId = Annotated[str, PathParam(pattern=ID_PATTERN, description="32 hex digits")]
+DeviceId = Annotated[str, PathParam(pattern=DEVICE_ID_PATTERN, description="e.g. front-door")]
+RequestId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$", description="16 hex digits")]
+LiveSessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+MAX_SDP = 64 * 1024
+NO_TELEMETRY: TelemetryConfig = {
+    "auto_configure": False,
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+NOT_PROVISIONED = "this hub is not provisioned: run 'porch provision init' first"
+
+
+class LiveOffer(BaseModel):
+    """A browser's WebRTC offer to watch a doorbell."""
+
+    type: Literal["offer"]
+    sdp: str = Field(min_length=1, max_length=MAX_SDP)
+
+
+class LiveAnswer(BaseModel):
+    session: str
+    type: Literal["answer"] = "answer"
+    sdp: str
+
+
+class IceCandidate(BaseModel):
+    """One trickled ICE candidate from the browser; ``candidate`` empty or null: no more."""
+
+    candidate: str | None = Field(None, max_length=1024)
+    sdpMid: str | None = Field(None, max_length=64)
+    sdpMLineIndex: int | None = Field(None, ge=0, le=64)
+
+
+class LiveState(BaseModel):
+    device_id: str
+    online: bool
+    watching: int
+    viewers: list[str] | None = Field(None, description="who is watching (owners only)")
+
+
+LOGIN_COOKIE = "porch_login"
+KEEPALIVE_S = 15.0
+HOME = {"owner": "/", "member": "/", "installer": "/devices", "requester": "/requests"}
+
+
+def create_app(hub: HubService) -> FastAPI:
+    app = FastAPI(
+        title="Porch hub",
+        version=__version__,
+        docs_url=None,  # the interactive docs load scripts from a CDN: nothing leaves the home
+        redoc_url=None,
+        # FastAPI's built-in OpenTelemetry: off, and never exporters from OTEL_* variables,
+        # whatever the environment says (request paths name devices and events).
+        telemetry=NO_TELEMETRY,
+    )
+    app.state.hub = hub
+    templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    def page(request: Request, name: str, session: Session | None, status: int = 200, **ctx):
+        ctx.update(request=request, session=session, version=__version__, status=status)
+        response = templates.TemplateResponse(request, name, ctx, status_code=status)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+        if exc.page:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=302)
+        return JSONResponse({"detail": "sign in first"}, status_code=401)
+
+    @app.exception_handler(LiveError)
+    async def live_error(request: Request, exc: LiveError) -> Response:
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            session = current_session(request)
+            return page(request, "error.html", session, 403, message=exc.reason)
+        return JSONResponse({"detail": exc.reason}, status_code=403)
+
+    # -- signing in -----------------------------------------------------------------------
+
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request, next: str = "/") -> Response:
+        nonce = secrets.token_urlsafe(16)
+        response = page(request, "login.html", None, nonce=nonce, next=_local(next))
+        _cookie(response, request, LOGIN_COOKIE, nonce, max_age=3600)
+        return response
+
+    @app.post("/login")
+    async def login(
+        request: Request,
+        username: Annotated[str, Form(max_length=64)],
+        password: Annotated[str, Form(max_length=1024)],
+        nonce: Annotated[str, Form(max_length=64)],
+        next: Annotated[str, Form(max_length=512)] = "/",
+    ) -> Response:
+        # Login CSRF: the form must carry the nonce of the cookie set with the form.
+        cookie = request.cookies.get(LOGIN_COOKIE, "")
+        if not cookie or not secrets.compare_digest(cookie, nonce):
+            raise Forbidden("the login form expired; reload it and try again")
+        client = request.client.host if request.client else "?"
+        keys = (f"user:{username.lower()}", f"addr:{client}")
+        if hub.login_limiter.blocked(*keys):
+            return page(
+                request,
+                "login.html",
+                None,
+                429,
+                nonce=nonce,
+                next=_local(next),
+                error="Too many failed attempts. Wait a few minutes and try again.",
+            )
+        role = await asyncio.to_thread(hub.accounts.check_password, username.lower(), password)
+        if role is None:
+            hub.login_limiter.failed(*keys)
+            return page(
+                request,
+                "login.html",
+                None,
+                401,
+                nonce=nonce,
+                next=_local(next),
+                error="Wrong username or password.",
+            )
+        hub.login_limiter.succeeded(*keys)
+        token = hub.accounts.open_session(username.lower())
+        target = _local(next) if next not in ("", "/") else HOME[role]
+        response = RedirectResponse(target, status_code=303)
+        _cookie(response, request, SESSION_COOKIE, token, max_age=14 * 24 * 3600)
+        response.delete_cookie(LOGIN_COOKIE)
+        return response
+
+    @app.post("/logout")
+    async def logout(
+        request: Request, session: Annotated[Session, Depends(allow(*EVERYONE))]
+    ) -> Response:
+        hub.accounts.close_session(request.cookies.get(SESSION_COOKIE, ""))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    def account_link(
+        path: str,
+        template: str,
+        what: str,
+        valid: Callable[[str], bool],
+        create: Callable[[str, str, str], object],
+    ) -> None:
+        """A one-time link that makes an account (the owner's setup link, a requester's
+        invitation): its form while the token holds, then the account and the sign-in page.
+        ``create`` raises an AccountError naming ``what`` when the token is spent."""
+
+        @app.get(path, response_class=HTMLResponse)
+        async def form(request: Request, token: str = Query("", max_length=64)) -> Response:
+            if not valid(token):
+                return page(request, "error.html", None, 404,
+                            message=f"This {what} was used already or has expired.")  # fmt: skip
+            return page(request, template, None, token=token)
+
+        @app.post(path)
+        async def submit(
+            request: Request,
+            token: Annotated[str, Form(max_length=64)],
+            username: Annotated[str, Form(max_length=64)],
+            password: Annotated[str, Form(max_length=1024)],
+        ) -> Response:
+            try:
+                await asyncio.to_thread(create, token, username.lower(), password)
+            except AccountError as exc:
+                status = 404 if what in str(exc) else 400
+                return page(request, template, None, status, token=token, error=str(exc))
+            return RedirectResponse("/login", status_code=303)
+
+    account_link("/setup", "setup.html", "setup link", hub.accounts.setup_token_valid,
+                 hub.accounts.create_owner_with_setup_token)  # fmt: skip
+    account_link("/invite", "invite.html", "invitation",
+                 lambda token: hub.accounts.invite_role(token) is not None,
+                 hub.accounts.accept_invite)  # fmt: skip
+
+    # -- pages ----------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    async def timeline(
+        request: Request, session: Annotated[Session, Depends(allow(*FOOTAGE, page=True))]
+    ) -> Response:
+        return page(
+            request,
+            "timeline.html",
+            session,
+            events=hub.timeline(100),
+            demo=hub.simulated_press is not None,
+        )
+
+    @app.get("/devices", response_class=HTMLResponse)
+    async def devices_page(
+        request: Request, session: Annotated[Session, Depends(allow(*DEVICES, page=True))]
+    ) -> Response:
+        enrolled = hub.authority.registry.devices() if hub.authority else None
+        return page(request, "devices.html", session, devices=hub.devices(), enrolled=enrolled)
+
+    @app.post("/devices/enroll", response_class=HTMLResponse)
+    async def enroll_device(
+        request: Request,
+        session: Annotated[Session, Depends(allow(*PROVISIONING))],
+        name: Annotated[str, Form(max_length=64)],
+    ) -> Response:
+        """A one-time enrollment token for a new doorbell, as text and as a QR code."""
+        if hub.authority is None:
+            return page(request, "error.html", session, 409, message=NOT_PROVISIONED)
+        try:
+            token = hub.authority.new_token(name.strip().lower())
+        except EnrollError as exc:
+            return page(request, "devices.html", session, 400, devices=hub.devices(),
+                        enrolled=hub.authority.registry.devices(), error=str(exc))  # fmt: skip
+        text = token.encode()
+        return page(request, "enroll.html", session, token=token, text=text, qr=qr_svg(text))
+
+    @app.post("/devices/{device_id}/revoke")
+    async def revoke_device(
+        device_id: DeviceId, session: Annotated[Session, Depends(allow(*PROVISIONING))]
+    ) -> Response:
+        if hub.authority is None:
+            return JSONResponse({"detail": NOT_PROVISIONED}, status_code=409)
+        try:
+            await asyncio.to_thread(hub.authority.revoke, device_id)
+        except EnrollError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        return RedirectResponse("/devices", status_code=303)
+
+    @app.get("/account", response_class=HTMLResponse)
+    async def account(
+        request: Request, session: Annotated[Session, Depends(allow(*EVERYONE, page=True))]
+    ) -> Response:
+        return page(request, "account.html", session)
+
+    @app.get("/clips/{clip_id}", response_class=HTMLResponse)
+    async def clip_page(
+        request: Request,
+        clip_id: ClipId,
+        session: Annotated[Session, Depends(allow(*FOOTAGE, page=True))],
+    ) -> Response:
+        clip = hub.stored_clip(clip_id)
+        if clip is None:
+            return page(request, "error.html", session, 404, message="No such clip.")
+        return page(request, "clip.html", session, clip=clip)
+
+    # -- media ----------------------------------------------------------------------------
+
+    @app.get("/clips/{clip_id}/video.mp4")
+    async def clip_video(
+        clip_id: ClipId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> Response:
+        return _media(hub.clips.video(clip_id), "video/mp4", hub.stored_clip(clip_id))
+
+    @app.get("/clips/{clip_id}/thumbnail.jpg")
+    async def clip_thumbnail(
+        clip_id: ClipId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> Response:
+        return _media(hub.clips.thumbnail(clip_id), "image/jpeg", hub.stored_clip(clip_id))
+
+    @app.get("/events/{event_id}/snapshot.jpg")
+    async def snapshot(
+        event_id: EventId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> Response:
+        path = hub.ingest.snapshot_path(event_id)
+        return _media(path, "image/jpeg", path.exists() or None)
+
+    @app.post("/clips/{clip_id}/keep")
+    async def keep_clip(
+        clip_id: ClipId,
+        session: Annotated[Session, Depends(allow("owner"))],
+        keep: Annotated[bool, Form()] = True,
+    ) -> Response:
+        if hub.stored_clip(clip_id) is None:
+            return JSONResponse({"detail": "no such clip"}, status_code=404)
+        hub.web_db.set_keep(clip_id, keep)
+        return RedirectResponse(f"/clips/{clip_id}", status_code=303)
+
+    # -- footage requests: the only way footage leaves ----------------------------------
+
+    def own_request(request_id: str, session: Session) -> FootageRequest:
+        """The request, if this person may see it: the owner any, a requester only theirs."""
+        found = hub.consent.get(request_id)
+        if found is None or (session.role == "requester" and found.filed_by != session.username):
+            raise ConsentError("no such request", 404)
+        return found
+
+    @app.exception_handler(ConsentError)
+    async def consent_error(request: Request, exc: ConsentError) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            session = current_session(request)
+            return page(request, "error.html", session, exc.status, message=str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.get("/requests", response_class=HTMLResponse)
+    async def requests_page(
+        request: Request, session: Annotated[Session, Depends(allow(*REQUESTS, page=True))]
+    ) -> Response:
+        owner = session.role == "owner"
+        mine = hub.consent.all(None if owner else session.username)
+        return page(request, "requests.html", session, requests=mine,
+                    report=hub.consent.report() if owner else None)  # fmt: skip
+
+    @app.get("/requests/new", response_class=HTMLResponse)
+    async def request_form(
+        request: Request, session: Annotated[Session, Depends(allow(*REQUESTS, page=True))]
+    ) -> Response:
+        return page(request, "request_new.html", session, bases=LEGAL_BASES)
+
+    @app.post("/requests")
+    async def file_request(
+        request: Request,
+        session: Annotated[Session, Depends(allow(*REQUESTS))],
+        name: Annotated[str, Form(max_length=200)],
+        organisation: Annotated[str, Form(max_length=200)],
+        contact: Annotated[str, Form(max_length=200)],
+        reason: Annotated[str, Form(max_length=4000)],
+        legal_basis: Annotated[str, Form(max_length=20)],
+        start: Annotated[str, Form(max_length=40)],
+        end: Annotated[str, Form(max_length=40)],
+        legal_reference: Annotated[str, Form(max_length=200)] = "",
+        devices: Annotated[str, Form(max_length=400)] = "all",
+        expires_days: Annotated[float, Form(gt=0, le=90)] = 30,
+    ) -> Response:
+        """File a request. Doorbells are named, or 'all': no list of them is shown."""
+        known = [d["device_id"] for d in hub.devices()]
+        wanted = [d.strip() for d in devices.split(",") if d.strip()]
+        chosen = known if wanted in ([], ["all"]) else [d for d in wanted if d in known]
+        try:
+            filed = hub.consent.file(session.username, name, organisation, contact, reason,
+                                     legal_basis, legal_reference, chosen, _when(start),
+                                     _when(end), expires_days)  # fmt: skip
+        except ConsentError as exc:  # the form again, as it was filled, with the reason
+            form = await request.form()
+            return page(request, "request_new.html", session, exc.status, bases=LEGAL_BASES,
+                        error=str(exc), form=form)  # fmt: skip
+        hub.broadcaster.publish(
+            "request",
+            {"request_id": filed.request_id, "organisation": filed.organisation},
+            roles=frozenset({"owner"}),
+        )
+        return RedirectResponse(f"/requests/{filed.request_id}", status_code=303)
+
+    @app.get("/requests/{request_id}", response_class=HTMLResponse)
+    async def request_page(
+        request: Request,
+        request_id: RequestId,
+        session: Annotated[Session, Depends(allow(*REQUESTS, page=True))],
+    ) -> Response:
+        found = own_request(request_id, session)
+        clips = hub.consent.matching_clips(found) if session.role == "owner" else []
+        return page(request, "request.html", session, r=found, clips=clips,
+                    bundle=hub.consent.bundle(request_id),
+                    audit=hub.audit.entries(request_id))  # fmt: skip
+
+    @app.post("/requests/{request_id}/decision")
+    async def decide(
+        request_id: RequestId,
+        session: Annotated[Session, Depends(allow("owner"))],
+        action: Annotated[Literal["approve", "decline"], Form()],
+        password: Annotated[str, Form(max_length=1024)],
+        clip_ids: Annotated[list[str] | None, Form()] = None,
+        start: Annotated[str, Form(max_length=40)] = "",
+        end: Annotated[str, Form(max_length=40)] = "",
+        blur_faces: Annotated[bool, Form()] = False,
+        boxes: Annotated[str, Form(max_length=2000)] = "",
+        message: Annotated[str, Form(max_length=4000)] = "",
+        approval_days: Annotated[float, Form(gt=0, le=90)] = 14,
+    ) -> Response:
+        """The owner's decision; approving (or declining) asks for the password again."""
+        ok = await asyncio.to_thread(hub.accounts.check_password, session.username, password)
+        if ok != "owner":
+            raise Forbidden("wrong password: the decision was not recorded")
+        await asyncio.to_thread(
+            hub.consent.decide, request_id, session.username, action == "approve",
+            clip_ids or None, _when(start) if start else None, _when(end) if end else None,
+            blur_faces, _boxes(boxes), message, approval_days,
+        )  # fmt: skip
+        return RedirectResponse(f"/requests/{request_id}", status_code=303)
+
+    @app.get("/requests/{request_id}/bundle.zip")
+    async def download_bundle(
+        request_id: RequestId, session: Annotated[Session, Depends(allow(*REQUESTS))]
+    ) -> Response:
+        """The signed bundle of an approved request, built on first download."""
+        own_request(request_id, session)
+        bundle = await asyncio.to_thread(hub.exporter.build, request_id, session.username)
+        record = {"bundle_id": bundle["bundle_id"], "sha256": bundle["sha256"]}
+        hub.audit.append(session.username, "download", request_id, record)
+        response = FileResponse(bundle["path"], media_type="application/zip",
+                                filename=f"porch-export-{bundle['bundle_id']}.zip")  # fmt: skip
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+
+    @app.post("/requesters/invite", response_class=HTMLResponse)
+    async def invite_requester(
+        request: Request, session: Annotated[Session, Depends(allow("owner"))]
+    ) -> Response:
+        token = hub.accounts.new_invite("requester", session.username)
+        link = f"{hub.url}/invite?token={token}"
+        hub.audit.append(session.username, "invite", "requester", {})
+        return page(request, "invite_link.html", session, link=link)
+
+    # -- live view ------------------------------------------------------------------------
+
+    def device_or_404(device_id: str) -> dict:
+        for device in hub.devices():
+            if device["device_id"] == device_id:
+                return device
+        raise LiveError(404, f"no doorbell called {device_id!r}")
+
+    @app.get("/live/{device_id}", response_class=HTMLResponse)
+    async def live_page(
+        request: Request,
+        device_id: DeviceId,
+        session: Annotated[Session, Depends(allow(*FOOTAGE, page=True))],
+    ) -> Response:
+        try:
+            device = device_or_404(device_id)
+        except LiveError as exc:
+            return page(request, "error.html", session, 404, message=exc.reason)
+        talk = session.role in TALK and hub.live.has_speaker(device_id)
+        return page(
+            request, "live.html", session, device=device, ice=hub.live.ice_servers, talk=talk
+        )
+
+    @app.post("/api/devices/{device_id}/live", status_code=201)
+    async def live_offer(
+        device_id: DeviceId,
+        offer: LiveOffer,
+        session: Annotated[Session, Depends(allow(*FOOTAGE))],
+    ) -> LiveAnswer:
+        """Start watching: the browser's offer in, the hub's answer (with its candidates) out."""
+        if device_or_404(device_id)["state"] != "online":
+            raise LiveError(409, f"{device_id} is offline")
+        live_id, sdp = await hub.live.open(
+            device_id, session.username, offer.sdp, may_talk=session.role in TALK
+        )
+        return LiveAnswer(session=live_id, sdp=sdp)
+
+    @app.post("/api/live/{live_id}/candidates", status_code=204)
+    async def live_candidate(
+        live_id: LiveSessionId,
+        candidate: IceCandidate,
+        session: Annotated[Session, Depends(allow(*FOOTAGE))],
+    ) -> None:
+        await hub.live.add_candidate(live_id, session.username, candidate.model_dump())
+
+    @app.delete("/api/live/{live_id}", status_code=204)
+    async def live_leave(
+        live_id: LiveSessionId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> None:
+        await hub.live.leave(live_id, session.username)
+
+    @app.get("/api/devices/{device_id}/live")
+    async def live_state(
+        device_id: DeviceId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> LiveState:
+        """Whether the doorbell is online and how many watch; owners also see who."""
+        device = device_or_404(device_id)
+        viewers = hub.live.viewers(device_id)
+        return LiveState(
+            device_id=device_id,
+            online=device["state"] == "online",
+            watching=len(viewers),
+            viewers=sorted({v.username for v in viewers}) if session.role == "owner" else None,
+        )
+
+    # -- live updates and JSON ------------------------------------------------------------
+
+    @app.get("/events/stream")
+    async def stream(
+        request: Request, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> StreamingResponse:
+        queue = hub.broadcaster.subscribe(session.role)
+
+        async def frames():
+            try:
+                yield "retry: 2000\n: connected\n\n"
+                while True:
+                    try:
+                        yield await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    except TimeoutError:
+                        yield ": keepalive\n\n"
+            finally:
+                hub.broadcaster.unsubscribe(queue)
+
+        return StreamingResponse(
+            frames(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/api/events")
+    async def api_events(
+        session: Annotated[Session, Depends(allow(*FOOTAGE))],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict]:
+        return hub.timeline(limit)
+
+    @app.get("/api/devices")
+    async def api_devices(session: Annotated[Session, Depends(allow(*DEVICES))]) -> list[dict]:
+        return hub.devices()
+
+    if hub.simulated_press is not None:
+
+        @app.post("/demo/press")
+        async def demo_press(session: Annotated[Session, Depends(allow(*FOOTAGE))]) -> dict:
+            """Press the simulated doorbell's button (through its mock GPIO pin)."""
+            await asyncio.to_thread(hub.simulated_press)
+            return {"pressed": time.time()}
+
+    return app
+
+
+def _when(text: str) -> float:
+    """A time from a form: epoch seconds, or ISO 8601 (a browser's datetime-local is local)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ConsentError(f"not a time: {text!r}") from None
+
+
+def _boxes(text: str) -> list[dict]:
+    """Redaction boxes, one 'x,y,w,h' per line, as fractions of the frame."""
+    boxes = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            x, y, w, h = (float(v) for v in line.split(","))
+        except ValueError:
+            raise ConsentError(f"a box is 'x,y,w,h' in fractions of the frame: {line!r}") from None
+        if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1):
+            raise ConsentError(f"a box must lie in the frame: {line!r}")
+        boxes.append({"x": x, "y": y, "w": w, "h": h})
+    return boxes
+
+
+def qr_svg(text: str) -> Markup:
+    """A QR code as inline SVG (made here: nothing is fetched)."""
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=6)
+    return Markup(image.to_string(encoding="unicode"))
+
+
+def _media(path: Path, media_type: str, exists: object) -> Response:
+    if not exists or not path.exists():
+        return JSONResponse({"detail": "not found"}, status_code=404)
+    response = FileResponse(path, media_type=media_type)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _local(target: str) -> str:
+    """Only same-site paths after login: never an open redirect."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )

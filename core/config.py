@@ -12,7 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from porch.core.wire import DEVICE_ID_PATTERN
 
@@ -51,6 +58,11 @@ class GpioSettings(_Section):
     )
     button_pin: int = Field(17, ge=0, le=27, description="BCM pin of the push button (to GND).")
     chime_pin: int = Field(27, ge=0, le=27, description="BCM pin driving the chime relay.")
+    chime_active_high: bool = Field(
+        True,
+        description="The chime relay closes when its pin is high. Most opto-isolated relay"
+        " modules close on low instead: set false for them (hardware.md: wiring them safely).",
+    )
     chime_s: float = Field(0.5, gt=0, le=10, description="How long the chime relay closes, s.")
     bounce_s: float = Field(0.03, ge=0, le=1, description="Button debounce time, seconds.")
 
@@ -75,6 +87,12 @@ class CameraSettings(_Section):
     realtime: bool = Field(
         True,
         description="For 'synthetic' and files: pace frames at fps (false runs as fast as it can).",
+    )
+    dusk_at_s: float | None = Field(
+        None,
+        ge=0,
+        description="For 'synthetic': seconds after start when dusk falls (the light measure"
+        " drops to 1 lux over 5 s), to try night mode off a Pi; not set: always day.",
     )
 
 
@@ -156,12 +174,65 @@ class SpeakerSettings(_Section):
         " simulated doorbell). The doorbell's microphone is never used.",
     )
     alsa_device: str = Field(
-        "default", max_length=64, description="For 'alsa': the ALSA device, e.g. 'hw:0,0'."
+        "auto",
+        max_length=64,
+        description="For 'alsa': 'auto' plays on the sound card named by alsa_card (the I2S"
+        " amplifier, whatever its card number), else ALSA's default; or an ALSA device such as"
+        " 'plughw:CARD=MAX98357A,DEV=0'.",
+    )
+    alsa_card: str = Field(
+        "MAX98357A",
+        max_length=32,
+        description="For alsa_device 'auto': part of the card's id or name, as in"
+        " /proc/asound/cards (the max98357a overlay's card is MAX98357A).",
     )
     wav_path: DirPath = Field(
         Path("talk.wav"),
         description="For 'wav': the file each talk replaces; relative paths are in data_dir.",
     )
+
+
+class NightSettings(_Section):
+    mode: Literal["auto", "day", "night"] = Field(
+        "auto",
+        description="'auto' switches night mode from the camera's own light measure (lux);"
+        " 'day' and 'night' hold one mode. Cameras that give no measure stay in day mode.",
+    )
+    night_below_lux: float = Field(
+        5.0, ge=0, description="Night mode when the scene stays darker than this, lux."
+    )
+    day_above_lux: float = Field(
+        40.0,
+        ge=0,
+        description="Day mode when the scene stays brighter than this, lux: above night_below_lux"
+        " and above what the IR LEDs alone light up (hysteresis).",
+    )
+    confirm_s: float = Field(
+        10.0, ge=0, le=600, description="How long the light must stay past a limit to switch, s."
+    )
+    settle_s: float = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="After a switch, seconds the motion detector re-learns the scene instead"
+        " of reporting (the IR-cut filter moves, exposure settles).",
+    )
+    ir_led_pin: int | None = Field(
+        None, ge=0, le=27, description="BCM pin switching the IR LEDs (through a MOSFET), if any."
+    )
+    ir_cut_pin: int | None = Field(
+        None,
+        ge=0,
+        le=27,
+        description="BCM pin that moves the camera's IR-cut filter out (high = night), for"
+        " modules with a control input; modules that switch on their own need none.",
+    )
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> NightSettings:
+        if self.day_above_lux <= self.night_below_lux:
+            raise ValueError("day_above_lux must be above night_below_lux")
+        return self
 
 
 class DeviceConfig(_Section):
@@ -181,6 +252,7 @@ class DeviceConfig(_Section):
     motion: MotionSettings = Field(default_factory=MotionSettings)
     clips: ClipSettings = Field(default_factory=ClipSettings)
     speaker: SpeakerSettings = Field(default_factory=SpeakerSettings)
+    night: NightSettings = Field(default_factory=NightSettings)
 
 
 class HubClipSettings(_Section):
@@ -306,13 +378,17 @@ def _toml_value(value: object) -> str:
 
 def to_toml(data: dict) -> str:
     """A settings file from a dict: top-level keys first, then one table per nested dict."""
-    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items()
-             if not isinstance(value, dict)]  # fmt: skip
+    lines = [_toml_line(key, value) for key, value in data.items() if not isinstance(value, dict)]
     for section, values in data.items():
         if isinstance(values, dict):
             lines += ["", f"[{section}]"]
-            lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+            lines += [_toml_line(key, value) for key, value in values.items()]
     return "\n".join(lines) + "\n"
+
+
+def _toml_line(key: str, value: object) -> str:
+    """``key = value``; TOML has no null, so an unset optional setting is a comment."""
+    return f"# {key} = (not set)" if value is None else f"{key} = {_toml_value(value)}"
 
 
 def defaults_toml(model: type[BaseModel]) -> str:
@@ -325,11 +401,11 @@ def defaults_toml(model: type[BaseModel]) -> str:
         if isinstance(value, BaseModel):
             sections.append((name, value))
             continue
-        lines += [f"# {field.description}", f"{name} = {_toml_value(value)}"]
+        lines += [f"# {field.description}", _toml_line(name, value)]
     for section, value in sections:
         lines += ["", f"[{section}]"]
         for name, field in type(value).model_fields.items():
-            lines += [f"# {field.description}", f"{name} = {_toml_value(getattr(value, name))}"]
+            lines += [f"# {field.description}", _toml_line(name, getattr(value, name))]
     return "\n".join(lines) + "\n"
 
 
@@ -337,7 +413,7 @@ def configuration_markdown(models: dict[str, type[BaseModel]]) -> str:
     """docs/configuration.md: every file's settings with defaults, generated from the models."""
     parts = [
         "# Configuration\n",
-        "Generated by `porch config docs` from `porch/config.py`, the one place where settings,"
+        "Generated by `porch config docs` from `core/config.py`, the one place where settings,"
         " defaults and their meanings live; do not edit by hand. A file needs only the keys it"
         " changes. A wrong type or an unknown key stops the program with exit code 2 and a"
         " message naming the key; `porch config check device|hub FILE` checks a file.\n",

@@ -44,6 +44,7 @@ from porch.device.gpio import Doorbell
 from porch.device.link import DeviceLink
 from porch.device.live import LiveStreamer
 from porch.device.motion import MotionDetector, MotionTracker
+from porch.device.night import NightMode
 from porch.device.outbox import Outbox
 from porch.device.preroll import PrerollBuffer
 from porch.device.regions import DetectionZones, PrivacyMask
@@ -82,6 +83,8 @@ def open_source(config: DeviceConfig, privacy: PrivacyMask) -> VideoSource:
         from porch.device.camera.synthetic import SyntheticCamera, SyntheticScene
 
         scene = SyntheticScene.default(camera.width, camera.height, camera.seed)
+        if camera.dusk_at_s is not None:
+            scene.daylight = [(0.0, 400.0), (camera.dusk_at_s, 400.0), (camera.dusk_at_s + 5, 1.0)]
         raw = SyntheticCamera(scene, camera.fps, camera.realtime, camera.clock)
     encoder = H264Encoder(raw.width, raw.height, raw.fps, config.encoder)
     return EncodingSource(raw, encoder, privacy)
@@ -194,6 +197,16 @@ class DoorbellAgent:
                 settings.motion, self.privacy, DetectionZones(settings.motion.zones)
             )
             tracker = MotionTracker(detector)
+
+        def switched(night: bool) -> None:
+            # The camera changes the picture from its next frame; the detector re-learns it
+            # from then on instead of seeing a whole-scene change as motion.
+            source.set_night(night)
+            if tracker is not None:
+                tracker.detector.scene_changed(settings.night.settle_s)
+
+        self.night = NightMode(settings.night, switched, settings.gpio.pin_factory)
+        self.night.start()
         self.recorder = recorder
         self.systemd.ready()
         try:
@@ -213,11 +226,13 @@ class DoorbellAgent:
                     preroll.add(packet)
                 recorder.feed(capture.packets, capture.ts)
                 self.live.send(capture.packets)
+                self.night.update(capture.lux, capture.ts)
                 if tracker is not None:
                     self._motion(tracker, recorder, capture)
         finally:
             self.systemd.stopping()
             recorder.finish()
+            self.night.close()
             source.close()
 
     def _snapshot(self, event_id: str, image) -> None:

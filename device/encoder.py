@@ -77,10 +77,13 @@ class EncodingSource:
     def captures(self) -> Iterator[Capture]:
         for frame in self.camera.frames():
             image = self.privacy.burn(frame.image)
-            yield Capture(frame.ts, image, self.encoder.encode(image, frame.ts))
+            yield Capture(frame.ts, image, self.encoder.encode(image, frame.ts), frame.lux)
 
     def request_keyframe(self) -> None:
         self.encoder.request_keyframe()
+
+    def set_night(self, night: bool) -> None:
+        self.camera.set_night(night)
 
     def close(self) -> None:
         self.camera.close()

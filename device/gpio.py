@@ -1,7 +1,8 @@
 """The doorbell's hardware: a push button and a chime relay on the Pi's GPIO (gpiozero).
 
 Wiring (see hardware.md): the button between ``button_pin`` and GND, using the Pi's internal
-pull-up; the chime relay's input on ``chime_pin`` (active high). The chime sounds on every
+pull-up; the chime relay's input on ``chime_pin``, active high or, for the common
+opto-isolated relay modules, active low (``chime_active_high = false``). The chime sounds on every
 press before anything else happens, so it works with the broker, the hub or the camera down::
 
     bell = Doorbell(GpioSettings(), on_press=lambda: print("ding"))
@@ -37,7 +38,11 @@ class Doorbell:
         self.settings = settings
         self.presses = 0
         self._on_press = on_press
-        self.chime = DigitalOutputDevice(settings.chime_pin, active_high=True, initial_value=False)
+        # initial_value=False is "chime off" whichever level that is: an active-low relay's
+        # pin starts high, so the chime does not sound when the agent starts.
+        self.chime = DigitalOutputDevice(
+            settings.chime_pin, active_high=settings.chime_active_high, initial_value=False
+        )
         self.button = Button(
             settings.button_pin, pull_up=True, bounce_time=settings.bounce_s or None
         )

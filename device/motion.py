@@ -1,4 +1,4 @@
-"""Motion detection that tells a person from a change of light.
+r"""Motion detection that tells a person from a change of light.
 
 The frame is shrunk to about ``analysis_width`` pixels (each pixel then averages several of
 the camera's, which tames sensor noise), cut into 4×4 blocks and compared with a
@@ -13,6 +13,17 @@ running-average background block by block:
 
 A block counts when it changed in two consecutive frames and at least two of its neighbours
 changed too: people are larger than a block and stay; raindrops and sensor noise don't.
+
+When the whole picture changes in one frame but keeps its structure, nobody moved: the IR-cut
+filter switched (every surface changes brightness by a factor of its own, some edges even
+invert) or the doorbell was knocked (the view shifted a few pixels). A person changes the
+picture over many frames and replaces its structure where they are. So a change that is
+sudden (most changed blocks changed in this very frame) is checked against both
+explanations: most blocks changed brightness at once while textured blocks kept their
+structure (\|ZNCC\| high, sign-blind for inverted edges), or the background, shifted by the
+global translation that phase correlation finds, matches the frame again. Either one
+re-seeds the background from the frame (:meth:`MotionDetector.scene_changed` does the same
+when the doorbell itself switched to night mode and says so), and nothing is reported.
 The background learns only where nothing changed, so a visitor who stands still at the door
 is not absorbed and leaves no ghost behind; a block that stays changed for ``ABSORB_S`` (a
 parked car, a moved chair) is learned as the new background.
@@ -48,6 +59,18 @@ _LEARN_S = 0.7  # time constant of the background where nothing changed, seconds
 _LEARN_EVERY_S = 0.15  # the background learns at most this often (it changes slowly), seconds
 ABSORB_S = 10.0  # a block changed this long becomes background (a parked car), seconds
 WARMUP_S = 2.0  # at start everything is learned: one frame is a poor background, seconds
+# A change of the whole scene (IR switch, knock):
+_SUDDEN_NEW = 0.6  # this share of the changed blocks changed in this very frame ...
+_SUDDEN_MIN = 0.02  # ... and they are at least this share of the watched blocks
+_RELIT_BLOCK = 0.08  # a block whose mean moved this much (relative) in one frame was relit
+_RELIT_SHARE = 0.5  # a relighting reaches at least this share of the watched blocks
+_KEPT_ZNCC = 0.5  # a textured block kept its structure when |ZNCC| is at least this ...
+_KEPT_SHARE = 0.8  # ... and a scene change keeps it in at least this share of textured blocks
+_KEPT_MIN_BLOCKS = 12  # fewer textured blocks than this to judge by: not a scene change
+_COARSE_SIGMA = 1.0  # blur before judging a shift, analysis pixels
+_SHIFT_MIN = 0.1  # a knock shifts the view by at least this many analysis pixels ...
+_SHIFT_MAX = 0.05  # ... and at most this fraction of its width
+_SETTLE_S = 0.2  # after a detected scene change the background follows the frame this long
 
 
 @dataclass(frozen=True)
@@ -166,6 +189,13 @@ class MotionDetector:
         self._previous = np.zeros(0, bool)
         self._steady_at = np.zeros(0)
         """When each block was last seen unchanged, media time."""
+        self._last_mean = np.zeros(0, np.float32)
+        """The previous frame's block means."""
+        self._settle_until = -math.inf
+        self._settle_s = 0.0
+        self._settle_pending = False
+        self.scene_changes = 0
+        """Whole-scene changes seen (signalled or detected), for logs and tests."""
         self.noise = 0.5
         """Estimated noise of the shrunk frame, grey levels."""
 
@@ -222,6 +252,13 @@ class MotionDetector:
         if not self._started or ts <= self._last_ts:
             self._start(mean_c, square_c, ts)
             return MotionResult(0.0, False)
+        if self._settle_pending:  # signalled: the settling time counts from this frame
+            self._settle_pending = False
+            self._settle_until = ts + self._settle_s
+        if ts <= self._settle_until:
+            self._rebase(mean_c, square_c, ts)
+            return MotionResult(0.0, False)
+        last_mean, self._last_mean = self._last_mean, mean_c
         self._last_ts = ts
         mean_b, square_b = self._mean_b, self._square_b
 
@@ -242,8 +279,19 @@ class MotionDetector:
         if not self._everything_watched:
             changed &= self._watched
 
-        # People are bigger than a block and stay more than a frame; raindrops and noise don't.
         changed_u8 = changed.view(np.uint8)
+        sudden = cv2.countNonZero(changed_u8)
+        if sudden >= _SUDDEN_MIN * self._watched_count:
+            fresh = cv2.countNonZero((changed & ~self._previous).view(np.uint8))
+            if fresh >= _SUDDEN_NEW * sudden and self._whole_scene_changed(
+                changed, zncc, textured, mean_c, last_mean
+            ):
+                self.scene_changes += 1
+                self._settle_until = ts + _SETTLE_S
+                self._rebase(mean_c, square_c, ts)
+                return MotionResult(0.0, False)
+
+        # People are bigger than a block and stay more than a frame; raindrops and noise don't.
         neighbours = cv2.boxFilter(changed_u8, -1, (3, 3), normalize=False)
         persistent = changed & self._previous & (neighbours >= _NEIGHBOURS)
         self._previous = changed
@@ -264,14 +312,78 @@ class MotionDetector:
             self._learn(learn.view(np.uint8), ts, mean_c, square_c, product)
         return MotionResult(area, area >= self.settings.min_area)
 
+    def scene_changed(self, settle_s: float = 1.0) -> None:
+        """The doorbell changed the whole picture itself (night mode on or off): from the next
+        frame, for ``settle_s`` seconds while the camera settles, the background follows the
+        frame and nothing counts as motion. Callable from the capture thread only."""
+        self.scene_changes += 1
+        self._settle_s = settle_s
+        self._settle_pending = True
+
+    def _whole_scene_changed(
+        self,
+        changed: np.ndarray,
+        zncc: np.ndarray,
+        textured: np.ndarray,
+        mean_c: np.ndarray,
+        last_mean: np.ndarray,
+    ) -> bool:
+        """Whether this frame's sudden change is the whole scene relit or shifted rather than
+        something in it moving (see the module's docstring)."""
+        watched = self._watched
+        if last_mean.shape == mean_c.shape:
+            relit = np.abs(mean_c - last_mean) > _RELIT_BLOCK * (last_mean + 8)
+            if np.count_nonzero(relit & watched) >= _RELIT_SHARE * self._watched_count:
+                # Nobody relights half the frame in one frame; a person that big would also
+                # have replaced the structure of most textured blocks.
+                return self._kept(np.abs(zncc), textured & watched)
+        # A shift: compared at a coarser scale (σ 1 px), where sampling and interpolation no
+        # longer matter, after undoing the translation phase correlation finds; the blocks
+        # that changed must match again there. A person's blocks don't.
+        background = cv2.GaussianBlur(self._planes[0], (0, 0), _COARSE_SIGMA)
+        current = cv2.GaussianBlur(self._planes[1], (0, 0), _COARSE_SIGMA)
+        (dx, dy), response = cv2.phaseCorrelate(background, current)
+        width = background.shape[1]
+        if not _SHIFT_MIN <= math.hypot(dx, dy) <= _SHIFT_MAX * width or response < 0.1:
+            return False
+        moved = np.float32([[1, 0, dx], [0, 1, dy]])
+        aligned = cv2.warpAffine(
+            background, moved, background.shape[::-1], borderMode=cv2.BORDER_REFLECT_101
+        )
+        rows = self._blocks[1]
+        means = _block_means(
+            np.concatenate([aligned, current, aligned * aligned, current * current])
+        )
+        mean_a, mean_s = means[:rows], means[rows : 2 * rows]
+        var_a = means[2 * rows : 3 * rows] - mean_a * mean_a
+        var_s = means[3 * rows :] - mean_s * mean_s
+        cov = _block_means(aligned * current) - mean_a * mean_s
+        coarse_zncc = cov / np.sqrt(np.maximum(var_a * var_s, 1e-3))
+        texture = max(_TEXTURE_MIN_STD, _TEXTURE_NOISE * self.noise) ** 2
+        return self._kept(coarse_zncc, changed & (np.maximum(var_a, var_s) > texture))
+
+    def _kept(self, similarity: np.ndarray, considered: np.ndarray) -> bool:
+        """Whether the considered blocks (enough of them) kept their structure."""
+        total = np.count_nonzero(considered)
+        if total < _KEPT_MIN_BLOCKS:
+            return False  # too little texture to tell a scene change from a flat object
+        kept = np.count_nonzero(considered & (similarity >= _KEPT_ZNCC))
+        return kept >= _KEPT_SHARE * total
+
+    def _rebase(self, mean_c: np.ndarray, square_c: np.ndarray, ts: float) -> None:
+        """Take this frame as the background at once, keeping the noise estimate."""
+        self._planes[0] = self._planes[1]
+        self._mean_b, self._square_b = mean_c.copy(), square_c.copy()
+        self._last_mean = mean_c
+        self._previous = np.zeros(self._blocks[::-1], bool)
+        self._steady_at = np.full(self._blocks[::-1], ts)
+        self._last_ts = self._learnt_ts = ts
+
     def _start(self, mean_c: np.ndarray, square_c: np.ndarray, ts: float) -> None:
         """Take this frame (the first, or the first after a jump back in time) as the
         background."""
-        self._planes[0] = self._planes[1]
-        self._mean_b, self._square_b = mean_c.copy(), square_c.copy()
-        self._previous = np.zeros(self._blocks[::-1], bool)
-        self._steady_at = np.full(self._blocks[::-1], ts)
-        self._last_ts = self._start_ts = self._learnt_ts = ts
+        self._rebase(mean_c, square_c, ts)
+        self._start_ts = ts
         self._started = True
 
     def _estimate_noise(self, var_c: np.ndarray, zncc: np.ndarray) -> None:

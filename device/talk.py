@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -27,6 +28,38 @@ IDLE_S = 0.5
 """Silence from the hub this long ends a talk."""
 QUEUE_PACKETS = 50
 """About a second of audio; beyond that the speaker is behind and packets are dropped."""
+APLAY_BUFFER_US = 60_000
+"""ALSA buffer aplay asks for, µs: three 20 ms packets. Its default is up to 0.5 s, which
+would put that much delay between a word and the door."""
+APLAY_PERIOD_US = 20_000
+CARDS = Path("/proc/asound/cards")
+_CARD_LINE = re.compile(r"^\s*\d+\s+\[(?P<id>[^\]\s]+)\s*\]:\s*(?P<name>.*)$")
+
+
+def find_card(cards_text: str, wanted: str) -> str | None:
+    """The id of the first card in ``/proc/asound/cards`` text whose id or name contains
+    ``wanted`` (case-blind). Card numbers move (HDMI audio is card 0 or 1, a Pi 5's amp card
+    2), names don't."""
+    for line in cards_text.splitlines():
+        match = _CARD_LINE.match(line)
+        if match and wanted.lower() in (match["id"] + " " + match["name"]).lower():
+            return match["id"]
+    return None
+
+
+def alsa_device(settings: SpeakerSettings, cards: Path = CARDS) -> str:
+    """The ALSA device to play on: ``plughw`` on the named card (resampling 16 kHz mono to
+    what the amplifier takes), the configured device, or ALSA's default when none is found."""
+    if settings.alsa_device != "auto":
+        return settings.alsa_device
+    try:
+        card = find_card(cards.read_text(), settings.alsa_card)
+    except OSError:
+        card = None
+    if card is None:
+        log.warning("no sound card named %r: talk plays on ALSA's default", settings.alsa_card)
+        return "default"
+    return f"plughw:CARD={card},DEV=0"
 
 
 class AudioOutput(Protocol):
@@ -44,7 +77,8 @@ class AplayOutput:
             raise OSError("aplay is not installed (apt install alsa-utils)")
         self._process = subprocess.Popen(
             [command, "-q", "-D", device, "-t", "raw", "-f", "S16_LE", "-c", "1",
-             "-r", str(TALK_RATE)],
+             "-r", str(TALK_RATE), f"--buffer-time={APLAY_BUFFER_US}",
+             f"--period-time={APLAY_PERIOD_US}"],
             stdin=subprocess.PIPE,
         )  # fmt: skip
         self.returncode: int | None = None
@@ -89,7 +123,8 @@ class WavOutput:
 def output_factory(settings: SpeakerSettings, data_dir: Path) -> Callable[[], AudioOutput] | None:
     """How to open the configured speaker for one talk; None when there is none."""
     if settings.output == "alsa":
-        return lambda: AplayOutput(settings.alsa_device)
+        device = alsa_device(settings)
+        return lambda: AplayOutput(device)
     if settings.output == "wav":
         path = data_dir / settings.wav_path
         return lambda: WavOutput(path)

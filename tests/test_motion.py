@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from porch.core.config import MotionSettings
-from porch.device.camera.scenes import approach, cloud, headlights, infrared_switch
-from porch.device.camera.synthetic import Figure, SyntheticScene
+from porch.device.camera.scenes import (
+    HARD_CASES,
+    SCENE_CHANGES,
+    approach,
+    cloud,
+    headlights,
+    infrared_switch,
+)
+from porch.device.camera.synthetic import Figure, LightChange, SyntheticScene
 from porch.device.motion import MotionDetector, MotionTracker, Shrinker
 from porch.device.regions import DetectionZones, PrivacyMask
 
@@ -93,3 +101,72 @@ def test_a_walk_in_720p_colour_is_motion():
         for i in range(int(10 * FPS))
     ]
     assert any(change is not None and change.active for change in found)
+
+
+def _moving_frames(scene: SyntheticScene, start: float, end: float, size=None, hook=None):
+    """Media times in [start, end) at which the detector says motion; ``hook(t, detector)``
+    runs before each frame."""
+    detector = MotionDetector(MotionSettings())
+    moving = []
+    for i in range(int(end * FPS)):
+        t = i / FPS
+        if hook is not None:
+            hook(t, detector)
+        image = scene.render(t)
+        if size is not None:
+            image = cv2.resize(image, size)
+        if detector.detect(image, t).moving and t >= start:
+            moving.append(t)
+    return moving
+
+
+@pytest.mark.parametrize("case", list(SCENE_CHANGES))
+@pytest.mark.parametrize("size", [(640, 480), (1280, 720)])
+def test_a_whole_scene_change_is_learned_within_a_second(case, size):
+    # The IR-cut switch (every surface by its own factor) or a knock (the view shifts 2 or
+    # 6 px) in one frame at t=6, nobody there until the visitor walks up at t=16.
+    factory, _ = HARD_CASES[case]
+    scene = factory(*size)
+    at = SCENE_CHANGES[case]
+    false = _moving_frames(scene, at, 15.9)
+    assert len(false) / FPS <= 1.0, f"{case}: {len(false) / FPS:.2f} s of false motion"
+    visitor = _moving_frames(scene, 17, 26)
+    assert len(visitor) / FPS >= 7, "the visitor after the change is motion"
+
+
+def test_a_walk_up_right_after_an_ir_switch_is_motion():
+    # The visitor steps in half a second after the switch: the re-learning must not swallow
+    # them (they change the picture over many frames and replace its structure).
+    switch = LightChange(6, 60, gain=1.0, ramp_s=1e-3, infrared=True, regional=True)
+    visit = Figure([(6.5, -0.15, 0.75, 0.35), (10.5, 0.5, 0.95, 0.7), (14, 0.5, 1.0, 0.95)])
+    scene = SyntheticScene(640, 480, seed=21, figures=[visit], lights=[switch])
+    moving = _moving_frames(scene, 6, 14)
+    assert [t for t in moving if t >= 8], "the visitor walking up is motion"
+    assert len([t for t in moving if t >= 8]) >= 0.9 * 6 * FPS
+
+
+def test_a_person_stepping_into_view_at_once_is_motion():
+    # Someone appears in one frame (from behind a pillar, or a camera that dropped frames):
+    # sudden, but a person replaces the structure where they stand, so it is no scene change.
+    pop = Figure([(6, 0.5, 0.95, 0.6), (12, 0.55, 0.95, 0.6)])
+    scene = SyntheticScene(640, 480, seed=22, figures=[pop])
+    moving = _moving_frames(scene, 6, 12)
+    assert len(moving) >= 5 * FPS
+
+
+def test_a_switch_the_doorbell_signals_never_counts():
+    # The agent switched night mode itself and told the detector at that moment.
+    scene = SyntheticScene(640, 480, seed=23, figures=[_late_visit()])
+
+    def dusk(t: float, detector: MotionDetector) -> None:
+        if abs(t - 6) < 1e-9:
+            scene.night = True
+            detector.scene_changed(settle_s=1.0)
+
+    moving = _moving_frames(scene, 0, 20, hook=dusk)
+    assert [t for t in moving if t < 16] == []
+    assert [t for t in moving if t >= 17], "the visitor at night is motion"
+
+
+def _late_visit() -> Figure:
+    return Figure([(16, -0.15, 0.75, 0.35), (20, 0.5, 0.95, 0.7), (30, 0.5, 1.0, 0.95)])

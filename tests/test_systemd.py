@@ -65,3 +65,39 @@ def test_agent_tells_systemd_it_is_ready_and_pings_the_watchdog(
         wait_for(lambda: heard("STOPPING=1"), what="STOPPING=1")
     finally:
         listener.close()
+
+
+def _unit_settings(text: str) -> dict[str, list[str]]:
+    """A unit file's settings, each key with every value it is given (DeviceAllow repeats)."""
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def test_the_device_unit_lets_the_pi_libraries_see_their_board():
+    # gpiozero identifies the board from /proc/cpuinfo or /proc/device-tree, picamera2 checks
+    # the device tree, lgpio opens /dev/gpiochip* and makes a FIFO in the working directory,
+    # libcamera needs /dev/video*, /dev/media* and /dev/dma_heap. Hide any and the doorbell
+    # silently falls back to a synthetic camera, or fails to start.
+    settings = _unit_settings((UNITS / "porch-device.service").read_text())
+    assert "pid" not in settings.get("ProcSubset", []), "ProcSubset=pid hides /proc/cpuinfo"
+    assert settings.get("PrivateDevices", ["no"])[-1] == "no"
+    hidden = " ".join(
+        settings.get("InaccessiblePaths", []) + settings.get("TemporaryFileSystem", [])
+    )
+    for path in ("/proc/cpuinfo", "/proc/device-tree", "/dev", "/sys/firmware"):
+        assert path not in hidden, f"{path} is hidden"
+    allowed = " ".join(settings.get("DeviceAllow", []))
+    for device in ("char-gpiochip", "char-video4linux", "char-media", "/dev/dma_heap/"):
+        assert device in allowed, f"{device} is not allowed"
+    workdir = settings.get("WorkingDirectory", [""])[-1]
+    writable = settings.get("ReadWritePaths", []) + [
+        f"/var/lib/{name}" for name in settings.get("StateDirectory", [])
+    ]
+    assert workdir and any(workdir.startswith(path) for path in writable), (
+        "no writable working directory for lgpio's FIFO"
+    )

@@ -27,7 +27,14 @@ from test_live import PLAYING, aiortc_offer
 
 from porch.core.config import SpeakerSettings
 from porch.core.wire import TALK_RATE, TalkPacket
-from porch.device.talk import AplayOutput, TalkPlayer, WavOutput
+from porch.device.talk import (
+    APLAY_BUFFER_US,
+    AplayOutput,
+    TalkPlayer,
+    WavOutput,
+    alsa_device,
+    find_card,
+)
 
 TONE_HZ = 440.0
 
@@ -245,3 +252,38 @@ def test_one_person_talks_at_a_time(doorbell_with_speaker):
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=TIMEOUT)
+
+
+PI5_CARDS = """\
+ 0 [vc4hdmi0       ]: vc4-hdmi - vc4-hdmi-0
+                      vc4-hdmi-0
+ 1 [vc4hdmi1       ]: vc4-hdmi - vc4-hdmi-1
+                      vc4-hdmi-1
+ 2 [MAX98357A      ]: simple-card - MAX98357A
+                      MAX98357A
+"""
+
+
+def test_the_amplifier_is_found_by_name_whatever_its_card_number(tmp_path):
+    # On a Pi 5 the I2S amp is card 2 behind two HDMI cards; ALSA's "default" is HDMI.
+    cards = tmp_path / "cards"
+    cards.write_text(PI5_CARDS)
+    assert alsa_device(SpeakerSettings(output="alsa"), cards) == "plughw:CARD=MAX98357A,DEV=0"
+    assert find_card(PI5_CARDS, "hdmi-1") == "vc4hdmi1"
+    chosen = SpeakerSettings(output="alsa", alsa_device="hw:1,0")
+    assert alsa_device(chosen, cards) == "hw:1,0", "an explicit device is used as it is"
+    cards.write_text(PI5_CARDS.split(" 2 [")[0])
+    assert alsa_device(SpeakerSettings(output="alsa"), cards) == "default"
+    assert alsa_device(SpeakerSettings(output="alsa"), tmp_path / "no-alsa") == "default"
+
+
+def test_aplay_is_asked_for_a_short_buffer():
+    # aplay's default buffer holds up to half a second: that much between a word and the door.
+    output = AplayOutput("null")
+    try:
+        command = output._process.args
+        assert f"--buffer-time={APLAY_BUFFER_US}" in command and APLAY_BUFFER_US <= 100_000
+        output.write(b"\0\0" * 320)
+    finally:
+        output.close()
+    assert output.returncode == 0

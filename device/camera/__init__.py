@@ -25,6 +25,8 @@ class Frame:
     """BGR, uint8, shape (height, width, 3)."""
     ts: float
     """Media time, seconds, monotonic from the source's start."""
+    lux: float | None = None
+    """The camera's own estimate of the scene's light, lux, where it gives one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class Capture:
     image: np.ndarray
     """BGR picture with privacy masks already burned in (may be smaller than the stream)."""
     packets: list[EncodedPacket] = field(default_factory=list)
+    lux: float | None = None
+    """The camera's own estimate of the scene's light, lux (None: the camera gives none)."""
 
 
 class Camera(Protocol):
@@ -56,6 +60,8 @@ class Camera(Protocol):
     fps: float
 
     def frames(self) -> Iterator[Frame]: ...
+
+    def set_night(self, night: bool) -> None: ...
 
     def close(self) -> None: ...
 
@@ -70,6 +76,10 @@ class VideoSource(Protocol):
 
     def request_keyframe(self) -> None:
         """Make the next encoded frame an IDR with SPS/PPS (for a new live viewer)."""
+        ...
+
+    def set_night(self, night: bool) -> None:
+        """Night mode on or off: the camera's own part (colour off, exposure for IR light)."""
         ...
 
     def close(self) -> None: ...

@@ -58,5 +58,9 @@ class OpenCVCamera:
             index += 1
             yield Frame(image, ts)
 
+    def set_night(self, night: bool) -> None:
+        """Nothing to do: a V4L2 webcam or stream has no night mode Porch can drive (its own
+        IR switch, if any, is caught by the motion detector as a scene change)."""
+
     def close(self) -> None:
         self._capture.release()

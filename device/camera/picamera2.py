@@ -1,26 +1,40 @@
-"""The Raspberry Pi camera through picamera2: hardware H.264 on ``main``, motion on ``lores``.
+"""The Raspberry Pi camera through picamera2: H.264 on ``main``, motion on ``lores``.
 
-Only importable on a Pi with Raspberry Pi OS's ``python3-picamera2`` (create the venv with
-``--system-site-packages``); nothing else in Porch imports this module unless the camera
-source is ``picamera2`` or ``auto`` on a Pi.
+Only importable on a Pi with Raspberry Pi OS's ``python3-picamera2`` (0.3.32 or later; create
+the venv with ``--system-site-packages``); nothing else in Porch imports this module unless the
+camera source is ``picamera2`` or ``auto`` on a Pi.
+
+The encoder is picamera2's ``H264Encoder``: the V4L2 hardware encoder on a Pi 4 and earlier,
+and on a Pi 5 (which has none) its software ``LibavH264Encoder``, which needs the real frame
+rate (its default is 30). Either is asked for the constrained baseline profile that browsers
+and aiortc negotiate (the Pi 4's encoder defaults to High).
 
 The privacy mask is burned into the ``main`` stream in picamera2's ``pre_callback``, before
-the encoder sees the frame, so recordings and live view never hold the masked pixels.
+the encoder sees the frame, so recordings and live view never hold the masked pixels. It is
+sized from the array picamera2 hands over, not from the configured size, which libcamera may
+adjust.
+
+Every picamera2 call used here is public and listed, with the version it was checked against,
+in hardware.md's first-boot checklist.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from porch.device.camera import Capture, EncodedPacket
 from porch.device.regions import PrivacyMask
 
+log = logging.getLogger(__name__)
 LORES_SIZE = (320, 240)
-V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME = 0x009909E5  # linux/v4l2-controls.h: CODEC_BASE + 229
+PROFILE = "constrained baseline"
+"""What aiortc and browsers negotiate for H.264 (profile-level-id 42e01f)."""
 
 
 def is_raspberry_pi() -> bool:
@@ -31,8 +45,60 @@ def is_raspberry_pi() -> bool:
         return False
 
 
+def keyframes_on_demand(encoder: object) -> bool:
+    """Whether ``encoder.force_key_frame()`` can be used. picamera2's software encoder (a
+    Pi 5's) sets ``frame.pict_type = "I"``, which PyAV 14 and later refuse (they take an
+    enum): there a new viewer waits for the next regular keyframe instead."""
+    if not hasattr(encoder, "force_key_frame"):
+        return False  # picamera2 before 0.3.32
+    if type(encoder).__name__ != "LibavH264Encoder":
+        return True
+    import av
+
+    return int(av.__version__.split(".")[0]) < 14
+
+
+class MaskBurner:
+    """Blacks out the privacy mask in whatever array picamera2 hands over (called on its
+    thread), the mask rasterised once per array shape."""
+
+    def __init__(self, privacy: PrivacyMask):
+        self.privacy = privacy
+        self._shape: tuple[int, ...] = ()
+        self._mask = np.zeros((0, 0), bool)
+
+    def __call__(self, array: np.ndarray) -> None:
+        if array.shape[:2] != self._shape:
+            self._shape = array.shape[:2]
+            height, width = self._shape
+            self._mask = self.privacy.mask(width, height) != 0
+        array[self._mask] = 0
+
+
+class Clocks:
+    """Puts frames and encoded packets on one media clock, seconds from the first frame.
+
+    Frames carry the sensor's timestamp (ns); picamera2's encoder stamps packets in µs from
+    its own first frame, whose sensor time it keeps as ``firsttimestamp`` (µs).
+    """
+
+    def __init__(self) -> None:
+        self.start_us: float | None = None
+
+    def frame(self, sensor_ns: int, encoder_first_us: int | None) -> float:
+        frame_us = sensor_ns / 1000
+        if self.start_us is None:
+            first = encoder_first_us if encoder_first_us is not None else frame_us
+            self.start_us = min(frame_us, first)
+        return (frame_us - self.start_us) / 1e6
+
+    def packet(self, encoder_us: int, encoder_first_us: int) -> float:
+        assert self.start_us is not None, "a frame first"
+        return max(0.0, (encoder_first_us + encoder_us - self.start_us) / 1e6)
+
+
 class Picamera2Source:
-    """Captures from the Pi camera: ``lores`` pictures for motion, ``main`` encoded in hardware."""
+    """Captures from the Pi camera: ``lores`` pictures for motion, ``main`` encoded to H.264."""
 
     def __init__(
         self,
@@ -47,14 +113,12 @@ class Picamera2Source:
         from picamera2.encoders import H264Encoder
         from picamera2.outputs import Output
 
-        self.width, self.height = width, height
-        self._packets: queue.SimpleQueue[EncodedPacket] = queue.SimpleQueue()
+        self._packets: queue.SimpleQueue[tuple[bytes, int, bool]] = queue.SimpleQueue()
         packets = self._packets
 
         class _Packets(Output):
             def outputframe(self, frame, keyframe=True, timestamp=None, *args, **kwargs):
-                # picamera2 gives sensor timestamps in microseconds.
-                packets.put(EncodedPacket(bytes(frame), (timestamp or 0) / 1e6, bool(keyframe)))
+                packets.put((bytes(frame), int(timestamp or 0), bool(keyframe)))
 
         self._camera = Picamera2()
         config = self._camera.create_video_configuration(
@@ -63,12 +127,16 @@ class Picamera2Source:
             controls={"FrameRate": fps},
         )
         self._camera.configure(config)
+        # libcamera may adjust the size: clips are muxed at the size the encoder really gets.
+        self.width, self.height = self._camera.camera_configuration()["main"]["size"]
+        if (self.width, self.height) != (width, height):
+            log.warning("camera adjusted %dx%d to %dx%d", width, height, self.width, self.height)
         if privacy:
-            mask = privacy.mask(width, height) != 0
+            burner = MaskBurner(privacy)
 
             def burn(request) -> None:
                 with MappedArray(request, "main") as mapped:
-                    mapped.array[mask] = 0
+                    burner(mapped.array)
 
             self._camera.pre_callback = burn
         self._privacy = privacy
@@ -76,47 +144,47 @@ class Picamera2Source:
             bitrate=bitrate_kbps * 1000,
             repeat=True,  # SPS/PPS before every IDR, so any keyframe can start a clip or a viewer
             iperiod=max(1, round(keyframe_interval_s * fps)),
+            framerate=fps,
+            profile=PROFILE,
         )
-        self._camera.start_recording(encoder, _Packets())
         self._encoder = encoder
+        self._keyframes = keyframes_on_demand(encoder)
+        if not self._keyframes:
+            log.warning(
+                "this encoder cannot make a keyframe on demand: a new live viewer waits up"
+                " to %.1f s for the next one",
+                keyframe_interval_s,
+            )
+        self._camera.start_recording(encoder, _Packets())
 
     def captures(self) -> Iterator[Capture]:
-        # Frames and encoded packets carry their own clocks (picamera2's encoder may rebase its
-        # timestamps); each is made relative to its own first value.
-        start: float | None = None
-        packets_start: float | None = None
+        clocks = Clocks()
         while True:
             request = self._camera.capture_request()
             try:
                 yuv = request.make_array("lores")
-                ts_us = request.get_metadata().get("SensorTimestamp", 0) / 1000
+                metadata = request.get_metadata()
             finally:
                 request.release()
+            first = self._encoder.firsttimestamp
+            ts = clocks.frame(metadata.get("SensorTimestamp", 0), first)
             image = self._privacy.burn(cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420))
             packets = []
             while not self._packets.empty():
-                packets.append(self._packets.get())
-            start = ts_us / 1e6 if start is None else start
-            if packets and packets_start is None:
-                packets_start = packets[0].pts
-            rebased = [_rebase(p, packets_start or 0.0) for p in packets]
-            yield Capture(ts_us / 1e6 - start, image, rebased)
+                data, encoder_us, keyframe = self._packets.get()
+                pts = clocks.packet(encoder_us, self._encoder.firsttimestamp or 0)
+                packets.append(EncodedPacket(data, pts, keyframe))
+            yield Capture(ts, image, packets, metadata.get("Lux"))
 
     def request_keyframe(self) -> None:
-        """Ask the hardware encoder for an IDR now (V4L2's force-key-frame control)."""
-        import fcntl
+        """Ask the encoder for an IDR now (picamera2's public ``force_key_frame``)."""
+        if self._keyframes:
+            self._encoder.force_key_frame()
 
-        from v4l2 import VIDIOC_S_CTRL, v4l2_control
-
-        device = getattr(self._encoder, "vd", None)
-        if device is not None:
-            control = v4l2_control(id=V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME, value=1)
-            fcntl.ioctl(device, VIDIOC_S_CTRL, control)
+    def set_night(self, night: bool) -> None:
+        """Colour off at night: under IR light it is false colour (magenta) at best."""
+        self._camera.set_controls({"Saturation": 0.0 if night else 1.0})
 
     def close(self) -> None:
         self._camera.stop_recording()
         self._camera.close()
-
-
-def _rebase(packet: EncodedPacket, start: float) -> EncodedPacket:
-    return EncodedPacket(packet.data, max(0.0, packet.pts - start), packet.keyframe)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from porch.device.camera.synthetic import Figure, LightChange, SyntheticScene
+from porch.device.camera.synthetic import Figure, Knock, LightChange, SyntheticScene
 
 MIN_VISIBLE = 0.005
 """A person counts as in view when this fraction of the frame shows them."""
@@ -112,6 +112,31 @@ def flicker(width: int, height: int) -> SyntheticScene:
     return SyntheticScene(width, height, seed=17, figures=[_visit(14)], flicker=0.12)
 
 
+def infrared_regions(width: int, height: int) -> SyntheticScene:
+    """Dusk: the IR-cut filter switches in one frame and every surface changes brightness by
+    its own factor (the door turns brighter than the wall); quiet, then a visitor."""
+    return SyntheticScene(
+        width,
+        height,
+        seed=18,
+        figures=[_visit(16)],
+        lights=[LightChange(6, 60, gain=1.0, ramp_s=1e-3, infrared=True, regional=True)],
+    )
+
+
+def knock_small(width: int, height: int) -> SyntheticScene:
+    """The doorbell is knocked: the view shifts by 2 px in one frame; quiet, then a visitor."""
+    return SyntheticScene(width, height, seed=19, figures=[_visit(16)], knocks=[Knock(6, 2, 1)])
+
+
+def knock_large(width: int, height: int) -> SyntheticScene:
+    """A harder knock: the view shifts by 6 px; quiet, then a visitor."""
+    return SyntheticScene(width, height, seed=20, figures=[_visit(16)], knocks=[Knock(6, -6, 3)])
+
+
+SCENE_CHANGES: dict[str, float] = {"ir regions": 6.0, "knock 2 px": 6.0, "knock 6 px": 6.0}
+"""Scenes whose whole picture changes at once without anyone moving: the moment, seconds."""
+
 HARD_CASES: dict[str, tuple[Callable[[int, int], SyntheticScene], float]] = {
     "approach": (approach, 28.0),
     "cloud": (cloud, 40.0),
@@ -120,5 +145,8 @@ HARD_CASES: dict[str, tuple[Callable[[int, int], SyntheticScene], float]] = {
     "rain": (rain, 30.0),
     "night noise": (night_noise, 24.0),
     "flicker": (flicker, 30.0),
+    "ir regions": (infrared_regions, 32.0),
+    "knock 2 px": (knock_small, 32.0),
+    "knock 6 px": (knock_large, 32.0),
 }
 """Scene factory and its length in seconds, by name."""

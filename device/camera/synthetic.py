@@ -60,7 +60,10 @@ class LightChange:
     """Global gain multiplied in from ``start`` to ``end`` seconds (ramping in and out).
 
     ``sweep`` moves a bright band across the frame instead (headlights); ``infrared`` turns
-    the picture grey for the duration (night mode).
+    the picture grey for the duration (night mode); ``regional`` (with ``infrared``) also
+    scales each surface by a factor of its own, as under IR light, where paint, brick and
+    ground reflect differently from how they do in daylight (a dark door may turn brighter
+    than the wall).
     """
 
     start: float
@@ -69,12 +72,32 @@ class LightChange:
     ramp_s: float = 1.0
     sweep: bool = False
     infrared: bool = False
+    regional: bool = False
 
     def strength(self, t: float) -> float:
         if t <= self.start or t >= self.end:
             return 0.0
         ramp = max(self.ramp_s, 1e-6)
         return min(1.0, (t - self.start) / ramp, (self.end - t) / ramp)
+
+
+@dataclass(frozen=True)
+class Knock:
+    """From ``t`` seconds on, the whole view is shifted by ``dx``, ``dy`` pixels: the doorbell
+    was knocked (or its mount settled) and looks at the porch a little askew."""
+
+    t: float
+    dx: float
+    dy: float
+
+
+# Factors under IR light by surface (wall, mortar, door, door panels, knob, ground, figures):
+# a dark painted door reflects near-infrared far more than it reflects visible light.
+MATERIALS = ("wall", "mortar", "door", "panel", "knob", "ground")
+IR_FACTORS = {"wall": 1.15, "mortar": 0.8, "door": 3.4, "panel": 2.6, "knob": 0.6, "ground": 0.7}
+IR_FIGURE_FACTOR = 1.5
+IR_LED_LUX = 8.0
+"""What the IR LEDs add to the camera's light measure at night, lux."""
 
 
 @dataclass
@@ -91,7 +114,15 @@ class SyntheticScene:
     """Amplitude of a 100 Hz mains flicker aliased to the frame rate (0.05 = ±5 %)."""
     rain: int = 0
     """Rain streaks drawn per frame (each a short, faint, slanted line)."""
+    knocks: list[Knock] = field(default_factory=list)
+    daylight: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 400.0)])
+    """The scene's light, (t seconds, lux) points joined linearly: what the camera measures."""
+    night: bool = False
+    """Night mode switched on from outside (:meth:`SyntheticCamera.set_night`): the picture
+    is drawn as under IR light with per-surface factors, as a ``regional`` infrared change."""
     _background: np.ndarray = field(init=False, repr=False)
+    _materials: np.ndarray = field(init=False, repr=False)
+    _background_ir: np.ndarray | None = field(init=False, repr=False, default=None)
     _noise: list[tuple[np.ndarray, np.ndarray]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -130,28 +161,52 @@ class SyntheticScene:
 
     def _draw_porch(self, rng: np.random.Generator) -> np.ndarray:
         w, h = self.width, self.height
+        materials = np.zeros((h, w), np.uint8)
+        self._materials = materials
+        label = {name: index for index, name in enumerate(MATERIALS)}
         wall = rng.normal(150, 18, (h // 4 + 1, w // 4 + 1)).astype(np.float32)
         wall = cv2.resize(cv2.GaussianBlur(wall, (3, 3), 0), (w, h))
         image = np.dstack([wall * 0.85, wall * 0.9, wall]).clip(0, 255).astype(np.uint8)
         brick_h = max(4, h // 24)
         for row, y in enumerate(range(0, h, brick_h)):
-            cv2.line(image, (0, y), (w, y), (95, 100, 110), 1)
-            offset = (row % 2) * brick_h
-            for x in range(offset, w, brick_h * 2):
-                cv2.line(image, (x, y), (x, y + brick_h), (95, 100, 110), 1)
+            for target, value in ((image, (95, 100, 110)), (materials, label["mortar"])):
+                cv2.line(target, (0, y), (w, y), value, 1)
+                offset = (row % 2) * brick_h
+                for x in range(offset, w, brick_h * 2):
+                    cv2.line(target, (x, y), (x, y + brick_h), value, 1)
         door = (int(w * 0.38), int(h * 0.12), int(w * 0.62), int(h * 0.92))
-        cv2.rectangle(image, door[:2], door[2:], (30, 50, 90), -1)
-        for k in range(3):
-            y0 = door[1] + (door[3] - door[1]) * k // 3 + h // 40
-            y1 = door[1] + (door[3] - door[1]) * (k + 1) // 3 - h // 40
-            cv2.rectangle(image, (door[0] + w // 40, y0), (door[2] - w // 40, y1), (45, 70, 115), 2)
-        cv2.circle(
-            image, (door[2] - w // 30, (door[1] + door[3]) // 2), max(2, h // 80), (0, 190, 220), -1
-        )
+        knob = ((door[2] - w // 30, (door[1] + door[3]) // 2), max(2, h // 80))
+        for target, door_value, panel_value, knob_value in (
+            (image, (30, 50, 90), (45, 70, 115), (0, 190, 220)),
+            (materials, label["door"], label["panel"], label["knob"]),
+        ):
+            cv2.rectangle(target, door[:2], door[2:], door_value, -1)
+            for k in range(3):
+                y0 = door[1] + (door[3] - door[1]) * k // 3 + h // 40
+                y1 = door[1] + (door[3] - door[1]) * (k + 1) // 3 - h // 40
+                cv2.rectangle(
+                    target, (door[0] + w // 40, y0), (door[2] - w // 40, y1), panel_value, 2
+                )
+            cv2.circle(target, *knob, knob_value, -1)
         ground = rng.normal(110, 12, (h // 10 + 1, w // 8 + 1)).astype(np.float32)
         ground = cv2.resize(ground, (w, h - int(h * 0.92)))
         image[int(h * 0.92) :] = np.dstack([ground] * 3).clip(0, 255).astype(np.uint8)
+        materials[int(h * 0.92) :] = label["ground"]
         return image
+
+    def _infrared_porch(self) -> np.ndarray:
+        """The porch under IR light: each surface scaled by its own factor (cached)."""
+        if self._background_ir is None:
+            factors = np.array([IR_FACTORS[name] for name in MATERIALS], np.float32)
+            scaled = self._background * factors[self._materials][..., None]
+            self._background_ir = np.clip(scaled, 0, 255).astype(np.uint8)
+        return self._background_ir
+
+    def lux(self, t: float) -> float:
+        """The light the camera would measure at ``t``, lux (IR LEDs add their own at night)."""
+        times = [p[0] for p in self.daylight]
+        level = float(np.interp(t, times, [p[1] for p in self.daylight]))
+        return level + (IR_LED_LUX if self.night else 0.0)
 
     def truth(self, t: float) -> list[Box]:
         """Boxes of the figures in view at ``t`` (fractions of the frame)."""
@@ -165,7 +220,7 @@ class SyntheticScene:
     def render(self, t: float) -> np.ndarray:
         """The BGR picture at media time ``t`` seconds."""
         gain = 1.0 + self.flicker * math.sin(2 * math.pi * 7.3 * t)
-        sweeps, infrared = [], False
+        sweeps, infrared, regional = [], self.night, self.night
         for light in self.lights:
             s = light.strength(t)
             if s <= 0:
@@ -174,12 +229,13 @@ class SyntheticScene:
                 sweeps.append((light, s))
             elif light.infrared:
                 infrared = True
+                regional = regional or light.regional
                 gain *= 1 + (light.gain - 1) * s
             else:
                 gain *= 1 + (light.gain - 1) * s
-        image = self._background.copy()
+        image = (self._infrared_porch() if regional else self._background).copy()
         for figure in self.figures:
-            self._draw_figure(image, figure, t)
+            self._draw_figure(image, figure, t, IR_FIGURE_FACTOR if regional else 1.0)
         image = cv2.convertScaleAbs(image, alpha=gain)
         for light, s in sweeps:
             self._draw_sweep(image, light, t, s)
@@ -188,6 +244,13 @@ class SyntheticScene:
         if infrared:
             grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
             image = cv2.merge([grey, grey, grey])
+        shift = [(k.dx, k.dy) for k in self.knocks if t >= k.t]
+        if shift:
+            dx, dy = (sum(axis) for axis in zip(*shift, strict=True))
+            matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+            image = cv2.warpAffine(
+                image, matrix, (self.width, self.height), borderMode=cv2.BORDER_REFLECT_101
+            )
         # Noise patterns are reused, shifted by a frame-dependent offset: uncorrelated from one
         # frame to the next, as a sensor's is, without drawing random numbers per frame.
         frame = round(t * 1000)
@@ -199,18 +262,21 @@ class SyntheticScene:
         cv2.subtract(image, minus, dst=image)
         return image
 
-    def _draw_figure(self, image: np.ndarray, figure: Figure, t: float) -> None:
+    def _draw_figure(
+        self, image: np.ndarray, figure: Figure, t: float, factor: float = 1.0
+    ) -> None:
         where = figure.at(t)
         if where is None:
             return
+        colour = tuple(min(255, int(c * factor)) for c in figure.colour)
         x, y, h = where
         w_px, h_px = self.width, self.height
         fh = h * h_px
         cx, feet = int(x * w_px), int(y * h_px)
         body_w = max(2, int(fh * 0.2))
         body = (cx, int(feet - fh * 0.38))
-        cv2.ellipse(image, body, (body_w, max(2, int(fh * 0.38))), 0, 0, 360, figure.colour, -1)
-        stripe = tuple(min(255, c + 60) for c in figure.colour)
+        cv2.ellipse(image, body, (body_w, max(2, int(fh * 0.38))), 0, 0, 360, colour, -1)
+        stripe = tuple(min(255, c + 60) for c in colour)
         for k in (-1, 0, 1):
             yy = int(body[1] + k * fh * 0.12)
             cv2.line(
@@ -312,8 +378,12 @@ class SyntheticCamera:
             image = self.scene.render(ts)
             if self.clock:
                 draw_clock(image, time.time())
-            yield Frame(image, ts)
+            yield Frame(image, ts, self.scene.lux(ts))
             index += 1
+
+    def set_night(self, night: bool) -> None:
+        """The scene is drawn as under IR light from the next frame (see ``regional``)."""
+        self.scene.night = night
 
     def close(self) -> None:
         pass

@@ -1,0 +1,172 @@
+"""The Raspberry Pi camera path, everything around picamera2's few public calls.
+
+picamera2 needs libcamera and a Pi, so :class:`StandInPicamera2` plays its part with the
+calls and behaviour hardware.md lists (checked against picamera2 0.3.36's source): encoder
+timestamps in µs from the encoder's own first frame, sensor timestamps in ns, a camera that
+may adjust the configured size. Everything Porch does with them runs for real.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import av
+import numpy as np
+import pytest
+
+from porch.device.camera.picamera2 import (
+    PROFILE,
+    Clocks,
+    MaskBurner,
+    Picamera2Source,
+    keyframes_on_demand,
+)
+from porch.device.regions import PrivacyMask
+
+LEFT_HALF = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
+
+
+def test_the_mask_is_sized_from_the_array_not_the_configuration():
+    burner = MaskBurner(PrivacyMask([LEFT_HALF]))
+    for shape in ((720, 1280, 4), (736, 1296, 4)):  # as configured, and as libcamera adjusted
+        array = np.full(shape, 200, np.uint8)
+        burner(array)
+        assert (array[:, : shape[1] // 2 - 1] == 0).all()
+        assert (array[:, shape[1] // 2 + 1 :] == 200).all()
+
+
+def test_frames_and_packets_share_one_clock():
+    # The encoder started 40 ms of sensor time before the first frame the loop sees.
+    clocks = Clocks()
+    encoder_first_us = 5_000_000
+    assert clocks.frame(5_040_000_000, encoder_first_us) == pytest.approx(0.04)
+    # The packet of that same frame: 40 ms after the encoder's first.
+    assert clocks.packet(40_000, encoder_first_us) == pytest.approx(0.04)
+    assert clocks.frame(5_106_666_000, encoder_first_us) == pytest.approx(0.106666)
+    assert clocks.packet(106_666, encoder_first_us) == pytest.approx(0.106666)
+
+
+class LibavH264Encoder:  # the name picamera2 gives its software encoder (a Pi 5's)
+    def force_key_frame(self) -> None: ...
+
+
+def test_keyframes_on_demand_only_where_the_encoder_can_make_them():
+    # picamera2's software encoder sets frame.pict_type = "I"; this PyAV refuses a string.
+    frame = av.VideoFrame(16, 16, "yuv420p")
+    with pytest.raises(TypeError):
+        frame.pict_type = "I"
+    assert keyframes_on_demand(LibavH264Encoder()) is False
+    hardware = type("H264Encoder", (), {"force_key_frame": lambda self: None})()
+    assert keyframes_on_demand(hardware) is True
+    assert keyframes_on_demand(object()) is False, "picamera2 before 0.3.32"
+
+
+class StandInPicamera2:
+    """picamera2.Picamera2's calls that Porch makes, with their documented behaviour."""
+
+    adjusted = (1296, 736)
+
+    def __init__(self) -> None:
+        self.controls: dict = {}
+        self.pre_callback = None
+        self.sensor_ns = 7_000_000_000
+        self.encoder = None
+
+    def create_video_configuration(self, main, lores, controls):
+        return {"main": dict(main), "lores": dict(lores), "controls": dict(controls)}
+
+    def configure(self, config) -> None:
+        self.config = config
+        self.config["main"]["size"] = self.adjusted
+
+    def camera_configuration(self):
+        return self.config
+
+    def start_recording(self, encoder, output) -> None:
+        self.encoder, self.output = encoder, output
+
+    def capture_request(self):
+        self.sensor_ns += 66_666_667
+        width, height = self.adjusted
+        main = np.full((height, width, 4), 200, np.uint8)
+        request = types.SimpleNamespace(main=main)
+        if self.pre_callback is not None:
+            self.pre_callback(request)
+        # the encoder's thread: its first frame sets firsttimestamp (µs, sensor time)
+        sensor_us = self.sensor_ns // 1000
+        if self.encoder.firsttimestamp is None:
+            self.encoder.firsttimestamp = sensor_us
+        self.output.outputframe(main.tobytes()[:16], True, sensor_us - self.encoder.firsttimestamp)
+        metadata = {"SensorTimestamp": self.sensor_ns, "Lux": 3.5}
+        lores = np.zeros((240 * 3 // 2, 320), np.uint8)
+        return types.SimpleNamespace(
+            make_array=lambda name: lores, get_metadata=lambda: metadata, release=lambda: None
+        )
+
+    def set_controls(self, controls) -> None:
+        self.controls.update(controls)
+
+    def stop_recording(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StandInEncoder:
+    def __init__(self, bitrate, repeat, iperiod, framerate, profile):
+        self.kwargs = dict(bitrate=bitrate, repeat=repeat, iperiod=iperiod, framerate=framerate)
+        self.profile = profile
+        self.firsttimestamp = None
+        self.keyframes = 0
+
+    def force_key_frame(self) -> None:
+        self.keyframes += 1
+
+
+class MappedArray:
+    def __init__(self, request, stream):
+        self.array = getattr(request, stream)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.fixture
+def picamera2(monkeypatch):
+    cameras: list[StandInPicamera2] = []
+
+    def make() -> StandInPicamera2:
+        cameras.append(StandInPicamera2())
+        return cameras[-1]
+
+    package = types.ModuleType("picamera2")
+    package.Picamera2, package.MappedArray = make, MappedArray
+    encoders = types.ModuleType("picamera2.encoders")
+    encoders.H264Encoder = type("H264Encoder", (StandInEncoder,), {})
+    outputs = types.ModuleType("picamera2.outputs")
+    outputs.Output = type("Output", (), {})
+    for name, module in (("picamera2", package), ("picamera2.encoders", encoders),
+                         ("picamera2.outputs", outputs)):  # fmt: skip
+        monkeypatch.setitem(sys.modules, name, module)
+    return cameras
+
+
+def test_the_source_uses_the_cameras_real_size_profile_rate_and_clock(picamera2):
+    source = Picamera2Source(1280, 720, 15, 1.0, 1500, PrivacyMask([LEFT_HALF]))
+    camera = picamera2[0]
+    assert (source.width, source.height) == StandInPicamera2.adjusted, "muxed at the real size"
+    assert camera.encoder.profile == PROFILE == "constrained baseline"
+    assert camera.encoder.kwargs["framerate"] == 15 and camera.encoder.kwargs["iperiod"] == 15
+    captures = source.captures()
+    first, second = next(captures), next(captures)
+    assert first.ts == pytest.approx(0, abs=1e-5) and first.packets[0].pts == 0.0
+    assert second.ts == pytest.approx(second.packets[0].pts, abs=1e-6)
+    assert second.ts == pytest.approx(1 / 15, abs=1e-3)
+    assert first.lux == 3.5
+    source.request_keyframe()
+    assert camera.encoder.keyframes == 1
+    source.set_night(True)
+    assert camera.controls["Saturation"] == 0.0

@@ -194,6 +194,7 @@ class MotionDetector:
         self._settle_until = -math.inf
         self._settle_s = 0.0
         self._settle_pending = False
+        self._last_sudden = 0
         self.scene_changes = 0
         """Whole-scene changes seen (signalled or detected), for logs and tests."""
         self.noise = 0.5
@@ -281,7 +282,10 @@ class MotionDetector:
 
         changed_u8 = changed.view(np.uint8)
         sudden = cv2.countNonZero(changed_u8)
-        if sudden >= _SUDDEN_MIN * self._watched_count:
+        last_sudden, self._last_sudden = self._last_sudden, sudden
+        # Most changed blocks new in this frame: few changed in the last one (a cheap test
+        # first, since a person in view keeps many blocks changed frame after frame).
+        if sudden >= _SUDDEN_MIN * self._watched_count and last_sudden < sudden * (1 - _SUDDEN_NEW):
             fresh = cv2.countNonZero((changed & ~self._previous).view(np.uint8))
             if fresh >= _SUDDEN_NEW * sudden and self._whole_scene_changed(
                 changed, zncc, textured, mean_c, last_mean
@@ -376,6 +380,7 @@ class MotionDetector:
         self._mean_b, self._square_b = mean_c.copy(), square_c.copy()
         self._last_mean = mean_c
         self._previous = np.zeros(self._blocks[::-1], bool)
+        self._last_sudden = 0
         self._steady_at = np.full(self._blocks[::-1], ts)
         self._last_ts = self._learnt_ts = ts
 

@@ -19,14 +19,34 @@ from dataclasses import asdict, dataclass
 
 from cryptography.hazmat.primitives import serialization
 
-from porch.core.wire import DEVICE_ID_PATTERN
+from porch.core.wire import DEVICE_ID_PATTERN, HUB_IDENTITY
 
 TOKEN_PREFIX = "porch1"
 DEVICE_NAME = re.compile(DEVICE_ID_PATTERN)
+RESERVED_PREFIX = "porch"
+"""The home's own identities (the hub, the broker, the export signer) all begin so."""
+RESERVED_NAMES = frozenset(
+    {"hub", "broker", "ca", "mosquitto", "homeassistant", "home-assistant", "integration"}
+)
+"""Names a person could mistake for the home's own parts or its integrations."""
 
 
 class EnrollError(Exception):
     """An enrollment refused; ``str()`` is the message shown to the installer."""
+
+
+def check_device_name(name: str) -> None:
+    """Refuse (:class:`EnrollError`) anything but a plain device name that no part of the
+    home uses for itself: the broker's ACL gives ``porch-hub`` every topic."""
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+        raise EnrollError(
+            f"{name!r} is not a device name: lower-case letters, digits and '-', 32 at most"
+        )
+    if name.startswith(RESERVED_PREFIX) or name in RESERVED_NAMES:
+        raise EnrollError(
+            f"{name!r} is reserved for the home's own parts ({HUB_IDENTITY}, the broker,"
+            " integrations): choose another name"
+        )
 
 
 def _b64(data: bytes) -> str:

@@ -67,6 +67,9 @@ DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 ID_PATTERN = r"^[0-9a-f]{32}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 HOME_ASSISTANT_PREFIX = "homeassistant"
+HUB_IDENTITY = "porch-hub"
+"""The hub's certificate CN, hence its MQTT user name (``use_identity_as_username``). Every
+identity of the home's own begins with ``porch``; no device may be called so."""
 
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _ID = re.compile(ID_PATTERN)

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from porch.core.enrollment import DEVICE_NAME, EnrollError, EnrollRequest, Token
+from porch.core.enrollment import EnrollError, EnrollRequest, Token, check_device_name
 from porch.provisioning.pki import HUB_USER, Pki, hand_over
 
 TOKEN_TTL_S = 15 * 60
@@ -45,14 +45,22 @@ class Registry:
                 name TEXT PRIMARY KEY, serial TEXT NOT NULL, fingerprint TEXT NOT NULL,
                 sign_key TEXT NOT NULL, enrolled REAL NOT NULL, revoked REAL,
                 sign_cert TEXT);
+            -- Every certificate ever revoked, by serial, never deleted: re-enrolling a name
+            -- replaces its devices row, and its old certificate must stay on the CRL.
+            CREATE TABLE IF NOT EXISTS revoked_certificates (
+                serial TEXT PRIMARY KEY, name TEXT NOT NULL, revoked REAL NOT NULL);
+            INSERT OR IGNORE INTO revoked_certificates (serial, name, revoked)
+                SELECT serial, name, revoked FROM devices WHERE revoked IS NOT NULL;
             """
         )
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(tokens)")}
+        if "replaced" not in columns:  # registries made before one-open-token-per-name
+            self.conn.execute("ALTER TABLE tokens ADD COLUMN replaced REAL")
 
     def new_token(self, name: str, hub: str, ttl_s: int = TOKEN_TTL_S) -> Token:
-        if not DEVICE_NAME.fullmatch(name):
-            raise EnrollError(
-                f"{name!r} is not a device name: lower-case letters, digits and '-', 32 at most"
-            )
+        """A one-time token for ``name``; it ends any earlier token for that name still open,
+        so at most one can ever enroll it."""
+        check_device_name(name)
         if name in self.active_devices():
             raise EnrollError(f"{name} is enrolled already: revoke it first to enroll it again")
         token = Token(
@@ -62,16 +70,25 @@ class Registry:
             secret=secrets.token_urlsafe(32),
             expires=int(time.time()) + ttl_s,
         )
-        self.conn.execute(
-            "INSERT INTO tokens (hash, name, expires, created) VALUES (?, ?, ?, ?)",
-            (hash_secret(token.secret), name, token.expires, time.time()),
-        )
+        with self.conn:  # one transaction: the old tokens end as the new one begins
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(
+                "UPDATE tokens SET replaced = ? WHERE name = ? AND used IS NULL"
+                " AND replaced IS NULL",
+                (time.time(), name),
+            )
+            self.conn.execute(
+                "INSERT INTO tokens (hash, name, expires, created) VALUES (?, ?, ?, ?)",
+                (hash_secret(token.secret), name, token.expires, time.time()),
+            )
         return token
 
     def check(self, secret: str, name: str, expires: int) -> None:
         """Refuse a token that is unknown, used, expired or altered; writes nothing."""
+        check_device_name(name)
         row = self.conn.execute(
-            "SELECT name, expires, used FROM tokens WHERE hash = ?", (hash_secret(secret),)
+            "SELECT name, expires, used, replaced FROM tokens WHERE hash = ?",
+            (hash_secret(secret),),
         ).fetchone()
         if row is None:
             raise EnrollError("unknown enrollment token: ask the installer for a new one")
@@ -79,13 +96,17 @@ class Registry:
             raise EnrollError("the token was altered: ask the installer for a new one")
         if row[2] is not None:
             raise EnrollError("this enrollment token was used already: each works once")
+        if row[3] is not None:
+            raise EnrollError(
+                f"a newer token was made for {name}, which ended this one: use the newest"
+            )
         if time.time() >= expires:
             raise EnrollError("this enrollment token has expired (15 minutes): make a new one")
 
     def redeem(self, secret: str) -> bool:
         """Mark the token used; False if another request used it first."""
         cursor = self.conn.execute(
-            "UPDATE tokens SET used = ? WHERE hash = ? AND used IS NULL",
+            "UPDATE tokens SET used = ? WHERE hash = ? AND used IS NULL AND replaced IS NULL",
             (time.time(), hash_secret(secret)),
         )
         return cursor.rowcount == 1
@@ -108,16 +129,24 @@ class Registry:
         return found[0] if found else None
 
     def revoke(self, name: str) -> None:
-        cursor = self.conn.execute(
-            "UPDATE devices SET revoked = ? WHERE name = ? AND revoked IS NULL",
-            (time.time(), name),
-        )
-        if cursor.rowcount != 1:
-            raise EnrollError(f"no enrolled device called {name}")
+        now = time.time()
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            cursor = self.conn.execute(
+                "UPDATE devices SET revoked = ? WHERE name = ? AND revoked IS NULL", (now, name)
+            )
+            if cursor.rowcount != 1:
+                raise EnrollError(f"no enrolled device called {name}")
+            self.conn.execute(
+                "INSERT OR IGNORE INTO revoked_certificates (serial, name, revoked)"
+                " SELECT serial, name, ? FROM devices WHERE name = ?",
+                (now, name),
+            )
         self.pki.write_crl(self.revoked_serials())
 
     def revoked_serials(self) -> list[int]:
-        rows = self.conn.execute("SELECT serial FROM devices WHERE revoked IS NOT NULL")
+        """Every certificate ever revoked: the CRL, which never forgets one."""
+        rows = self.conn.execute("SELECT serial FROM revoked_certificates ORDER BY revoked")
         return [int(serial) for (serial,) in rows]
 
     def active_devices(self) -> list[str]:

@@ -32,9 +32,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from porch.core.enrollment import pem_private_key
 from porch.core.fsutil import atomic_write
+from porch.core.wire import HUB_IDENTITY
 
-HUB_IDENTITY = "porch-hub"
-"""The hub's certificate CN, hence its MQTT user name (``use_identity_as_username``)."""
 CA_YEARS = 20
 LEAF_YEARS = 5
 FILES = ("ca.key", "ca.crt", "broker.key", "broker.crt", "hub.key", "hub.crt", "seal.key",

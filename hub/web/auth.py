@@ -27,8 +27,11 @@ class NotSignedIn(Exception):
 
 
 class Forbidden(Exception):
-    def __init__(self, reason: str):
+    """Refused: 403, or another 4xx status (429 when throttled)."""
+
+    def __init__(self, reason: str, status: int = 403):
         self.reason = reason
+        self.status = status
 
 
 def current_session(request: Request) -> Session | None:

@@ -44,6 +44,15 @@ def stop_on_signals(stop: Callable[[], object]) -> None:
         signal.signal(sig, lambda *_: stop())
 
 
+def require(path: Path, what: str, hint: str) -> Path:
+    """``path`` if it exists; else the command ends with exit 2 naming the path it looked
+    for. Commands that read state check first, so none creates it as a side effect."""
+    if not path.exists():
+        click.echo(f"porch: no {what} at {path}: {hint}", err=True)
+        sys.exit(2)
+    return path
+
+
 CONFIG_OPTION = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), help="hub.toml"
 )

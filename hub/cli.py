@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from porch.core.commands import CONFIG_OPTION, load_or_exit, refused
+from porch.core.commands import CONFIG_OPTION, load_or_exit, refused, require
 from porch.core.config import HubConfig
 from porch.hub.accounts import ROLES
 
@@ -43,11 +43,24 @@ def hub_adduser(config_path: Path | None, role: str, username: str) -> None:
     from porch.hub.db import Database
 
     config = load_or_exit(HubConfig, config_path)
+    database = _database(config)
     password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    accounts = Accounts(Database(Path(config.data_dir) / "hub.sqlite").conn)
+    accounts = Accounts(Database(database).conn)
     with refused(AccountError):
         accounts.add_user(username, password, role)
     click.echo(f"{username} can now sign in as {role}.")
+
+
+PKI_HINT = "run 'porch provision init --config hub.toml' first, or pass the hub's --config"
+
+
+def _database(config: HubConfig) -> Path:
+    """The hub's database, which must exist: only the hub itself creates it."""
+    return require(
+        Path(config.data_dir) / "hub.sqlite",
+        "hub database",
+        "start the hub once ('porch hub run --config hub.toml'), or pass the hub's --config",
+    )
 
 
 def _hub_parts(config_path: Path | None):
@@ -61,8 +74,12 @@ def _hub_parts(config_path: Path | None):
 
     config = load_or_exit(HubConfig, config_path)
     data = Path(config.data_dir)
-    db = Database(data / "hub.sqlite")
-    authority = HomeAuthority(config.provisioning) if config.provisioning.pki_dir else None
+    db = Database(_database(config))
+    authority = None
+    if config.provisioning.pki_dir:
+        pki_dir = Path(config.provisioning.pki_dir)
+        require(pki_dir / "export.key", "home CA and export key", PKI_HINT)
+        authority = HomeAuthority(config.provisioning)
     audit = AuditLog(db.conn, authority.pki.export_key() if authority else None)
     consent = Consent(db.conn, audit)
     clips = HubClipStore(db, data / "clips", config.clips)

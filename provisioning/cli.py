@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from porch.core.commands import CONFIG_OPTION, load_or_exit, refused
+from porch.core.commands import CONFIG_OPTION, load_or_exit, refused, require
 from porch.core.config import HubConfig
 
 
@@ -28,7 +28,9 @@ def _provisioned(config_path: Path | None) -> HubConfig:
 def _authority(config_path: Path | None):
     from porch.provisioning.authority import HomeAuthority
 
-    return HomeAuthority(_provisioned(config_path).provisioning)
+    settings = _provisioned(config_path).provisioning
+    require(Path(settings.pki_dir) / "ca.crt", "home CA", "run 'porch provision init' first")
+    return HomeAuthority(settings)
 
 
 @provision.command("init")

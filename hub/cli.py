@@ -86,16 +86,21 @@ def _hub_parts(config_path: Path | None):
     return authority, audit, Exporter(consent, clips, authority, data / "exports")
 
 
-@click.command("verify")
+VERIFY_CODES = """Exit status: 0 valid and from the home whose CA was given; 1 not valid (altered,
+damaged, outside its approval, or not that home's); 3 intact but its origin unproven, since
+no --ca was given."""
+
+
+@click.command("verify", epilog=VERIFY_CODES)
 @click.argument("bundle", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option(
     "--ca",
     "ca_path",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="The home CA certificate you were given (else the bundle's own is shown).",
+    help="The home CA certificate the home gave you, by another channel than the bundle.",
 )
 def verify(bundle: Path, ca_path: Path | None) -> None:
-    """Check an export bundle offline: signatures, certificates, hashes, scope."""
+    """Check an export bundle offline: signatures, certificates, hashes, scope, layout."""
     from porch.hub.export.bundle import BundleError
     from porch.hub.export.verify import verify_bundle
 
@@ -104,13 +109,20 @@ def verify(bundle: Path, ca_path: Path | None) -> None:
     except BundleError as exc:
         click.echo(f"INVALID: {exc}", err=True)
         sys.exit(1)
-    click.echo(f"VALID: bundle {result.bundle_id}, {result.clips} clip(s) for"
-               f" {result.organisation}")  # fmt: skip
+    what = f"bundle {result.bundle_id}, {result.clips} clip(s) for {result.organisation}"
     if result.credentials:
-        click.echo(f"C2PA Content Credentials of {result.credentials} clip(s): trusted under"
-                   " the home CA")  # fmt: skip
-    click.echo(f"home CA SHA-256 {result.ca_fingerprint}"
-               + ("" if ca_path else " (compare it with the one the home gave you)"))  # fmt: skip
+        what += f"; C2PA Content Credentials of {result.credentials} clip(s) trusted"
+    if result.authenticated:
+        click.echo(f"VALID: {what}, under the home CA given")
+        click.echo(f"home CA SHA-256 {result.ca_fingerprint}")
+        return
+    click.echo(
+        f"INTACT, ORIGIN UNPROVEN: {what}, under the CA the bundle itself carries.\n"
+        f"bundle's CA SHA-256 {result.ca_fingerprint}\n"
+        "Anyone can make a CA: compare that fingerprint with the one the home gave you, or"
+        " run again with --ca home-ca.pem."
+    )
+    sys.exit(3)
 
 
 @click.group()

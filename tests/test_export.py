@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import PASSWORD, TIMEOUT, Home, RunningAgent, agent_from, api, wait_for
+from cryptography.hazmat.primitives import hashes
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
@@ -105,7 +106,7 @@ def test_bundle_verifies_offline_and_carries_the_approval(exported):
     result = run_verify(exported.bundle, home.pki.path("ca.crt"))
     assert result.exit_code == 0, result.output
     assert "VALID" in result.output and "1 clip(s) for Ankh Police" in result.output
-    assert "Content Credentials of 1 clip(s): trusted" in result.output
+    assert "Content Credentials of 1 clip(s) trusted" in result.output
     with zipfile.ZipFile(exported.bundle) as archive:
         manifest = json.loads(archive.read("manifest.json"))
     assert manifest["request"]["legal_basis"] == "warrant"
@@ -120,23 +121,77 @@ def test_bundle_verifies_offline_and_carries_the_approval(exported):
     assert wrong_ca.exit_code == 1 and "not the home CA" in wrong_ca.output
 
 
-def test_openssl_and_sha256sum_alone_as_docs_verify_md_says(exported, tmp_path):
+def check_script(tmp_path: Path) -> Path:
+    """docs/verify.md's check-bundle.sh, exactly as the page gives it."""
     text = (ROOT / "docs" / "verify.md").read_text()
-    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
-    check = blocks[1]  # block 1 unpacks with unzip; the test unpacks with zipfile
-    folder = tmp_path / "bundle"
+    (block,) = [b for b in re.findall(r"```sh\n(.*?)```", text, re.S) if "check-bundle" in b]
+    script = tmp_path / "check-bundle.sh"
+    script.write_text(block)
+    return script
+
+
+def run_check(script: Path, bundle: Path, fingerprint: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(script), str(bundle), fingerprint], capture_output=True,
+                          text=True, timeout=TIMEOUT)  # fmt: skip
+
+
+def rezip(source: Path, target: Path, names: list[str], extra: dict[str, bytes] | None = None):
+    """The bundle's members in the order ``names``, plus ``extra``, as a new zip."""
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as out:
+        for name in names:
+            out.writestr(archive.getinfo(name), archive.read(name))
+        for name, data in (extra or {}).items():
+            out.writestr(name, data)
+
+
+def test_openssl_sha256sum_and_unzip_alone_as_docs_verify_md_says(exported, tmp_path):
+    script = check_script(tmp_path)
+    ca = exported.home.pki.cert("ca.crt")
+    fingerprint = ca.fingerprint(hashes.SHA256()).hex()
+    colons = ":".join(f"{b:02X}" for b in ca.fingerprint(hashes.SHA256()))  # openssl's form
+    for given in (fingerprint, colons):
+        done = run_check(script, exported.bundle, given)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "bundle checks out" in done.stdout and "redacted copy" in done.stdout
+
+    wrong = run_check(script, exported.bundle, "ab" * 32)
+    assert wrong.returncode != 0 and "FAIL: the bundle's CA is" in wrong.stdout
+
     with zipfile.ZipFile(exported.bundle) as archive:
-        archive.extractall(folder)
-    done = subprocess.run(["bash", "-c", check], cwd=folder, capture_output=True, text=True,
-                          timeout=TIMEOUT)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "bundle checks out" in done.stdout and "redacted copy" in done.stdout
-    # and the same script refuses a tampered manifest
-    manifest = folder / "manifest.json"
-    manifest.write_text(manifest.read_text().replace("Ankh Police", "Ankh Polite"))
-    failed = subprocess.run(["bash", "-c", check], cwd=folder, capture_output=True, text=True,
-                            timeout=TIMEOUT)  # fmt: skip
-    assert failed.returncode != 0
+        names = archive.namelist()
+    layouts = {
+        "extra": (names, {"notes.txt": b"nothing to see"}),
+        "reordered": ([*names[:2], *reversed(names[2:])], None),
+        "dropped": (names[:-1], None),
+    }
+    for label, (order, extra) in layouts.items():
+        target = tmp_path / f"{label}.zip"
+        rezip(exported.bundle, target, order, extra)
+        failed = run_check(script, target, fingerprint)
+        assert failed.returncode != 0, label
+        assert "FAIL:" in failed.stdout, (label, failed.stdout, failed.stderr)
+        result = run_verify(target, exported.home.pki.path("ca.crt"))
+        assert result.exit_code == 1 and "INVALID" in result.output, (label, result.output)
+
+    # One flipped byte inside a clip: the script says the bundle is damaged (unzip's checksum).
+    data = bytearray(exported.bundle.read_bytes())
+    with zipfile.ZipFile(exported.bundle) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(".mp4"))
+    data[info.header_offset + 30 + len(info.filename) + info.file_size // 2] ^= 0x01
+    flipped = tmp_path / "flipped.zip"
+    flipped.write_bytes(data)
+    damaged = run_check(script, flipped, fingerprint)
+    assert damaged.returncode != 0
+    assert "FAIL: the bundle is damaged" in damaged.stdout, damaged.stdout + damaged.stderr
+    assert "Could not open" not in damaged.stdout + damaged.stderr
+
+
+def test_without_the_home_ca_verify_says_the_origin_is_unproven(exported):
+    result = run_verify(exported.bundle)
+    assert result.exit_code == 3, result.output
+    assert "ORIGIN UNPROVEN" in result.output and "VALID:" not in result.output
+    fingerprint = exported.home.pki.cert("ca.crt").fingerprint(hashes.SHA256()).hex()
+    assert fingerprint in result.output
 
 
 def positions(data: bytes, archive: zipfile.ZipFile) -> list[int]:

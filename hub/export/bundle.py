@@ -32,20 +32,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMAT = "porch-export/1"
+FORMAT = "porch-export/2"
+"""/2 lists every member of the zip, in order, in the signed manifest ("members");
+/1 bundles (without it) still verify, their order derived the same way."""
+FORMATS = ("porch-export/1", FORMAT)
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 COPY_BYTES = 1024 * 1024
 
 VERIFY_TEXT = """This is an export from a Porch video doorbell, made with its owner's approval.
 
-Check it offline, with Porch:      porch verify THIS.zip --ca home-ca.pem
-or with openssl and sha256sum alone (see docs/verify.md in Porch's source):
-  1. certs/export.pem and every certs/device-*.pem are issued by certs/ca.pem;
-     compare certs/ca.pem with the CA fingerprint the home gave you.
+Check it offline, with Porch:   porch verify THIS.zip --ca home-ca.pem
+or with openssl, sha256sum and unzip alone (check-bundle.sh in docs/verify.md of Porch's
+source), given the home CA's SHA-256 fingerprint, which the home gives you by another way:
+  1. certs/ca.pem's SHA-256 fingerprint is the home's; every other certs/*.pem is issued
+     by it.
   2. manifest.sig is the Ed25519 signature of manifest.json by certs/export.pem's key.
-  3. Every file's SHA-256 is the one manifest.json gives ("files" and "clips").
+  3. The zip holds exactly the files manifest.json lists under "members", in that order,
+     and every file's SHA-256 is the one manifest.json gives.
   4. Each clips/ID.sig is the device's Ed25519 signature, made when the clip was captured,
-     of the original clip's SHA-256 ("original_sha256"; a redacted clip says what was done).
+     of the original clip's SHA-256 (clips/ID.digest; a redacted clip says what was done).
 Each clip also carries C2PA Content Credentials, signed under the same CA: beside an
 original (clips/ID.c2pa, so that the clip stays the bytes the doorbell signed), embedded in
 a redacted copy. Any C2PA tool shows them (c2patool clips/ID.c2pa, or the redacted .mp4).
@@ -105,6 +110,18 @@ def write_zip(out: Path, members: list[Member], progress: Callable[[int], None] 
                             progress(len(block))
 
 
+def canonical_names(manifest: dict) -> list[str]:
+    """The members of a bundle, in the one order they are written: the manifest and its
+    signature, the listed files (sorted), then each clip in the manifest's order: video,
+    signature, digest and, beside an original, its Content Credentials."""
+    names = ["manifest.json", "manifest.sig", *sorted(manifest["files"])]
+    for clip in manifest["clips"]:
+        names += [clip["file"], clip["signature_file"], clip["digest_file"]]
+        if clip.get("credentials", "embedded") != "embedded":
+            names.append(clip["credentials"])
+    return names
+
+
 def build_bundle(
     out: Path,
     manifest: dict,
@@ -138,9 +155,11 @@ def build_bundle(
                                   credentials_sha256=sha256_member(credentials))  # fmt: skip
             clip_members.append(credentials)
     manifest["files"] = {m.name: sha256_member(m) for m in extra}
+    manifest["members"] = canonical_names(manifest)
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()
     members = [Member("manifest.json", body), Member("manifest.sig", sign(body))]
-    write_zip(out, members + extra + clip_members, progress)
+    by_name = {m.name: m for m in extra + clip_members}
+    write_zip(out, members + [by_name[name] for name in manifest["members"][2:]], progress)
     digest = hashlib.sha256()
     with open(out, "rb") as handle:
         while block := handle.read(COPY_BYTES):

@@ -12,7 +12,7 @@ Signed with the hub's export key under a certificate from the home CA (see
 * A redacted clip is a new file anyway: its credentials are embedded, with the original as
   its parent ingredient and the redaction as a filter action.
 
-Both carry an ``org.porch.hub.export`` assertion: the request, the approval, and the
+Both carry an ``org.porch.export`` assertion: the request, the approval, and the
 original's capture hash and signature.
 """
 
@@ -30,7 +30,7 @@ from porch.core import __version__
 
 MIME = "video/mp4"
 DIGITAL_CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
-PORCH_ASSERTION = "org.porch.hub.export"
+PORCH_ASSERTION = "org.porch.export"
 _OFFLINE = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 
 
@@ -153,7 +153,7 @@ class Credentials:
     serial: str
     """The signing certificate's serial number, decimal."""
     export: dict
-    """The ``org.porch.hub.export`` assertion."""
+    """The ``org.porch.export`` assertion."""
     actions: list[str]
 
 

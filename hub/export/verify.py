@@ -3,8 +3,12 @@
 In order: the certificates chain to the home CA (the one given, or the bundle's own, whose
 fingerprint is printed); the manifest's signature by the export key; every file's SHA-256;
 every clip's capture signature by its device's key; every clip inside the approved scope,
-the approval inside the request; nothing in the zip but what the manifest lists; and the zip
-byte for byte canonical. The first failure is the answer.
+the approval inside the request; the zip holding exactly the manifest's members, in their
+canonical order; and the zip byte for byte canonical. The first failure is the answer.
+
+Without the home's CA (``--ca``), all of that is checked against the CA the bundle carries:
+the bundle is then intact, but whether it comes from the home it claims is unproven, and the
+result says so (:attr:`Verified.authenticated`; ``porch verify`` exits with 3).
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from porch.hub.export import credentials
-from porch.hub.export.bundle import FORMAT, BundleError, check_canonical, member_bytes, open_bundle
+from porch.hub.export.bundle import (
+    FORMATS,
+    BundleError,
+    canonical_names,
+    check_canonical,
+    member_bytes,
+    open_bundle,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,8 @@ class Verified:
     organisation: str
     credentials: int = 0
     """Clips whose C2PA Content Credentials were checked (bundles before them have none)."""
+    authenticated: bool = False
+    """The bundle's CA is the home CA given to the check: it comes from that home."""
 
 
 def _cert(data: bytes | memoryview, name: str) -> x509.Certificate:
@@ -81,8 +94,8 @@ def _verify(path: Path, ca_pem: bytes | None) -> Verified:
             manifest = json.loads(body)
         except ValueError:
             raise BundleError("manifest.json is not JSON") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise BundleError(f"manifest.json is not a {FORMAT} manifest")
+        if not isinstance(manifest, dict) or manifest.get("format") not in FORMATS:
+            raise BundleError(f"manifest.json is not a {' or '.join(FORMATS)} manifest")
         try:
             return _check(manifest, body, read, archive, mapped, ca_pem)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -174,6 +187,7 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
         raise BundleError(f"{extra[0]} is in the zip but not in the manifest")
     if len(archive.namelist()) != len(set(archive.namelist())):
         raise BundleError("the zip holds a file twice")
+    _check_layout(manifest, archive.namelist())
     check_canonical(archive, mapped)
     return Verified(
         bundle_id=manifest["bundle_id"],
@@ -181,7 +195,24 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
         ca_fingerprint=ca.fingerprint(hashes.SHA256()).hex(),
         organisation=request.get("organisation", ""),
         credentials=sum("credentials" in clip for clip in clips),
+        authenticated=ca_pem is not None,
     )
+
+
+def _check_layout(manifest: dict, names: list[str]) -> None:
+    """The zip holds exactly the manifest's members, in the canonical order."""
+    expected = canonical_names(manifest)
+    if "members" in manifest and manifest["members"] != expected:
+        raise BundleError("the manifest's member list is not the canonical one")
+    if names != expected:
+        pairs = zip(names, expected, strict=False)
+        at = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(names), len(expected)))
+        found = names[at] if at < len(names) else "the end"
+        wanted = expected[at] if at < len(expected) else "the end"
+        raise BundleError(
+            f"the zip's members are not in the canonical order: member {at + 1} is {found},"
+            f" where {wanted} belongs"
+        )
 
 
 def _check_credentials(clip: dict, read, ca_pem: bytes, serial: str | None) -> set[str]:

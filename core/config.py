@@ -262,6 +262,27 @@ class HubClipSettings(_Section):
     retention_days: float = Field(
         30, gt=0, le=3650, description="Clips older than this are deleted unless kept."
     )
+    max_clip_bytes: int = Field(
+        512 * 1024**2,
+        ge=1024 * 1024,
+        description="Largest clip a device may offer, bytes; larger offers are refused (a"
+        " doorbell's longest clip at its highest bitrate, 600 s at 20 Mbit/s, is 1.5 GB: raise"
+        " it for such settings).",
+    )
+    receiving_per_device: int = Field(
+        2,
+        ge=1,
+        le=32,
+        description="Clips one device may be sending at once; its other offers wait (the"
+        " device offers them again), so one device cannot hold the store's space.",
+    )
+    abandon_after_s: float = Field(
+        900,
+        ge=10,
+        le=7 * 86400,
+        description="A clip being received with no new chunk for this long is abandoned and"
+        " its partial files deleted (the device offers it again if it still has it), s.",
+    )
 
 
 class WebSettings(_Section):

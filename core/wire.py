@@ -133,7 +133,7 @@ class ClipMeta(_Payload):
     start_ts: Timestamp
     trigger_ts: Timestamp
     end_ts: Timestamp
-    size_bytes: int = Field(ge=0)
+    size_bytes: int = Field(gt=0, description="an empty clip is no clip")
     sha256: str = Field(pattern=SHA256_PATTERN)
     width: int = Field(gt=0, le=8192)
     height: int = Field(gt=0, le=8192)

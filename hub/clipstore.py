@@ -6,8 +6,12 @@ killed mid-transfer resumes where it was; a clip is listed (state ``stored``) on
 both files are fsync'd, renamed into place and the whole file's SHA-256 matched.
 
 The store has a byte cap and a retention in days; the oldest clips go first, and a clip the
-owner marked "keep" never goes, nor one held by a pending footage request. Runs on the
-ingest's thread.
+owner marked "keep" never goes, nor one held by a pending footage request. The cap covers
+clips being received too: an offer reserves its size before a byte arrives (older clips
+make room, or the offer is refused), so the store's files never exceed the cap however many
+offers come. One device may send ``receiving_per_device`` clips at once and none larger
+than ``max_clip_bytes``; a clip that goes quiet for ``abandon_after_s`` is abandoned. Runs
+on the ingest's thread.
 """
 
 from __future__ import annotations
@@ -69,6 +73,36 @@ class HubClipStore:
                     lost = [i for i in got if (i == THUMBNAIL) == (kind == "thumbnail")]
                     self.db.mark_chunks(clip_id, lost, received=False)
 
+    def admit(self, meta: ClipMeta, now: float | None = None) -> tuple[str, str] | None:
+        """Whether a new offer may start arriving: None when its space is reserved (the
+        caller then records it), else (kind, reason) of the refusal. A refused offer is
+        not answered; the device offers it again later."""
+        now = time.time() if now is None else now
+        self.abandon_quiet(now)
+        limit = self.settings.max_clip_bytes
+        if meta.size_bytes > limit:
+            return "too large", f"offers {meta.size_bytes} bytes, over clips.max_clip_bytes {limit}"
+        if self.db.receiving_count(meta.device_id) >= self.settings.receiving_per_device:
+            return "busy", "already sending as many clips as it may at once; this one waits"
+        need = meta.size_bytes + meta.thumbnail_bytes
+        self.enforce_limits(now, reserve=need)
+        used = sum(size for _, size, _, _ in self.db.stored_clips()) + self.db.reserved_bytes()
+        if used + need > self.settings.max_bytes:
+            return "no room", "the clip store is full of kept and held clips"
+        return None
+
+    def abandon_quiet(self, now: float) -> list[str]:
+        """Drop clips being received that have had no chunk for ``abandon_after_s``."""
+        quiet = self.db.quiet_receiving(now - self.settings.abandon_after_s)
+        for clip_id in quiet:
+            for index in (0, THUMBNAIL):
+                self._partial(clip_id, index).unlink(missing_ok=True)
+            self.db.delete_clip(clip_id)
+            log.warning(
+                "clip %s abandoned: no chunk for %.0f s", clip_id, self.settings.abandon_after_s
+            )
+        return quiet
+
     def offer(self, meta: ClipMeta) -> ClipAck | None:
         """A device offers a clip (recorded with ``Database.record_clip`` first): say what is
         missing, or that it is stored."""
@@ -107,6 +141,7 @@ class HubClipStore:
         finally:
             os.close(fd)
         self.db.mark_chunks(meta.clip_id, [chunk.index])
+        self.db.touch_clip(meta.clip_id, time.time())
         if self.db.count_chunks(meta.clip_id) == meta.chunk_count + 1:
             return self._missing_or_done(meta)
         return None
@@ -169,8 +204,11 @@ class HubClipStore:
         self.enforce_limits()
         return True
 
-    def enforce_limits(self, now: float | None = None, db: Database | None = None) -> list[str]:
+    def enforce_limits(
+        self, now: float | None = None, db: Database | None = None, reserve: int = 0
+    ) -> list[str]:
         """Delete clips past the retention or over the byte cap, oldest first, never kept ones.
+        The cap holds stored clips, clips being received, and ``reserve`` more bytes.
 
         ``db``: the connection of the calling thread (the ingest's by default)."""
         db = db or self.db
@@ -178,7 +216,7 @@ class HubClipStore:
         oldest_allowed = now - self.settings.retention_days * 86400
         clips = db.stored_clips()
         held = held_clip_ids(db.conn)  # a pending footage request holds its window's clips
-        total = sum(size for _, size, _, _ in clips)
+        total = sum(size for _, size, _, _ in clips) + db.reserved_bytes() + reserve
         removed = []
         for clip_id, size, stored_at, keep in clips:
             too_old = (stored_at or now) < oldest_allowed

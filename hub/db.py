@@ -13,7 +13,7 @@ from pathlib import Path
 
 from porch.core.wire import ClipMeta, MotionEvent, RingEvent, Status
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     device_id   TEXT PRIMARY KEY,
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS clips (
     meta        TEXT,                   -- the ClipMeta as offered, JSON
     state       TEXT NOT NULL DEFAULT 'receiving',  -- receiving | stored
     stored_at   REAL,
-    keep        INTEGER NOT NULL DEFAULT 0          -- 1: never evicted
+    keep        INTEGER NOT NULL DEFAULT 0,         -- 1: never evicted
+    touched     REAL                    -- receiving: when its last chunk (or offer) came
 );
 CREATE INDEX IF NOT EXISTS clips_by_time ON clips (start_ts);
 CREATE TABLE IF NOT EXISTS clip_events (
@@ -65,6 +66,8 @@ MIGRATIONS = {
         "ALTER TABLE clips ADD COLUMN stored_at REAL",
         "ALTER TABLE clips ADD COLUMN keep INTEGER NOT NULL DEFAULT 0",
     ],
+    # 2 -> 3: receiving clips are abandoned when they go quiet
+    3: ["ALTER TABLE clips ADD COLUMN touched REAL"],
 }
 
 
@@ -224,15 +227,48 @@ class Database:
             self.conn.execute("DELETE FROM clip_chunks WHERE clip_id = ?", (clip_id,))
 
     def stored_clips(self) -> list[tuple[str, int, float, bool]]:
-        """(clip_id, size_bytes, stored_at, keep) of stored clips, oldest first."""
+        """(clip_id, bytes on disk: video and thumbnail, stored_at, keep) of stored clips,
+        oldest first."""
         return self.conn.execute(
-            "SELECT clip_id, size_bytes, stored_at, keep FROM clips WHERE state = 'stored'"
-            " ORDER BY start_ts"
+            "SELECT clip_id, size_bytes + coalesce(json_extract(meta, '$.thumbnail_bytes'), 0),"
+            " stored_at, keep FROM clips WHERE state = 'stored' ORDER BY start_ts"
         ).fetchall()
 
     def receiving_clips(self) -> list[str]:
         rows = self.conn.execute("SELECT clip_id FROM clips WHERE state = 'receiving'")
         return [r[0] for r in rows]
+
+    def reserved_bytes(self) -> int:
+        """What clips being received may take on disk once whole (video and thumbnail)."""
+        row = self.conn.execute(
+            "SELECT coalesce(sum(size_bytes + json_extract(meta, '$.thumbnail_bytes')), 0)"
+            " FROM clips WHERE state = 'receiving'"
+        ).fetchone()
+        return int(row[0])
+
+    def receiving_count(self, device_id: str) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM clips WHERE state = 'receiving' AND device_id = ?", (device_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def quiet_receiving(self, before: float) -> list[str]:
+        """Clips being received whose last chunk (or offer) came before ``before``."""
+        rows = self.conn.execute(
+            "SELECT clip_id FROM clips WHERE state = 'receiving'"
+            " AND coalesce(touched, received_at) < ?",
+            (before,),
+        )
+        return [r[0] for r in rows]
+
+    def touch_clip(self, clip_id: str, when: float) -> None:
+        self.conn.execute("UPDATE clips SET touched = ? WHERE clip_id = ?", (when, clip_id))
+
+    def event_device(self, event_id: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT device_id FROM events WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return row[0] if row else None
 
     def delete_clip(self, clip_id: str) -> None:
         with self.conn:

@@ -1,12 +1,21 @@
 """The hub's ingest: every message from the broker is validated against the wire contract,
 then stored; duplicates (by event or clip id) are dropped, anything malformed is logged with
 its reason and skipped. Nothing a device sends can crash the hub or change stored rows.
+
+Per-device limits, so that one enrolled device cannot fill the hub or starve the others:
+timestamps must lie within :data:`MAX_PAST_S` before and :data:`MAX_FUTURE_S` after the
+hub's clock; a clip offer needs room in the store (see :meth:`HubClipStore.admit`); a
+snapshot is kept only for an event of the same device (one that arrives before its event
+waits in memory for :data:`SNAPSHOT_WAIT_S`, at most two per device). Each kind of refusal is
+logged once per device and counted after that (:attr:`Ingest.refusals`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +34,8 @@ from porch.core.wire import (
     LivePacket,
     LiveRequest,
     Message,
+    MotionEvent,
+    RingEvent,
     Snapshot,
     Status,
     TalkPacket,
@@ -37,6 +48,12 @@ from porch.hub.clipstore import HubClipStore
 from porch.hub.db import Database
 
 log = logging.getLogger(__name__)
+MAX_FUTURE_S = 300.0
+"""A device's clock may run this far ahead of the hub's (seconds); later is refused."""
+MAX_PAST_S = 366 * 86400.0
+"""Events and clips older than a year are refused: an outbox replays days, not years."""
+SNAPSHOT_WAIT_S = 30.0
+SNAPSHOTS_WAITING = 2
 
 
 class Ingest:
@@ -65,6 +82,9 @@ class Ingest:
         self.duplicates = 0
         self.rejected = 0
         self.clips_stored = 0
+        self.refusals: Counter[tuple[str, str]] = Counter()
+        """Refused messages by (device, kind of refusal)."""
+        self._early_snapshots: dict[str, deque[tuple[float, Snapshot]]] = {}
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._stopping = False
@@ -98,10 +118,9 @@ class Ingest:
             self._answer(self.clips.chunk(message))
             return None
         if isinstance(message, Snapshot):
-            atomic_write(self.snapshot_path(message.event_id), message.data)
-            if self.on_message is not None:
-                self.on_message(message)
-            return message
+            return self._snapshot(message)
+        if isinstance(message, RingEvent | MotionEvent | ClipMeta) and not self._in_time(message):
+            return None
         if isinstance(message, ClipAck | LiveRequest | TalkPacket):
             self.rejected += 1
             log.warning("rejected a command on %r: commands go to devices, not from them", topic)
@@ -110,6 +129,12 @@ class Ingest:
             self.db.record_status(message)
             fresh = True
         elif isinstance(message, ClipMeta):
+            if self.db.clip(message.clip_id) is None:
+                refusal = self.clips.admit(message)
+                if refusal is not None:
+                    kind, reason = refusal
+                    self._refuse(message.device_id, kind, reason, quiet=kind == "busy")
+                    return None
             fresh = self.db.record_clip(message)
             self._answer(self.clips.offer(message))
         else:
@@ -120,7 +145,67 @@ class Ingest:
         self.stored += 1
         if self.on_message is not None:
             self.on_message(message)
+        if isinstance(message, RingEvent | MotionEvent):
+            self._snapshot_waiting_for(message)
         return message
+
+    def _refuse(self, device_id: str, kind: str, reason: str, quiet: bool = False) -> None:
+        """Count a refusal; the first of its kind from a device is logged, with its name."""
+        self.rejected += 1
+        self.refusals[(device_id, kind)] += 1
+        if self.refusals[(device_id, kind)] == 1 and not quiet:
+            log.warning(
+                "refused from %s: %s (%s; more of this kind are counted, not logged)",
+                device_id, reason, kind,
+            )  # fmt: skip
+
+    def _in_time(self, message: RingEvent | MotionEvent | ClipMeta) -> bool:
+        now = time.time()
+        stamps = (
+            [message.start_ts, message.trigger_ts, message.end_ts]
+            if isinstance(message, ClipMeta)
+            else [message.ts]
+        )
+        if all(now - MAX_PAST_S <= ts <= now + MAX_FUTURE_S for ts in stamps):
+            return True
+        worst = max(stamps, key=lambda ts: abs(ts - now))
+        self._refuse(
+            message.device_id,
+            "timestamp",
+            f"a timestamp {worst - now:+.3g} s from the hub's clock (allowed: one year before"
+            f" to {MAX_FUTURE_S:.0f} s after)",
+        )
+        return False
+
+    def _snapshot(self, snapshot: Snapshot) -> Snapshot | None:
+        """Keep a snapshot only for a known event of the same device."""
+        owner = self.db.event_device(snapshot.event_id)
+        if owner is None:  # its event may be a moment behind it: wait a little, in memory
+            waiting = self._early_snapshots.setdefault(snapshot.device_id, deque())
+            if len(waiting) >= SNAPSHOTS_WAITING:
+                waiting.popleft()
+                self._refuse(snapshot.device_id, "snapshot", "snapshots for unknown events")
+            waiting.append((time.monotonic(), snapshot))
+            return None
+        if owner != snapshot.device_id:
+            self._refuse(snapshot.device_id, "snapshot", "a snapshot for another device's event")
+            return None
+        atomic_write(self.snapshot_path(snapshot.event_id), snapshot.data)
+        if self.on_message is not None:
+            self.on_message(snapshot)
+        return snapshot
+
+    def _snapshot_waiting_for(self, event: RingEvent | MotionEvent) -> None:
+        waiting = self._early_snapshots.get(event.device_id)
+        if not waiting:
+            return
+        now = time.monotonic()
+        for arrived, snapshot in list(waiting):
+            if now - arrived > SNAPSHOT_WAIT_S:
+                waiting.remove((arrived, snapshot))
+            elif snapshot.event_id == event.event_id:
+                waiting.remove((arrived, snapshot))
+                self._snapshot(snapshot)
 
     def publish(self, message: Message) -> None:
         """Send a command to a device (paho queues QoS 1 ones while the broker is away)."""

@@ -119,7 +119,9 @@ def test_hub_store_cap_evicts_oldest_but_never_a_kept_clip(tmp_path, broker, hub
             wait_for(lambda: agent.store.get(ids[-1]) is None, what="the clip at the hub")
     ids = [row[0] for row in hub.db.stored_clips()]  # oldest capture first
     assert len(ids) == 4
-    sizes = {c: hub.clips.video(c).stat().st_size for c in ids}
+    # what each takes on disk, video and thumbnail
+    sizes = {c: size for c, size, _, _ in hub.db.stored_clips()}
+    assert all(size > hub.clips.video(c).stat().st_size for c, size in sizes.items())
     hub.db.set_keep(ids[0], True)
     hub.clips.settings = hub.clips.settings.model_copy(
         update={"max_bytes": sizes[ids[2]] + sizes[ids[3]] + sizes[ids[0]]}

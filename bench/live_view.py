@@ -39,6 +39,7 @@ from conftest import (
     start_device,
     start_hub,
     wait_for,
+    wait_in_page,
     write_device_toml,
 )
 from playwright.sync_api import sync_playwright
@@ -151,7 +152,7 @@ def report(hub, pid: int, browser, args) -> None:
         time.sleep(0.5)  # the device is idle again
         clicked = time.time() * 1000
         page.click("a.watch")
-        page.wait_for_function("window.porchLive && window.porchLive.firstFrameAt", timeout=30_000)
+        wait_in_page(page, "window.porchLive && window.porchLive.firstFrameAt", timeout=30)
         first.append(page.evaluate("porchLive.firstFrameAt") - clicked)
         loaded = page.evaluate(
             "performance.timeOrigin"
@@ -177,7 +178,7 @@ def report(hub, pid: int, browser, args) -> None:
         for p in pages:
             sign_in(p, hub.url, "owner")
             p.goto(hub.url + "/live/front-door")
-            p.wait_for_function("window.porchLive && window.porchLive.firstFrameAt")
+            wait_in_page(p, "window.porchLive && window.porchLive.firstFrameAt")
         busy = cpu_per_minute(pid, args.window)
         print(f"  device CPU, {viewers} viewer(s)  {busy:6.1f} s/min  ({busy / idle:.2f}x idle)")
         for p in pages:

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import PASSWORD, device_config, launch_chromium, run_agent, wait_for
+from conftest import PASSWORD, device_config, launch_chromium, run_agent, wait_for, wait_in_page
 from harness import loopback_home
 from playwright.sync_api import sync_playwright
 from press_latency import percentile, summary
@@ -47,7 +47,7 @@ def main() -> None:
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
             page.wait_for_url(hub.url + "/")
-            page.wait_for_function("window.porch.events && window.porch.events.readyState === 1")
+            wait_in_page(page, "window.porch.events && window.porch.events.readyState === 1")
 
             baseline = []
             page.evaluate("""() => { window.porch.pings = [];
@@ -56,7 +56,7 @@ def main() -> None:
             for i in range(args.presses):
                 start = time.time()
                 hub.broadcaster.publish("ping", {"i": i})
-                page.wait_for_function(f"window.porch.pings.length > {i}")
+                wait_in_page(page, f"window.porch.pings.length > {i}")
                 baseline.append(page.evaluate(f"window.porch.pings[{i}]") - start * 1000)
 
             presses = []
@@ -64,7 +64,7 @@ def main() -> None:
             for i in range(args.presses):
                 start = time.time()
                 pin.drive_low()
-                page.wait_for_function(f"window.porch.rings.length > {i}", timeout=30_000)
+                wait_in_page(page, f"window.porch.rings.length > {i}", timeout=30)
                 presses.append(page.evaluate(f"window.porch.rings[{i}].shown") - start * 1000)
                 pin.drive_high()
             browser.close()

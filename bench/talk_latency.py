@@ -34,6 +34,7 @@ from conftest import (
     run_agent,
     sign_in,
     wait_for,
+    wait_in_page,
 )
 from harness import loopback_home
 from playwright.sync_api import sync_playwright
@@ -134,7 +135,7 @@ def main() -> None:
                 page.add_init_script(MICROPHONE)
                 sign_in(page, hub.url, "owner")
                 page.goto(hub.url + "/live/front-door")
-                page.wait_for_function("window.porchLive && window.porchLive.firstFrameAt")
+                wait_in_page(page, "window.porchLive && window.porchLive.firstFrameAt")
                 page.click("#talk")
                 page.wait_for_selector("#talk[aria-pressed=true]")
                 page.wait_for_timeout(1000)  # the first beep after the connection settled

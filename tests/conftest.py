@@ -89,6 +89,17 @@ def sign_in(page, url: str, username: str, password: str = PASSWORD) -> None:
     page.wait_for_load_state()
 
 
+def wait_in_page(page, expression: str, timeout: float = TIMEOUT) -> None:
+    """Wait until a JavaScript expression is truthy in the page. Playwright's own
+    wait_for_function compiles its predicate inside the page, which the hub's
+    Content-Security-Policy (no eval) rightly refuses; evaluate() is not subject to it."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{expression!r} still false after {timeout:.0f} s")
+        page.wait_for_timeout(20)
+
+
 def wait_for(condition: Callable[[], object], timeout: float = TIMEOUT, what: str = "") -> None:
     """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

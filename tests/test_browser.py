@@ -11,6 +11,7 @@ from conftest import (
     sign_in,
     start_hub,
     wait_for,
+    wait_in_page,
 )
 
 from porch.core.config import ClipSettings
@@ -28,8 +29,8 @@ def test_press_shows_the_banner_and_the_clip_plays(tmp_path, broker, mock_pins, 
             page = browser.new_page()
             sign_in(page, hub.url, "owner")
             page.wait_for_url(hub.url + "/")
-            page.wait_for_function(
-                "window.porch && window.porch.events && window.porch.events.readyState === 1"
+            wait_in_page(
+                page, "window.porch && window.porch.events && window.porch.events.readyState === 1"
             )
             wait_for(lambda: agent.media_time > 2.5, what="pre-roll")
             loads = page.evaluate("performance.getEntriesByType('navigation').length")
@@ -45,9 +46,7 @@ def test_press_shows_the_banner_and_the_clip_plays(tmp_path, broker, mock_pins, 
             page.click("#timeline a.watch")
             page.wait_for_selector("video#clip")
             assert not page.is_visible("#ring-banner"), "a new page starts without the banner"
-            page.wait_for_function(
-                "document.querySelector('video#clip').currentTime > 1", timeout=30_000
-            )
+            wait_in_page(page, "document.querySelector('video#clip').currentTime > 1", timeout=30)
             assert page.evaluate("document.querySelector('video#clip').videoWidth") == 320
     finally:
         hub.stop()

@@ -15,6 +15,7 @@ from conftest import (
     TIMEOUT,
     needs_chromium,
     sign_in,
+    wait_in_page,
 )
 from test_export import record_two_clips
 
@@ -45,7 +46,7 @@ def test_request_narrow_approve_with_blur_download_and_verify(home, mock_pins, b
 
     owner = browser.new_context().new_page()
     sign_in(owner, hub.url, "owner")
-    owner.wait_for_function("window.porch.events && window.porch.events.readyState === 1")
+    wait_in_page(owner, "window.porch.events && window.porch.events.readyState === 1")
 
     requester.click("text=Ask for footage")
     requester.fill("input[name=name]", "Officer Dibble")

@@ -21,6 +21,7 @@ from conftest import (
     start_device,
     start_hub,
     wait_for,
+    wait_in_page,
     write_device_toml,
 )
 
@@ -68,7 +69,7 @@ def test_live_view_plays_within_two_seconds_and_keeps_playing(site, browser):
     sign_in(page, site.url, "member")
     started = time.monotonic()
     page.goto(site.url + "/live/front-door")
-    page.wait_for_function(PLAYING, timeout=TIMEOUT * 1000)
+    wait_in_page(page, PLAYING, timeout=TIMEOUT)
     first_picture = time.monotonic() - started
     assert first_picture < 2.0, f"first picture after {first_picture:.2f} s"
     assert page.evaluate("document.querySelector('video#live').videoWidth") == 320
@@ -90,7 +91,7 @@ def test_two_viewers_share_one_encoded_stream(site, browser):
     owner = open_live(browser, site.url, "owner")
     member = open_live(browser, site.url, "member")
     for page in (owner, member):
-        page.wait_for_function(PLAYING, timeout=TIMEOUT * 1000)
+        wait_in_page(page, PLAYING, timeout=TIMEOUT)
     owner.wait_for_selector("#live-viewers:text('member')", timeout=TIMEOUT * 1000)
     assert "owner" in owner.inner_text("#live-viewers")
     assert member.locator("#live-viewers").count() == 0, "only owners see who watches"
@@ -166,7 +167,7 @@ def test_killed_doorbell_shows_offline_and_recovers(tmp_path, broker, browser):
     try:
         wait_for(lambda: [d for d in hub.devices() if d["state"] == "online"], what="the device")
         page = open_live(browser, hub.url, "owner")
-        page.wait_for_function(PLAYING, timeout=TIMEOUT * 1000)
+        wait_in_page(page, PLAYING, timeout=TIMEOUT)
         page.wait_for_selector("#live-state:text('live')", timeout=TIMEOUT * 1000)
 
         os.kill(agent.pid, signal.SIGKILL)
@@ -182,7 +183,7 @@ def test_killed_doorbell_shows_offline_and_recovers(tmp_path, broker, browser):
         # Playing again: two seconds' worth of new frames (a freshly started agent on a busy
         # machine may pause for a moment, so this waits on progress, not on every second).
         seen = page.evaluate(FRAMES)
-        page.wait_for_function(f"{FRAMES} >= {seen + 30}", timeout=TIMEOUT * 1000)
+        wait_in_page(page, f"{FRAMES} >= {seen + 30}", timeout=TIMEOUT)
     finally:
         agent.kill()
         agent.wait(timeout=TIMEOUT)

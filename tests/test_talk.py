@@ -22,6 +22,7 @@ from conftest import (
     sign_in,
     start_hub,
     wait_for,
+    wait_in_page,
 )
 from test_live import PLAYING, aiortc_offer
 
@@ -90,7 +91,7 @@ def test_the_viewers_voice_plays_on_the_doorbell(doorbell_with_speaker, tmp_path
         page = browser.new_page()
         sign_in(page, hub.url, "member")
         page.goto(hub.url + "/live/front-door")
-        page.wait_for_function(PLAYING, timeout=TIMEOUT * 1000)
+        wait_in_page(page, PLAYING, timeout=TIMEOUT)
         assert agent.talk.played == 0, "nothing plays before the Talk button"
 
         page.click("#talk")

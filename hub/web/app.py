@@ -52,6 +52,7 @@ from porch.hub.web.auth import (
     allow,
     current_session,
 )
+from porch.hub.web.headers import SecurityHeaders
 
 if TYPE_CHECKING:
     from porch.hub.service import HubService
@@ -117,6 +118,7 @@ def create_app(hub: HubService) -> FastAPI:
         telemetry=NO_TELEMETRY,
     )
     app.state.hub = hub
+    app.add_middleware(SecurityHeaders)
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

@@ -298,7 +298,9 @@ def test_web_app_over_https_with_the_home_ca(world, broker):
     try:
         assert hub.url.startswith("https://127.0.0.1:")
         trusted = ssl.create_default_context(cafile=str(pki.path("ca.crt")))
-        assert httpx.get(hub.url + "/login", verify=trusted, timeout=TIMEOUT).status_code == 200
+        served = httpx.get(hub.url + "/login", verify=trusted, timeout=TIMEOUT)
+        assert served.status_code == 200
+        assert served.headers["strict-transport-security"].startswith("max-age="), "HSTS on TLS"
         with pytest.raises(httpx.ConnectError):  # a client without the home CA refuses it
             httpx.get(hub.url + "/login", timeout=TIMEOUT)
     finally:

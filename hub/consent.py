@@ -50,6 +50,31 @@ CREATE TABLE IF NOT EXISTS bundles (
 """
 
 
+FIELD_LIMITS = {
+    "name": 200,
+    "organisation": 200,
+    "contact": 200,
+    "reason": 4000,
+    "legal_reference": 200,
+    "devices": 400,
+    "message": 4000,
+}
+"""Longest text a request's fields take, characters: the server's limits and the forms'."""
+FIELD_LABELS = {
+    "name": "Your name",
+    "organisation": "Organisation",
+    "contact": "How to reach you",
+    "reason": "Why",
+    "legal_basis": "Legal basis",
+    "legal_reference": "Reference",
+    "start": "From",
+    "end": "To",
+    "devices": "Which doorbells",
+    "expires_days": "The request lapses after",
+    "message": "Message",
+}
+
+
 class ConsentError(Exception):
     """A request or decision refused; ``status`` is the HTTP status to answer with."""
 
@@ -151,6 +176,11 @@ class Consent:
             raise ConsentError("name at least one doorbell")
         if not 0 < end_ts - start_ts <= 7 * DAY:
             raise ConsentError("the time window must be positive and at most 7 days")
+        if start_ts > time.time():
+            raise ConsentError(
+                "the window starts in the future: a request can only ask for footage that"
+                " exists (its window may end later, to cover what is still being recorded)"
+            )
         if not (name.strip() and organisation.strip() and contact.strip() and reason.strip()):
             raise ConsentError("who asks (name, organisation, contact) and why are required")
         if not 0 < expires_days <= 90:

@@ -154,7 +154,7 @@ def hub(hub_service: HubService) -> Ingest:
 
 def api(service, role: str | None, method: str, path: str, **kw) -> httpx.Response:
     """One request to the hub signed in as the account named ``role`` (None: anonymous)."""
-    cookies, headers = {}, {}
+    cookies, headers = {}, dict(kw.pop("headers", {}))
     if role is not None:
         token = service.accounts.open_session(role)
         cookies[SESSION_COOKIE] = token

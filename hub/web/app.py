@@ -11,13 +11,15 @@ import asyncio
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi import Path as PathParam
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -36,7 +38,13 @@ from porch.core import __version__
 from porch.core.enrollment import EnrollError
 from porch.core.wire import DEVICE_ID_PATTERN, ID_PATTERN
 from porch.hub.accounts import MIN_PASSWORD, PASSWORD_RULE, AccountError, Role, Session
-from porch.hub.consent import LEGAL_BASES, ConsentError, FootageRequest
+from porch.hub.consent import (
+    FIELD_LABELS,
+    FIELD_LIMITS,
+    LEGAL_BASES,
+    ConsentError,
+    FootageRequest,
+)
 from porch.hub.live import LiveError
 from porch.hub.throttle import Throttled
 from porch.hub.web.auth import (
@@ -126,6 +134,7 @@ def create_app(hub: HubService) -> FastAPI:
         ctx.update(request=request, session=session, version=__version__, status=status)
         ctx.setdefault("password_rule", PASSWORD_RULE)
         ctx.setdefault("min_password", MIN_PASSWORD)
+        ctx.setdefault("limits", FIELD_LIMITS)
         response = templates.TemplateResponse(request, name, ctx, status_code=status)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -135,6 +144,21 @@ def create_app(hub: HubService) -> FastAPI:
         if exc.page:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=302)
         return JSONResponse({"detail": "sign in first"}, status_code=401)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(request: Request, exc: RequestValidationError) -> Response:
+        """A form that fails validation comes back as its page, filled in as it was sent,
+        with the reason; API clients get FastAPI's JSON list of errors."""
+        if "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        reason = _reason(exc.errors())
+        session = current_session(request)
+        route = request.scope.get("route")
+        if getattr(route, "path", "") == "/requests" and session is not None:
+            form = await request.form()
+            return page(request, "request_new.html", session, 400, bases=LEGAL_BASES,
+                        error=reason, form=form)  # fmt: skip
+        return page(request, "error.html", session, 400, message=reason)
 
     @app.exception_handler(LiveError)
     async def live_error(request: Request, exc: LiveError) -> Response:
@@ -394,15 +418,15 @@ def create_app(hub: HubService) -> FastAPI:
     async def file_request(
         request: Request,
         session: Annotated[Session, Depends(allow(*REQUESTS))],
-        name: Annotated[str, Form(max_length=200)],
-        organisation: Annotated[str, Form(max_length=200)],
-        contact: Annotated[str, Form(max_length=200)],
-        reason: Annotated[str, Form(max_length=4000)],
+        name: Annotated[str, Form(max_length=FIELD_LIMITS["name"])],
+        organisation: Annotated[str, Form(max_length=FIELD_LIMITS["organisation"])],
+        contact: Annotated[str, Form(max_length=FIELD_LIMITS["contact"])],
+        reason: Annotated[str, Form(max_length=FIELD_LIMITS["reason"])],
         legal_basis: Annotated[str, Form(max_length=20)],
         start: Annotated[str, Form(max_length=40)],
         end: Annotated[str, Form(max_length=40)],
-        legal_reference: Annotated[str, Form(max_length=200)] = "",
-        devices: Annotated[str, Form(max_length=400)] = "all",
+        legal_reference: Annotated[str, Form(max_length=FIELD_LIMITS["legal_reference"])] = "",
+        devices: Annotated[str, Form(max_length=FIELD_LIMITS["devices"])] = "all",
         expires_days: Annotated[float, Form(gt=0, le=90)] = 30,
     ) -> Response:
         """File a request. Doorbells are named, or 'all': no list of them is shown."""
@@ -448,7 +472,7 @@ def create_app(hub: HubService) -> FastAPI:
         end: Annotated[str, Form(max_length=40)] = "",
         blur_faces: Annotated[bool, Form()] = False,
         boxes: Annotated[str, Form(max_length=2000)] = "",
-        message: Annotated[str, Form(max_length=4000)] = "",
+        message: Annotated[str, Form(max_length=FIELD_LIMITS["message"])] = "",
         approval_days: Annotated[float, Form(gt=0, le=90)] = 14,
     ) -> Response:
         """The owner's decision; approving (or declining) asks for the password again, which
@@ -645,6 +669,19 @@ def _media(path: Path, media_type: str, exists: object) -> Response:
     response = FileResponse(path, media_type=media_type)
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+def _reason(errors: Sequence[Any]) -> str:
+    """The first validation error, in words a person filling the form understands."""
+    error = errors[0]
+    field = next((str(p) for p in reversed(error.get("loc", ())) if isinstance(p, str)), "")
+    label = FIELD_LABELS.get(field, field.replace("_", " ").capitalize() or "The form")
+    message = str(error.get("msg", "is not valid"))
+    if error.get("type") == "missing":
+        message = "is required"
+    elif error.get("type") == "string_too_long":
+        message = f"is too long: at most {error['ctx']['max_length']} characters"
+    return f"{label} {message[0].lower()}{message[1:]}."
 
 
 def _minutes(seconds: float) -> str:

@@ -157,10 +157,11 @@ def export_build(config_path: Path | None, request_id: str) -> None:
     from porch.hub.consent import ConsentError
 
     _, _, exporter = _hub_parts(config_path)
-    total = exporter.size(request_id)
     with (
         refused(ConsentError, prefix="\nporch: "),
-        click.progressbar(length=max(total, 1), label="Building the bundle") as bar,
+        click.progressbar(length=1000, label="Building the bundle") as bar,
     ):
-        bundle = exporter.build(request_id, "cli", progress=bar.update)
+        bundle = exporter.build(
+            request_id, "cli", progress=lambda done: bar.update(int(done * 1000) - bar.pos)
+        )
     click.echo(f"{bundle['path']} ({bundle['size_bytes']} bytes, SHA-256 {bundle['sha256']})")

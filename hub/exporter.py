@@ -8,6 +8,7 @@ and the bundle is recorded and audited.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import secrets
@@ -26,6 +27,9 @@ from porch.hub.export import credentials
 from porch.hub.export.bundle import FORMAT, build_bundle
 from porch.hub.export.redact import Box, redact
 from porch.provisioning.authority import HomeAuthority
+
+REDACT_WEIGHT = 8
+"""Redacting a byte of footage (decode, find faces, blur, encode) against zipping it."""
 
 
 def file_sha256(path: Path) -> str:
@@ -47,21 +51,17 @@ class Exporter:
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
 
-    def size(self, request_id: str) -> int:
-        """Bytes of footage an approval covers (for a progress bar)."""
-        request = self.consent.get(request_id)
-        if request is None or request.state != "approved":
-            return 0
-        return sum(
-            self.clips.video(clip_id).stat().st_size
-            for clip_id in request.decision["scope"]["clip_ids"]
-            if self.clips.video(clip_id).exists()
-        )
-
     def build(
-        self, request_id: str, actor: str, progress: Callable[[int], None] | None = None
+        self, request_id: str, actor: str, progress: Callable[[float], None] | None = None
     ) -> dict:
-        """The bundle of an approved request (built once; later calls return it)."""
+        """The bundle of an approved request (built once; later calls return it). One lock
+        file makes builds one at a time and once, across processes too (the hub's builder,
+        ``porch export build``). ``progress`` gets the fraction done, 0 to 1."""
+        with open(self.root / ".build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._build(request_id, actor, progress or (lambda _: None))
+
+    def _build(self, request_id: str, actor: str, progress: Callable[[float], None]) -> dict:
         request = self.consent.get(request_id)
         if request is None:
             raise ConsentError("no such request", 404)
@@ -90,7 +90,12 @@ class Exporter:
             chosen = [row for row in rows if row["clip_id"] in set(scope["clip_ids"])]
             if len(chosen) != len(scope["clip_ids"]):
                 raise ConsentError("an approved clip is no longer on the hub", 410)
-            for row in chosen:
+            # Progress by bytes of footage: redacting one costs about REDACT_WEIGHT times
+            # writing it into the zip.
+            sizes = [self.clips.video(row["clip_id"]).stat().st_size for row in chosen]
+            total = sum(sizes) * ((REDACT_WEIGHT if redacting else 0) + 1) or 1
+            done = 0.0
+            for row, size in zip(chosen, sizes, strict=True):
                 meta = ClipMeta.model_validate_json(row["meta"])
                 original = meta.plain_sha256 or meta.sha256
                 if not meta.signature:
@@ -113,7 +118,11 @@ class Exporter:
                 sidecar = None
                 if redacting:
                     target = work / f"{meta.clip_id}.mp4"
-                    report = redact(path, target, redaction["blur_faces"], boxes)
+                    base = done
+                    report = redact(path, target, redaction["blur_faces"], boxes,
+                                    lambda f, b=base, s=size: progress((b + f * s * REDACT_WEIGHT)
+                                                                       / total))  # fmt: skip
+                    done += size * REDACT_WEIGHT
                     entry["redaction"] = report.summary()
                     story = replace(story, redaction=report.description())
                     credentials.embed(target, path, story, chain, key)
@@ -153,7 +162,13 @@ class Exporter:
                 "clips": entries,
             }
             partial = work / "bundle.zip"
-            digest = build_bundle(partial, manifest, certs, files, pki.export_key().sign, progress)
+            written = [done]
+
+            def wrote(count: int) -> None:
+                written[0] += count
+                progress(min(1.0, written[0] / total))
+
+            digest = build_bundle(partial, manifest, certs, files, pki.export_key().sign, wrote)
             final = self.root / f"{bundle_id}.zip"
             os.replace(partial, final)
         finally:

@@ -19,6 +19,7 @@ from porch.core.sdnotify import Notifier
 from porch.core.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, Status
 from porch.hub.accounts import Accounts
 from porch.hub.audit import AuditLog
+from porch.hub.builds import BuildStatus, BundleBuilds
 from porch.hub.clipopener import ClipOpener
 from porch.hub.clipstore import HubClipStore
 from porch.hub.consent import Consent
@@ -67,6 +68,13 @@ class HubService:
         self.audit = AuditLog(self.web_db.conn, export_key)
         self.consent = Consent(self.web_db.conn, self.audit)
         self.exporter = Exporter(self.consent, self.clips, self.authority, data / "exports")
+        # The background builder's own connection, consent and exporter (its thread).
+        build_db = Database(data / "hub.sqlite")
+        build_consent = Consent(build_db.conn, AuditLog(build_db.conn, export_key))
+        self.builds = BundleBuilds(
+            Exporter(build_consent, self.clips, self.authority, data / "exports"),
+            self._on_build,
+        )
         self.app = create_app(self)
         self._server: uvicorn.Server | None = None
         self._enroll_server: uvicorn.Server | None = None
@@ -90,6 +98,12 @@ class HubService:
 
     def stored_clip(self, clip_id: str) -> dict | None:
         return self.web_db.stored_clip(clip_id)
+
+    def _on_build(self, request_id: str, status: BuildStatus) -> None:
+        """A bundle's progress. Pages ask for it themselves (only who may see the request
+        learns it), so nothing is broadcast; the log notes where it ended."""
+        if status.state in ("ready", "failed"):
+            log.info("bundle of request %s: %s %s", request_id, status.state, status.error)
 
     # paho's thread
     def _on_message(self, message: Message) -> None:
@@ -150,6 +164,7 @@ class HubService:
         )
         self._server = uvicorn.Server(config)
         self.ingest.start()
+        self.builds.start()
         retention = asyncio.create_task(self._retention())
         watchdog = asyncio.create_task(self._watchdog())
         enrollment = self._serve_enrollment()
@@ -164,6 +179,7 @@ class HubService:
                 await enrollment
             await self.live.close()
             self.ingest.stop()
+            self.builds.stop()
 
     def _serve_enrollment(self) -> asyncio.Future | None:
         """The enrollment endpoint over TLS with the hub's certificate, when provisioned."""

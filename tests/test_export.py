@@ -454,3 +454,40 @@ def test_clips_carry_content_credentials_any_c2pa_tool_can_read(exported, tmp_pa
         credentials.read(video, stranger.path("ca.crt").read_bytes(), sidecar)
     with pytest.raises(credentials.CredentialsError):
         credentials.read(video[:-1] + bytes([video[-1] ^ 1]), ca, sidecar)
+
+
+def test_a_bundle_is_built_once_in_the_background_and_served_when_ready(exported):
+    home = exported.home
+    request = home.hub.consent.file("requester", "Officer Dibble", "Ankh Police", "d@example",
+                                    "the same theft", "warrant", "W-9", ["front-door"],
+                                    exported.clips[0]["start_ts"] - 60,
+                                    exported.clips[-1]["end_ts"] + 60)  # fmt: skip
+    builds = home.hub.builds.builds
+    approved = api(home.hub, "owner", "POST", f"/requests/{request.request_id}/decision",
+                   data={"action": "approve", "password": PASSWORD, "blur_faces": "true",
+                         "clip_ids": [c["clip_id"] for c in exported.clips]},
+                   follow_redirects=False)  # fmt: skip
+    assert approved.status_code == 303
+    path, status = (
+        f"/requests/{request.request_id}/bundle.zip",
+        f"/api/requests/{request.request_id}/bundle",
+    )
+    seen, early = [], []
+    while True:  # a requester clicking download again and again while it is being built
+        state = api(home.hub, "requester", "GET", status).json()
+        seen.append(state)
+        if state["state"] == "ready":
+            break
+        assert state["state"] in ("queued", "building"), state
+        code = api(home.hub, "requester", "GET", path).status_code
+        after = api(home.hub, "requester", "GET", status).json()["state"]
+        early.append(code)
+        assert code == 409 or after == "ready", "a download before the bundle was ready"
+        time.sleep(0.05)
+    assert 409 in early, "asked while it was being built, and told to wait"
+    assert any(s["state"] == "building" and 0 < s["percent"] < 100 for s in seen), seen
+    download = api(home.hub, "requester", "GET", path)
+    assert download.status_code == 200 and download.content[:2] == b"PK"
+    assert home.hub.builds.builds == builds + 1, "exactly one build for the approval"
+    exports = [e for e in home.hub.audit.entries(request.request_id) if e.action == "export"]
+    assert len(exports) == 1

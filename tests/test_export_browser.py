@@ -81,8 +81,12 @@ def test_request_narrow_approve_with_blur_download_and_verify(home, mock_pins, b
     owner.click("#approve")
     owner.wait_for_selector("#request-status:has-text('approved')")
 
-    # The requester downloads the bundle; it verifies offline.
+    # Both see the bundle being built in the background, then the download, without reloading.
+    owner.wait_for_selector("#bundle-ready", state="visible", timeout=TIMEOUT * 1000)
     requester.reload()
+    requester.wait_for_selector("#bundle-ready", state="visible", timeout=TIMEOUT * 1000)
+    assert home.hub.builds.builds == 1, "one build for the approval"
+    # The requester downloads the bundle; it verifies offline.
     with requester.expect_download(timeout=TIMEOUT * 1000) as download:
         requester.click("#download")
     bundle = tmp_path / "bundle.zip"

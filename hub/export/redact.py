@@ -10,6 +10,7 @@ original's SHA-256 and what was done.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -105,8 +106,15 @@ def blur(image: np.ndarray, box: tuple[int, int, int, int]) -> None:
     image[y0:y1, x0:x1] = cv2.GaussianBlur(coarse, (0, 0), max(1.0, min(w, h) / 12))
 
 
-def redact(source: Path, target: Path, blur_faces: bool, boxes: list[Box]) -> RedactionReport:
-    """Write a redacted copy of the MP4 ``source`` to ``target``."""
+def redact(
+    source: Path,
+    target: Path,
+    blur_faces: bool,
+    boxes: list[Box],
+    progress: Callable[[float], None] | None = None,
+) -> RedactionReport:
+    """Write a redacted copy of the MP4 ``source`` to ``target``; ``progress`` gets the
+    fraction of frames done."""
     report = RedactionReport(blur_faces, boxes)
     finder = FaceFinder() if blur_faces else None
     held: list[tuple[tuple[int, int, int, int], int]] = []
@@ -117,7 +125,10 @@ def redact(source: Path, target: Path, blur_faces: bool, boxes: list[Box]) -> Re
         video_out.width, video_out.height = video_in.width, video_in.height
         video_out.pix_fmt = "yuv420p"
         video_out.options = {"preset": "veryfast", "crf": "23", "profile": "baseline"}
+        expected = video_in.frames or 1
         for frame in inp.decode(video_in):
+            if progress is not None:
+                progress(min(1.0, report.frames / expected))
             image = frame.to_ndarray(format="bgr24")
             height, width = image.shape[:2]
             if finder is not None:

@@ -457,7 +457,7 @@ def create_app(hub: HubService) -> FastAPI:
         found = own_request(request_id, session)
         clips = hub.consent.matching_clips(found) if session.role == "owner" else []
         return page(request, "request.html", session, r=found, clips=clips,
-                    bundle=hub.consent.bundle(request_id),
+                    bundle=hub.consent.bundle(request_id), build=hub.builds.status(request_id),
                     audit=hub.audit.entries(request_id))  # fmt: skip
 
     @app.post("/requests/{request_id}/decision")
@@ -489,15 +489,43 @@ def create_app(hub: HubService) -> FastAPI:
             clip_ids or None, _when(start) if start else None, _when(end) if end else None,
             blur_faces, _boxes(boxes), message, approval_days,
         )  # fmt: skip
+        if action == "approve":  # built now, in the background: ready when they look
+            hub.builds.schedule(request_id, session.username)
         return RedirectResponse(f"/requests/{request_id}", status_code=303)
+
+    @app.get("/api/requests/{request_id}/bundle")
+    async def bundle_status(
+        request_id: RequestId, session: Annotated[Session, Depends(allow(*REQUESTS))]
+    ) -> dict:
+        """Where the bundle of an approved request stands: queued, building (percent),
+        ready or failed."""
+        own_request(request_id, session)
+        return hub.builds.status(request_id).public()
 
     @app.get("/requests/{request_id}/bundle.zip")
     async def download_bundle(
-        request_id: RequestId, session: Annotated[Session, Depends(allow(*REQUESTS))]
+        request: Request,
+        request_id: RequestId,
+        session: Annotated[Session, Depends(allow(*REQUESTS))],
     ) -> Response:
-        """The signed bundle of an approved request, built on first download."""
-        own_request(request_id, session)
-        bundle = await asyncio.to_thread(hub.exporter.build, request_id, session.username)
+        """The signed bundle of an approved request, once it is built (in the background,
+        since the approval); before that, where it stands."""
+        found = own_request(request_id, session)
+        if not found.approval_live:
+            raise ConsentError("there is no live approval to download", 410)
+        status = hub.builds.status(request_id)
+        bundle = hub.consent.bundle(request_id)
+        if status.state != "ready" or bundle is None or not Path(bundle["path"]).exists():
+            if status.state in ("none", "failed") and status.error == "":
+                status = hub.builds.schedule(request_id, session.username)
+            detail = (f"the bundle is not ready: {status.state}"
+                      + (f" ({status.percent} %)" if status.state == "building" else "")
+                      + (f": {status.error}" if status.error else ""))  # fmt: skip
+            if "text/html" in request.headers.get("accept", ""):
+                return page(request, "error.html", session, 409,
+                            message=detail[0].upper() + detail[1:] + ". Its page shows when"
+                            " it is ready.")  # fmt: skip
+            return JSONResponse({"detail": detail, **status.public()}, status_code=409)
         record = {"bundle_id": bundle["bundle_id"], "sha256": bundle["sha256"]}
         hub.audit.append(session.username, "download", request_id, record)
         response = FileResponse(bundle["path"], media_type="application/zip",

@@ -129,8 +129,34 @@ function listen() {
   });
 }
 
+// A request's bundle is built in the background after the approval: show how far it got,
+// and the download once it is ready.
+function followBundle(box) {
+  const show = (id, on) => { document.getElementById(id).hidden = !on; };
+  const poll = async () => {
+    let status;
+    try {
+      const reply = await fetch(`/api/requests/${box.dataset.request}/bundle`,
+                                { headers: { accept: "application/json" } });
+      if (!reply.ok) return setTimeout(poll, 3000);
+      status = await reply.json();
+    } catch (e) { return setTimeout(poll, 3000); }
+    box.dataset.state = status.state;
+    document.getElementById("bundle-progress").value = status.percent;
+    document.getElementById("bundle-percent").textContent = `${status.percent} %`;
+    document.getElementById("bundle-error").textContent = status.error;
+    show("bundle-ready", status.state === "ready");
+    show("bundle-building", status.state === "queued" || status.state === "building");
+    show("bundle-failed", status.state === "failed");
+    if (status.state === "queued" || status.state === "building") setTimeout(poll, 1000);
+  };
+  if (box.dataset.state !== "ready" && box.dataset.state !== "failed") poll();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
+  const bundle = document.getElementById("bundle");
+  if (bundle) followBundle(bundle);
   document.getElementById("ring-dismiss")?.addEventListener("click", () => {
     document.getElementById("ring-banner").hidden = true;
   });

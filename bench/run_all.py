@@ -21,6 +21,7 @@ BENCHMARKS = [
     "talk_latency.py",
     "seal_cost.py",
     "export_throughput.py",
+    "face_blur.py",
     "device_footprint.py",
 ]
 

@@ -6,7 +6,10 @@
 The clips are copies of one real clip (synthetic scene, 1280×720, 15 fps, libx264 as the
 agent encodes it), each signed by an enrolled device's key; the bundle is built with the
 hub's export key from a home CA made for the run, each clip with its C2PA sidecar (signed
-as part of the build, and validated as part of the verification). Files are read from the
+as part of the build, and validated as part of the verification). The build is what
+Exporter.build does for originals, with its functions: every clip checked against the hash
+its device signed and given its sidecar, on up to one thread per core (four at most), then
+the zip written and its SHA-256 taken. Files are read from the
 page cache in every case (each is read once before timing), so the figures compare the
 work, not the disk.
 """
@@ -28,8 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from seal_cost import make_clip
 
 from porch.hub.export import credentials
-from porch.hub.export.bundle import FORMAT, build_bundle
+from porch.hub.export.bundle import FORMAT, ClipFile, build_bundle
 from porch.hub.export.verify import verify_bundle
+from porch.hub.exporter import credential_clip, in_parallel
 from porch.provisioning.enrollment import pem
 from porch.provisioning.pki import Pki
 
@@ -103,16 +107,21 @@ def main() -> None:
 
         bundle = tmp / "bundle.zip"
         start = time.perf_counter()
-        with_credentials = []
-        for entry, (clip_id, path, signature) in zip(entries, files, strict=True):
+
+        def prepare(entry: dict, clip: tuple) -> ClipFile:
+            clip_id, path, signature = clip
             story = credentials.ClipStory(
                 clip_id=clip_id, device_id="front-door", start_ts=entry["start_ts"],
                 original_sha256=digest, device_signature=signature.hex(), exported_at=now,
                 request=manifest["request"], approved_by="owner", approved_at=now - 60,
                 redaction=None)  # fmt: skip
-            sidecar = credentials.sidecar(path, story, chain, key)
-            with_credentials.append((clip_id, path, signature, sidecar))
-        build_bundle(bundle, manifest, certs, with_credentials, pki.export_key().sign)
+            return credential_clip(path, digest, signature, story, chain, key)
+
+        # What Exporter.build does for originals, with its own functions: each clip checked
+        # against the hash its device signed and given its C2PA sidecar (in parallel), then
+        # the zip written and hashed.
+        prepared = in_parallel(prepare, entries, files)
+        build_bundle(bundle, manifest, certs, prepared, pki.export_key().sign)
         build_s = time.perf_counter() - start
         subprocess.run(["cat", str(bundle)], stdout=subprocess.DEVNULL)
 

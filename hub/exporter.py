@@ -13,10 +13,14 @@ import hashlib
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import hashes
 
@@ -24,12 +28,68 @@ from porch.core.wire import ClipMeta
 from porch.hub.clipstore import HubClipStore
 from porch.hub.consent import Consent, ConsentError
 from porch.hub.export import credentials
-from porch.hub.export.bundle import FORMAT, build_bundle
+from porch.hub.export.bundle import FORMAT, ClipFile, build_bundle
 from porch.hub.export.redact import Box, redact
 from porch.provisioning.authority import HomeAuthority
 
 REDACT_WEIGHT = 8
 """Redacting a byte of footage (decode, find faces, blur, encode) against zipping it."""
+T = TypeVar("T")
+IN_MEMORY_BYTES = 64 * 1024 * 1024
+MAX_WORKERS = 4
+"""Clips prepared at once (checked, redacted or credentialed), at most one per core."""
+
+
+def credential_clip(
+    path: Path,
+    original: str,
+    signature: bytes,
+    story: credentials.ClipStory,
+    chain: bytes,
+    key: bytes,
+) -> ClipFile:
+    """An original clip for a bundle: checked against the SHA-256 its device signed, and
+    given its Content Credentials as a sidecar. A clip of up to IN_MEMORY_BYTES is read
+    once for both (C2PA reads from memory faster than through a file)."""
+    small = path.stat().st_size <= IN_MEMORY_BYTES
+    source: Path | bytes = path.read_bytes() if small else path
+    digest = hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else file_sha256(path)
+    if digest != original:
+        raise ConsentError(f"clip {story.clip_id} changed on the hub's disk", 500)
+    sidecar = credentials.sidecar(source, story, chain, key)
+    return ClipFile(story.clip_id, path, signature, sidecar, original)
+
+
+def in_parallel(function: Callable[..., T], *columns: list) -> list[T]:
+    """``function`` over the rows of ``columns`` on up to MAX_WORKERS threads, in order (the
+    work releases the GIL: hashing, C2PA, decoding and encoding), the first error raised."""
+    workers = max(1, min(len(columns[0]), os.cpu_count() or 1, MAX_WORKERS))
+    with ThreadPoolExecutor(workers, thread_name_prefix="export") as pool:
+        return list(pool.map(function, *columns))
+
+
+class _Progress:
+    """Progress of a build from several threads, as the fraction of ``total`` units done."""
+
+    def __init__(self, report: Callable[[float], None], total: float):
+        self._report, self._total, self._done = report, total, 0.0
+        self._lock = threading.Lock()
+
+    def add(self, units: float) -> None:
+        with self._lock:
+            self._done += units
+            fraction = min(1.0, self._done / self._total)
+        self._report(fraction)
+
+    def share(self, units: float) -> Callable[[float], None]:
+        """A callback for one part of ``units``, taking the fraction of that part done."""
+        last = [0.0]
+
+        def done(fraction: float) -> None:
+            self.add((fraction - last[0]) * units)
+            last[0] = fraction
+
+        return done
 
 
 def file_sha256(path: Path) -> str:
@@ -85,7 +145,6 @@ class Exporter:
         work = self.root / f".{bundle_id}"
         work.mkdir(mode=0o700)
         try:
-            entries, files, device_ids = [], [], set()
             rows = self.consent.matching_clips(request, scope["start_ts"], scope["end_ts"])
             chosen = [row for row in rows if row["clip_id"] in set(scope["clip_ids"])]
             if len(chosen) != len(scope["clip_ids"]):
@@ -94,8 +153,17 @@ class Exporter:
             # writing it into the zip.
             sizes = [self.clips.video(row["clip_id"]).stat().st_size for row in chosen]
             total = sum(sizes) * ((REDACT_WEIGHT if redacting else 0) + 1) or 1
-            done = 0.0
-            for row, size in zip(chosen, sizes, strict=True):
+            counted = _Progress(progress, total)
+            story = partial(
+                credentials.ClipStory, exported_at=exported_at, request=request.public(),
+                approved_by=decision["decided_by"], approved_at=decision["decided_at"],
+                redaction=None,
+            )  # fmt: skip
+
+            def prepare(row: dict, size: int) -> tuple[dict, ClipFile]:
+                """One clip: checked against its signature's hash, redacted or given its
+                Content Credentials (one worker thread each; hashing and C2PA release the
+                GIL, so clips are prepared in parallel)."""
                 meta = ClipMeta.model_validate_json(row["meta"])
                 original = meta.plain_sha256 or meta.sha256
                 if not meta.signature:
@@ -103,35 +171,30 @@ class Exporter:
                         f"clip {meta.clip_id} carries no capture signature (its device was not"
                         " enrolled): it cannot be exported verifiably", 409)  # fmt: skip
                 path = self.clips.video(meta.clip_id)
-                if file_sha256(path) != original:
-                    raise ConsentError(f"clip {meta.clip_id} changed on the hub's disk", 500)
                 entry = {"clip_id": meta.clip_id, "device_id": meta.device_id,
                          "start_ts": meta.start_ts, "end_ts": meta.end_ts,
                          "original_sha256": original, "device_signature": meta.signature,
                          "redaction": None}  # fmt: skip
-                story = credentials.ClipStory(
-                    clip_id=meta.clip_id, device_id=meta.device_id, start_ts=meta.start_ts,
-                    original_sha256=original, device_signature=meta.signature,
-                    exported_at=exported_at, request=request.public(),
-                    approved_by=decision["decided_by"], approved_at=decision["decided_at"],
-                    redaction=None)  # fmt: skip
-                sidecar = None
-                if redacting:
-                    target = work / f"{meta.clip_id}.mp4"
-                    base = done
-                    report = redact(path, target, redaction["blur_faces"], boxes,
-                                    lambda f, b=base, s=size: progress((b + f * s * REDACT_WEIGHT)
-                                                                       / total))  # fmt: skip
-                    done += size * REDACT_WEIGHT
-                    entry["redaction"] = report.summary()
-                    story = replace(story, redaction=report.description())
-                    credentials.embed(target, path, story, chain, key)
-                    path = target
-                else:
-                    sidecar = credentials.sidecar(path, story, chain, key)
-                entries.append(entry)
-                files.append((meta.clip_id, path, bytes.fromhex(meta.signature), sidecar))
-                device_ids.add(meta.device_id)
+                told = story(clip_id=meta.clip_id, device_id=meta.device_id,
+                             start_ts=meta.start_ts, original_sha256=original,
+                             device_signature=meta.signature)  # fmt: skip
+                signature = bytes.fromhex(meta.signature)
+                if not redacting:
+                    return entry, credential_clip(path, original, signature, told, chain, key)
+                if file_sha256(path) != original:
+                    raise ConsentError(f"clip {meta.clip_id} changed on the hub's disk", 500)
+                target = work / f"{meta.clip_id}.mp4"
+                done = counted.share(size * REDACT_WEIGHT)
+                report = redact(path, target, redaction["blur_faces"], boxes, done)
+                entry["redaction"] = report.summary()
+                told = replace(told, redaction=report.description())
+                credentials.embed(target, path, told, chain, key)
+                return entry, ClipFile(meta.clip_id, target, signature, None, None)
+
+            prepared = in_parallel(prepare, chosen, sizes)
+            entries = [entry for entry, _ in prepared]
+            files = [clip for _, clip in prepared]
+            device_ids = {entry["device_id"] for entry in entries}
             certs = {
                 "certs/ca.pem": pki.path("ca.crt").read_bytes(),
                 "certs/export.pem": pki.path("export.crt").read_bytes(),
@@ -161,16 +224,12 @@ class Exporter:
                 },
                 "clips": entries,
             }
-            partial = work / "bundle.zip"
-            written = [done]
-
-            def wrote(count: int) -> None:
-                written[0] += count
-                progress(min(1.0, written[0] / total))
-
-            digest = build_bundle(partial, manifest, certs, files, pki.export_key().sign, wrote)
+            partial_zip = work / "bundle.zip"
+            digest = build_bundle(
+                partial_zip, manifest, certs, files, pki.export_key().sign, counted.add
+            )
             final = self.root / f"{bundle_id}.zip"
-            os.replace(partial, final)
+            os.replace(partial_zip, final)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         size = final.stat().st_size

@@ -83,6 +83,19 @@ class Member:
         return len(self.data) if self.data is not None else self.path.stat().st_size  # type: ignore[union-attr]
 
 
+@dataclass(frozen=True)
+class ClipFile:
+    """A clip for a bundle: its file, the device's capture signature, its C2PA sidecar (None
+    when the credentials are embedded) and, when the caller has just checked it, the file's
+    SHA-256 (else it is computed)."""
+
+    clip_id: str
+    path: Path
+    signature: bytes
+    sidecar: bytes | None
+    sha256: str | None = None
+
+
 def sha256_member(member: Member) -> str:
     if member.data is not None:
         return hashlib.sha256(member.data).hexdigest()
@@ -126,24 +139,24 @@ def build_bundle(
     out: Path,
     manifest: dict,
     certs: dict[str, bytes],
-    clips: list[tuple[str, Path, bytes, bytes | None]],
+    clips: list[ClipFile],
     sign: Callable[[bytes], bytes],
     progress: Callable[[int], None] | None = None,
 ) -> str:
-    """Write a bundle: ``certs`` by member name, ``clips`` as (clip id, file, device
-    signature, C2PA sidecar or None when embedded). Fills in ``manifest["files"]`` and each
-    clip's ``sha256``; returns the zip's SHA-256."""
+    """Write a bundle: ``certs`` by member name, and ``clips``. Fills in
+    ``manifest["files"]`` and each clip's ``sha256``; returns the zip's SHA-256."""
     extra = [Member("VERIFY.txt", VERIFY_TEXT.encode())]
     extra += [Member(name, data) for name, data in sorted(certs.items())]
     clip_members = []
     by_id = {clip["clip_id"]: clip for clip in manifest["clips"]}
-    for clip_id, path, signature, sidecar in clips:
-        video = Member(f"clips/{clip_id}.mp4", path=path)
-        sig = Member(f"clips/{clip_id}.sig", signature)
+    for clip in clips:
+        clip_id, sidecar = clip.clip_id, clip.sidecar
+        video = Member(f"clips/{clip_id}.mp4", path=clip.path)
+        sig = Member(f"clips/{clip_id}.sig", clip.signature)
         digest = Member(f"clips/{clip_id}.digest", bytes.fromhex(by_id[clip_id]["original_sha256"]))
         by_id[clip_id].update(
             file=video.name,
-            sha256=sha256_member(video),
+            sha256=clip.sha256 or sha256_member(video),
             signature_file=sig.name,
             digest_file=digest.name,
             credentials="embedded",

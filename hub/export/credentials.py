@@ -112,19 +112,19 @@ def _signer(chain: bytes, key: bytes) -> c2pa.Signer:
     return c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"ed25519", chain, key, None))
 
 
-def sidecar(original: Path, story: ClipStory, chain: bytes, key: bytes) -> bytes:
-    """The C2PA manifest store for an original clip, to keep beside it (the clip is not
-    touched)."""
+def sidecar(original: Path | bytes, story: ClipStory, chain: bytes, key: bytes) -> bytes:
+    """The C2PA manifest store for an original clip (its file, or its bytes already read),
+    to keep beside it (the clip is not touched)."""
     with (
         _offline() as context,
         c2pa.Builder(story.manifest(), context=context) as builder,
         _signer(chain, key) as signer,
-        open(original, "rb") as source,
+        io.BytesIO(original) if isinstance(original, bytes) else open(original, "rb") as source,
     ):
         builder.set_no_embed()
         manifest = builder.sign(signer, MIME, source, io.BytesIO())
     if not manifest:
-        raise CredentialsError(f"C2PA gave no sidecar for {original.name}")
+        raise CredentialsError(f"C2PA gave no sidecar for clip {story.clip_id}")
     return bytes(manifest)
 
 

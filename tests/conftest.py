@@ -140,6 +140,32 @@ def start_hub(
     return service
 
 
+def hub_with_a_ring(tmp: Path, broker: LocalBroker, **hub_kwargs) -> HubService:
+    """A hub with one account per role (named after it) and one ring with its clip and
+    snapshot from a real (simulated) doorbell."""
+    from porch.hub.accounts import ROLES
+
+    service = start_hub(tmp / "hub", broker, **hub_kwargs)
+    for role in ROLES:
+        service.accounts.add_user(role, PASSWORD, role)
+    config = device_config(tmp, broker, clips=ClipSettings(preroll_s=1, postroll_s=1))
+    with run_agent(config, realtime=False) as agent:
+        wait_for(agent.link.connected.is_set, what="the device")
+        wait_for(lambda: agent.media_time > 2, what="pre-roll")
+        agent.doorbell.simulate_press()
+        wait_for(
+            lambda: service.web_db.timeline(10) and service.web_db.timeline(10)[0]["clip_id"],
+            what="the clip on the hub",
+        )
+        wait_for(
+            lambda: service.ingest.snapshot_path(
+                service.web_db.timeline(1)[0]["event_id"]
+            ).exists(),
+            what="the snapshot",
+        )
+    return service
+
+
 @pytest.fixture
 def hub_service(tmp_path: Path, broker: LocalBroker) -> Iterator[HubService]:
     service = start_hub(tmp_path / "hub", broker)

@@ -9,15 +9,11 @@ import httpx
 import pytest
 from conftest import (
     PASSWORD,
-    device_config,
+    hub_with_a_ring,
     needs_chromium,
-    run_agent,
     sign_in,
-    start_hub,
-    wait_for,
 )
 
-from porch.core.config import ClipSettings
 from porch.hub.accounts import ROLES
 from porch.hub.web.auth import SESSION_COOKIE
 from porch.hub.web.headers import CSP
@@ -35,18 +31,7 @@ def site(tmp_path_factory, mock_pins_module):
 
     tmp = tmp_path_factory.mktemp("site")
     with LocalBroker(tmp / "broker") as broker:
-        service = start_hub(tmp / "hub", broker)
-        for role in ROLES:
-            service.accounts.add_user(role, PASSWORD, role)
-        config = device_config(tmp, broker, clips=ClipSettings(preroll_s=1, postroll_s=1))
-        with run_agent(config, realtime=False) as agent:
-            wait_for(agent.link.connected.is_set, what="the device")
-            wait_for(lambda: agent.media_time > 2, what="pre-roll")
-            agent.doorbell.simulate_press()
-            wait_for(
-                lambda: service.web_db.timeline(1) and service.web_db.timeline(1)[0]["clip_id"],
-                what="the clip",
-            )
+        service = hub_with_a_ring(tmp, broker)
         now = time.time()
         request = service.consent.file("requester", "Officer Dibble", "Ankh Police", "d@example",
                                        "a parcel", "warrant", "W-1", ["front-door"], now - 3600,

@@ -6,10 +6,9 @@ import re
 
 import httpx
 import pytest
-from conftest import PASSWORD, device_config, run_agent, start_hub, wait_for
+from conftest import PASSWORD, hub_with_a_ring, start_hub
 from fastapi.routing import APIRoute
 
-from porch.core.config import ClipSettings
 from porch.hub.accounts import ROLES
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 
@@ -21,24 +20,7 @@ PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/setup"), ("POST", "/s
 def site(tmp_path, broker, mock_pins):
     """A hub with one account per role and one stored clip from a real (simulated) doorbell."""
     pressed = []
-    service = start_hub(tmp_path / "hub", broker, simulated_press=lambda: pressed.append(1))
-    for role in ROLES:
-        service.accounts.add_user(role, PASSWORD, role)
-    config = device_config(tmp_path, broker, clips=ClipSettings(preroll_s=1, postroll_s=1))
-    with run_agent(config, realtime=False) as agent:
-        wait_for(agent.link.connected.is_set, what="the device")
-        wait_for(lambda: agent.media_time > 2, what="pre-roll")
-        agent.doorbell.simulate_press()
-        wait_for(
-            lambda: service.web_db.timeline(10) and service.web_db.timeline(10)[0]["clip_id"],
-            what="the clip on the hub",
-        )
-        wait_for(
-            lambda: service.ingest.snapshot_path(
-                service.web_db.timeline(1)[0]["event_id"]
-            ).exists(),
-            what="the snapshot",
-        )
+    service = hub_with_a_ring(tmp_path, broker, simulated_press=lambda: pressed.append(1))
     service.pressed = pressed
     yield service
     service.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import shutil
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import PASSWORD, TIMEOUT, Home, RunningAgent, agent_from, api, wait_for
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
@@ -33,7 +34,7 @@ from porch.hub.accounts import ROLES
 from porch.hub.audit import AuditLog
 from porch.hub.consent import ConsentError
 from porch.hub.export import credentials
-from porch.hub.export.bundle import BundleError, Member, write_zip
+from porch.hub.export.bundle import BundleError, ClipFile, Member, build_bundle, write_zip
 from porch.hub.export.redact import FaceFinder
 from porch.hub.export.verify import verify_bundle
 
@@ -240,6 +241,78 @@ def test_another_real_clip_from_the_same_device_fails(exported, tmp_path):
     write_zip(swapped, members)  # a canonical zip: only the clip differs
     result = run_verify(swapped)
     assert result.exit_code == 1 and "does not match its SHA-256" in result.output
+    fingerprint = home.pki.cert("ca.crt").fingerprint(hashes.SHA256()).hex()
+    by_script = run_check(check_script(tmp_path), swapped, fingerprint)
+    assert by_script.returncode != 0 and "FAIL: a file does not match SHA256SUMS" in (
+        by_script.stdout
+    ), by_script.stdout + by_script.stderr
+
+
+def forged_bundle(exported, tmp_path: Path) -> Path:
+    """A forgery with the home CA's certificate first in certs/ca.pem and the forger's own CA
+    after it; export key, device key, manifest and its signature all the forger's."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519 as ed
+
+    from porch.provisioning.pki import Pki
+
+    forger = Pki(tmp_path / "forger")
+    forger.init([])
+    export_key = ed.Ed25519PrivateKey.generate()
+    device_key = ed.Ed25519PrivateKey.generate()
+    export_cert = forger.issue(export_key.public_key(), "porch-hub-export", [])
+    device_cert = forger.issue(device_key.public_key(), "front-door", [])
+    pem = lambda cert: cert.public_bytes(serialization.Encoding.PEM)  # noqa: E731
+    with zipfile.ZipFile(exported.bundle) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    clip = manifest["clips"][0]
+    fake = b"\x00\x00\x00\x18ftypisom" + os.urandom(5000)  # footage that never was
+    digest = hashlib.sha256(fake).hexdigest()
+    signature = device_key.sign(bytes.fromhex(digest))
+    clip.update(original_sha256=digest, device_signature=signature.hex(), redaction=None)
+    clip.pop("credentials_sha256", None)
+    manifest["clips"] = [clip]
+    for entry in ("members", "files"):
+        manifest.pop(entry, None)
+    path = tmp_path / "forged-clip.mp4"
+    path.write_bytes(fake)
+    certs = {
+        "certs/ca.pem": exported.home.pki.path("ca.crt").read_bytes() + pem(forger.cert("ca.crt")),
+        "certs/export.pem": pem(export_cert),
+        "certs/device-front-door.pem": pem(device_cert),
+    }
+    forged = tmp_path / "forged.zip"
+    build_bundle(forged, manifest, certs, [ClipFile(clip["clip_id"], path, signature, None)],
+                 export_key.sign)  # fmt: skip
+    return forged
+
+
+def test_a_forgery_behind_the_home_cas_certificate_is_refused(exported, tmp_path):
+    forged = forged_bundle(exported, tmp_path)
+    fingerprint = exported.home.pki.cert("ca.crt").fingerprint(hashes.SHA256()).hex()
+    by_script = run_check(check_script(tmp_path), forged, fingerprint)
+    assert by_script.returncode != 0
+    assert "FAIL: certs/ca.pem must hold exactly one certificate" in by_script.stdout
+    result = run_verify(forged, exported.home.pki.path("ca.crt"))
+    assert result.exit_code == 1 and "exactly one certificate" in result.output
+
+
+def test_a_bundle_with_a_link_in_it_is_refused_before_unpacking(exported, tmp_path):
+    with zipfile.ZipFile(exported.bundle) as archive:
+        names = archive.namelist()
+    target = tmp_path / "linked.zip"
+    with zipfile.ZipFile(exported.bundle) as archive, zipfile.ZipFile(target, "w") as out:
+        for name in names:
+            info = archive.getinfo(name)
+            if name == "VERIFY.txt":  # the same name, now a link to the user's files
+                link = zipfile.ZipInfo(name, date_time=info.date_time)
+                link.create_system = 3
+                link.external_attr = 0o120777 << 16
+                out.writestr(link, "/etc/passwd")
+            else:
+                out.writestr(info, archive.read(name))
+    fingerprint = exported.home.pki.cert("ca.crt").fingerprint(hashes.SHA256()).hex()
+    by_script = run_check(check_script(tmp_path), target, fingerprint)
+    assert by_script.returncode != 0 and "FAIL: the bundle holds a link" in by_script.stdout
 
 
 def test_no_bundle_without_a_live_approval_and_only_for_its_requester(exported):

@@ -47,10 +47,11 @@ source), given the home CA's SHA-256 fingerprint, which the home gives you by an
   1. certs/ca.pem's SHA-256 fingerprint is the home's; every other certs/*.pem is issued
      by it.
   2. manifest.sig is the Ed25519 signature of manifest.json by certs/export.pem's key.
-  3. The zip holds exactly the files manifest.json lists under "members", in that order,
-     and every file's SHA-256 is the one manifest.json gives.
-  4. Each clips/ID.sig is the device's Ed25519 signature, made when the clip was captured,
-     of the original clip's SHA-256 (clips/ID.digest; a redacted clip says what was done).
+  3. The zip holds exactly the files manifest.json lists under "members", in that order;
+     SHA256SUMS is the file manifest.json names, and `sha256sum -c SHA256SUMS` passes.
+  4. Each clips/ID.sig is the Ed25519 signature, made when the clip was captured by the
+     device clips/ID.device names (certs/device-NAME.pem), of the original clip's SHA-256
+     (clips/ID.digest; a redacted clip says what was done).
 Each clip also carries C2PA Content Credentials, signed under the same CA: beside an
 original (clips/ID.c2pa, so that the clip stays the bytes the doorbell signed), embedded in
 a redacted copy. Any C2PA tool shows them (c2patool clips/ID.c2pa, or the redacted .mp4).
@@ -123,16 +124,30 @@ def write_zip(out: Path, members: list[Member], progress: Callable[[int], None] 
                             progress(len(block))
 
 
+SUMS = "SHA256SUMS"
+"""A member in ``sha256sum`` format: every other member but the manifest and its signature,
+with its SHA-256, so ``sha256sum -c`` checks each file against its own line. Its own hash is
+in the signed manifest."""
+
+
 def canonical_names(manifest: dict) -> list[str]:
     """The members of a bundle, in the one order they are written: the manifest and its
     signature, the listed files (sorted), then each clip in the manifest's order: video,
-    signature, digest and, beside an original, its Content Credentials."""
+    signature, digest, the device's name (from porch-export/2) and, beside an original, its
+    Content Credentials."""
     names = ["manifest.json", "manifest.sig", *sorted(manifest["files"])]
     for clip in manifest["clips"]:
         names += [clip["file"], clip["signature_file"], clip["digest_file"]]
+        if "device_file" in clip:
+            names.append(clip["device_file"])
         if clip.get("credentials", "embedded") != "embedded":
             names.append(clip["credentials"])
     return names
+
+
+def sums_text(lines: list[tuple[str, str]]) -> bytes:
+    """(SHA-256, name) pairs in ``sha256sum``'s format."""
+    return "".join(f"{digest}  {name}\n" for digest, name in lines).encode()
 
 
 def build_bundle(
@@ -154,20 +169,28 @@ def build_bundle(
         video = Member(f"clips/{clip_id}.mp4", path=clip.path)
         sig = Member(f"clips/{clip_id}.sig", clip.signature)
         digest = Member(f"clips/{clip_id}.digest", bytes.fromhex(by_id[clip_id]["original_sha256"]))
+        device = Member(f"clips/{clip_id}.device", by_id[clip_id]["device_id"].encode())
         by_id[clip_id].update(
             file=video.name,
             sha256=clip.sha256 or sha256_member(video),
             signature_file=sig.name,
             digest_file=digest.name,
+            device_file=device.name,
             credentials="embedded",
         )
-        clip_members += [video, sig, digest]
+        clip_members += [video, sig, digest, device]
         if sidecar is not None:
             credentials = Member(f"clips/{clip_id}.c2pa", sidecar)
             by_id[clip_id].update(credentials=credentials.name,
                                   credentials_sha256=sha256_member(credentials))  # fmt: skip
             clip_members.append(credentials)
-    manifest["files"] = {m.name: sha256_member(m) for m in extra}
+    hashes = {m.name: sha256_member(m) for m in extra + clip_members if m.data is not None}
+    hashes.update({f"clips/{c.clip_id}.mp4": by_id[c.clip_id]["sha256"] for c in clips})
+    manifest["files"] = {m.name: hashes[m.name] for m in extra}
+    listed = canonical_names(manifest)[2:]  # without SHA256SUMS yet: it lists all the others
+    sums = Member(SUMS, sums_text([(hashes[name], name) for name in listed]))
+    extra.append(sums)
+    manifest["files"][SUMS] = sha256_member(sums)
     manifest["members"] = canonical_names(manifest)
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()
     members = [Member("manifest.json", body), Member("manifest.sig", sign(body))]

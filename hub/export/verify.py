@@ -27,11 +27,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from porch.hub.export import credentials
 from porch.hub.export.bundle import (
     FORMATS,
+    SUMS,
     BundleError,
     canonical_names,
     check_canonical,
     member_bytes,
     open_bundle,
+    sums_text,
 )
 
 
@@ -104,6 +106,8 @@ def _verify(path: Path, ca_pem: bytes | None) -> Verified:
 
 def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
     exported = float(manifest["exported_at"])
+    if bytes(read("certs/ca.pem")).count(b"-----BEGIN CERTIFICATE-----") != 1:
+        raise BundleError("certs/ca.pem must hold exactly one certificate")
     ca = _cert(read("certs/ca.pem"), "certs/ca.pem")
     if ca_pem is not None and _cert(ca_pem, "the given CA") != ca:
         raise BundleError("the bundle's CA is not the home CA given with --ca")
@@ -179,6 +183,10 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
         if bytes(read(clip["digest_file"])).hex() != clip["original_sha256"]:
             raise BundleError(f"{clip['digest_file']} is not the original's SHA-256")
         listed |= {clip["file"], clip["signature_file"], clip["digest_file"]}
+        if manifest["format"] != "porch-export/1":
+            if bytes(read(clip["device_file"])) != device.encode():
+                raise BundleError(f"{clip['device_file']} does not name {device}")
+            listed.add(clip["device_file"])
         if "credentials" in clip:
             listed |= _check_credentials(clip, read, bytes(read("certs/ca.pem")), c2pa_serial)
 
@@ -188,6 +196,8 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
     if len(archive.namelist()) != len(set(archive.namelist())):
         raise BundleError("the zip holds a file twice")
     _check_layout(manifest, archive.namelist())
+    if manifest["format"] != "porch-export/1":
+        _check_sums(manifest, read)
     check_canonical(archive, mapped)
     return Verified(
         bundle_id=manifest["bundle_id"],
@@ -197,6 +207,20 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
         credentials=sum("credentials" in clip for clip in clips),
         authenticated=ca_pem is not None,
     )
+
+
+def _check_sums(manifest: dict, read) -> None:
+    """SHA256SUMS lists every member after it with its own SHA-256 (the files' hashes were
+    checked against the manifest above; the small ones are hashed here)."""
+    clips = {clip["file"]: clip["sha256"] for clip in manifest["clips"]}
+    expected = []
+    for name in canonical_names(manifest)[2:]:
+        if name == SUMS:
+            continue
+        digest = manifest["files"].get(name) or clips.get(name)
+        expected.append((digest or hashlib.sha256(read(name)).hexdigest(), name))
+    if bytes(read(SUMS)) != sums_text(expected):
+        raise BundleError(f"{SUMS} does not list every file with its own SHA-256")
 
 
 def _check_layout(manifest: dict, names: list[str]) -> None:

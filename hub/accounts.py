@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS setup_tokens (
     token_sha256  TEXT PRIMARY KEY,
     expires       REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS known_browsers (
+    token_sha256  TEXT PRIMARY KEY,
+    username      TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
+    created       REAL NOT NULL,
+    failures      INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS invites (
     token_sha256  TEXT PRIMARY KEY,
     role          TEXT NOT NULL,
@@ -149,6 +155,39 @@ class Accounts:
         if Accounts._dummy is None:
             Accounts._dummy = self._hasher.hash(secrets.token_hex(16))
         return Accounts._dummy
+
+    def remember_browser(self, username: str) -> str:
+        """A token for a browser that signed in as ``username`` (OWASP's device cookie): its
+        later attempts skip the per-account slow-down that strangers' guesses cause."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO known_browsers (token_sha256, username, created) VALUES (?, ?, ?)",
+                (_digest(token), username, time.time()),
+            )
+        return token
+
+    def browser_known(self, token: str | None, username: str) -> bool:
+        if not token:
+            return False
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM known_browsers WHERE token_sha256 = ? AND username = ?",
+                (_digest(token), username),
+            ).fetchone()
+        return row is not None
+
+    def browser_failed(self, token: str, limit: int = 5) -> None:
+        """A wrong password from a known browser; after ``limit`` it is known no more."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE known_browsers SET failures = failures + 1 WHERE token_sha256 = ?",
+                (_digest(token),),
+            )
+            self._db.execute(
+                "DELETE FROM known_browsers WHERE token_sha256 = ? AND failures >= ?",
+                (_digest(token), limit),
+            )
 
     def open_session(self, username: str) -> str:
         token = secrets.token_urlsafe(32)

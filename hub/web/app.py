@@ -111,6 +111,8 @@ class LiveState(BaseModel):
 
 
 LOGIN_COOKIE = "porch_login"
+BROWSER_COOKIE = "porch_browser"
+"""Marks a browser that has signed in to an account before (see hub/throttle.py)."""
 KEEPALIVE_S = 15.0
 HOME = {"owner": "/", "member": "/", "installer": "/devices", "requester": "/requests"}
 
@@ -175,9 +177,12 @@ def create_app(hub: HubService) -> FastAPI:
 
     async def checked_password(request: Request, username: str, password: str) -> Role | None:
         """The account's role if the password is right; every check, at sign-in or to
-        confirm a decision, goes through the throttle (raises :class:`Throttled`)."""
+        confirm a decision, goes through the throttle (raises :class:`Throttled`). A
+        browser that signed in to the account before is not slowed by strangers' guesses."""
         address = request.client.host if request.client else "?"
-        attempt = hub.throttle.begin(username, address)
+        browser = request.cookies.get(BROWSER_COOKIE)
+        known = hub.accounts.browser_known(browser, username)
+        attempt = hub.throttle.begin(username, address, known)
         role = None
         try:
             if attempt.delay_s:
@@ -186,6 +191,8 @@ def create_app(hub: HubService) -> FastAPI:
                 role = await asyncio.to_thread(hub.accounts.check_password, username, password)
         finally:
             hub.throttle.finish(attempt, role is not None)
+        if role is None and known and browser:
+            hub.accounts.browser_failed(browser)
         return role
 
     @app.get("/login", response_class=HTMLResponse)
@@ -234,6 +241,9 @@ def create_app(hub: HubService) -> FastAPI:
         target = _local(next) if next not in ("", "/") else HOME[role]
         response = RedirectResponse(target, status_code=303)
         _cookie(response, request, SESSION_COOKIE, token, max_age=14 * 24 * 3600)
+        if not hub.accounts.browser_known(request.cookies.get(BROWSER_COOKIE), username.lower()):
+            browser = hub.accounts.remember_browser(username.lower())
+            _cookie(response, request, BROWSER_COOKIE, browser, max_age=365 * 24 * 3600)
         response.delete_cookie(LOGIN_COOKIE)
         return response
 

@@ -71,7 +71,7 @@ class BundleBuilds:
     def status(self, request_id: str) -> BuildStatus:
         with self._lock:
             known = self._status.get(request_id)
-        if known is not None:
+        if known is not None and (known.state != "ready" or self._built(request_id)):
             return known
         return BuildStatus("ready", 100) if self._built(request_id) else BuildStatus("none")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -30,6 +31,8 @@ from porch.hub.consent import held_clip_ids
 from porch.hub.db import Database
 
 log = logging.getLogger(__name__)
+ABANDON_MEMORY_S = 3600.0
+"""A device that abandoned an upload this recently may not make room by eviction."""
 
 
 class HubClipStore:
@@ -48,6 +51,8 @@ class HubClipStore:
         root.mkdir(parents=True, exist_ok=True)
         self.bad_chunks = 0
         self.evicted = 0
+        self._abandoned: dict[str, float] = {}
+        """When each device last left an upload unfinished."""
         self._recover()
 
     def video(self, clip_id: str) -> Path:
@@ -85,16 +90,23 @@ class HubClipStore:
         if self.db.receiving_count(meta.device_id) >= self.settings.receiving_per_device:
             return "busy", "already sending as many clips as it may at once; this one waits"
         need = meta.size_bytes + meta.thumbnail_bytes
-        self.enforce_limits(now, reserve=need)
+        abandoned = self._abandoned.get(meta.device_id, -math.inf)
+        if now - abandoned >= ABANDON_MEMORY_S:
+            self.enforce_limits(now, reserve=need)  # older clips make room
+        # else: a device that left an upload unfinished lately gets free room only, so
+        # offering and abandoning cannot flush other devices' clips.
         used = sum(size for _, size, _, _ in self.db.stored_clips()) + self.db.reserved_bytes()
         if used + need > self.settings.max_bytes:
-            return "no room", "the clip store is full of kept and held clips"
+            return "no room", "the clip store has no room for it now"
         return None
 
     def abandon_quiet(self, now: float) -> list[str]:
         """Drop clips being received that have had no chunk for ``abandon_after_s``."""
         quiet = self.db.quiet_receiving(now - self.settings.abandon_after_s)
         for clip_id in quiet:
+            known = self.db.clip(clip_id)
+            if known is not None:
+                self._abandoned[known[1].device_id] = now
             for index in (0, THUMBNAIL):
                 self._partial(clip_id, index).unlink(missing_ok=True)
             self.db.delete_clip(clip_id)
@@ -140,8 +152,10 @@ class HubClipStore:
             os.pwrite(fd, chunk.data, offset)
         finally:
             os.close(fd)
-        self.db.mark_chunks(meta.clip_id, [chunk.index])
-        self.db.touch_clip(meta.clip_id, time.time())
+        if self.db.mark_chunks(
+            meta.clip_id, [chunk.index]
+        ):  # a chunk sent again is no sign of life
+            self.db.touch_clip(meta.clip_id, time.time())
         if self.db.count_chunks(meta.clip_id) == meta.chunk_count + 1:
             return self._missing_or_done(meta)
         return None
@@ -216,7 +230,8 @@ class HubClipStore:
         oldest_allowed = now - self.settings.retention_days * 86400
         clips = db.stored_clips()
         held = held_clip_ids(db.conn)  # a pending footage request holds its window's clips
-        total = sum(size for _, size, _, _ in clips) + db.reserved_bytes() + reserve
+        active = now - self.settings.abandon_after_s  # a quiet upload holds no room
+        total = sum(size for _, size, _, _ in clips) + db.reserved_bytes(active) + reserve
         removed = []
         for clip_id, size, stored_at, keep in clips:
             too_old = (stored_at or now) < oldest_allowed

@@ -348,13 +348,21 @@ class Consent:
 
 
 def held_clip_ids(conn: sqlite3.Connection) -> set[str]:
-    """Clips that retention must keep: inside the window of a pending, unexpired request
-    (any thread's connection: retention runs on the ingest's)."""
+    """Clips that retention must keep: inside the window of a pending, unexpired request,
+    and the approved clips of a live approval whose bundle is not built yet (any thread's
+    connection: retention runs on the ingest's)."""
     conn.executescript(SCHEMA)
-    rows = conn.execute(
+    now = time.time()
+    pending = conn.execute(
         "SELECT c.clip_id FROM clips c JOIN requests r ON r.state = 'pending'"
         " AND r.expires > ? AND c.start_ts >= r.start_ts AND c.end_ts <= r.end_ts"
         " AND c.device_id IN (SELECT value FROM json_each(r.devices))",
-        (time.time(),),
+        (now,),
     )
-    return {clip_id for (clip_id,) in rows}
+    approved = conn.execute(
+        "SELECT s.value FROM requests r, json_each(r.decision, '$.scope.clip_ids') s"
+        " WHERE r.state = 'approved' AND json_extract(r.decision, '$.expires') > ?"
+        " AND r.request_id NOT IN (SELECT request_id FROM bundles)",
+        (now,),
+    )
+    return {clip_id for (clip_id,) in pending} | {clip_id for (clip_id,) in approved}

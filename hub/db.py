@@ -197,17 +197,19 @@ class Database:
         row = self.conn.execute("SELECT count(*) FROM clip_chunks WHERE clip_id = ?", (clip_id,))
         return int(row.fetchone()[0])
 
-    def mark_chunks(self, clip_id: str, indexes: list[int], received: bool = True) -> None:
+    def mark_chunks(self, clip_id: str, indexes: list[int], received: bool = True) -> int:
+        """Record chunks as received (or not); returns how many rows changed."""
         if received:
-            self.conn.executemany(
+            cursor = self.conn.executemany(
                 "INSERT OR IGNORE INTO clip_chunks (clip_id, idx) VALUES (?, ?)",
                 [(clip_id, i) for i in indexes],
             )
-        else:
-            self.conn.executemany(
-                "DELETE FROM clip_chunks WHERE clip_id = ? AND idx = ?",
-                [(clip_id, i) for i in indexes],
-            )
+            return cursor.rowcount
+        cursor = self.conn.executemany(
+            "DELETE FROM clip_chunks WHERE clip_id = ? AND idx = ?",
+            [(clip_id, i) for i in indexes],
+        )
+        return cursor.rowcount
 
     def clip_stored(self, clip_id: str) -> None:
         """Mark a clip stored, durably (the device deletes its copy when told)."""
@@ -238,11 +240,13 @@ class Database:
         rows = self.conn.execute("SELECT clip_id FROM clips WHERE state = 'receiving'")
         return [r[0] for r in rows]
 
-    def reserved_bytes(self) -> int:
-        """What clips being received may take on disk once whole (video and thumbnail)."""
+    def reserved_bytes(self, active_since: float = 0.0) -> int:
+        """What clips being received may take on disk once whole (video and thumbnail);
+        only those with a chunk or offer since ``active_since``."""
         row = self.conn.execute(
             "SELECT coalesce(sum(size_bytes + json_extract(meta, '$.thumbnail_bytes')), 0)"
-            " FROM clips WHERE state = 'receiving'"
+            " FROM clips WHERE state = 'receiving' AND coalesce(touched, received_at) >= ?",
+            (active_since,),
         ).fetchone()
         return int(row[0])
 

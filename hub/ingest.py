@@ -214,6 +214,28 @@ class Ingest:
     def snapshot_path(self, event_id: str) -> Path:
         return self.snapshots / f"{event_id}.jpg"
 
+    def prune_snapshots(self, max_age_s: float, max_bytes: int, now: float | None = None) -> int:
+        """Delete ring snapshots older than ``max_age_s``, then the oldest until they take
+        at most ``max_bytes``; returns how many went. Safe beside the ingest (its writes
+        are atomic renames)."""
+        now = time.time() if now is None else now
+        files = []
+        for path in self.snapshots.glob("*.jpg"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            files.append((stat.st_mtime, stat.st_size, path))
+        files.sort()
+        total, removed = sum(size for _, size, _ in files), 0
+        for mtime, size, path in files:
+            if mtime >= now - max_age_s and total <= max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        return removed
+
     def _answer(self, ack: ClipAck | None) -> None:
         if ack is None:
             return

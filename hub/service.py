@@ -30,11 +30,14 @@ from porch.hub.live import LiveRelay
 from porch.hub.throttle import Throttle
 from porch.hub.web.app import create_app
 from porch.hub.web.broadcast import Broadcaster
+from porch.hub.web.headers import SecurityHeaders
 from porch.provisioning.authority import HomeAuthority
 from porch.provisioning.endpoint import create_enroll_app
 
 log = logging.getLogger(__name__)
 RETENTION_EVERY_S = 3600
+SNAPSHOT_SHARE = 50
+"""Ring snapshots may take this fraction (1/50) of the clip store's cap."""
 
 
 class HubService:
@@ -153,7 +156,7 @@ class HubService:
         self.live.bind(asyncio.get_running_loop())
         web = self.config.web
         config = uvicorn.Config(
-            self.app,
+            SecurityHeaders(self.app),  # outside FastAPI's error handling: on 500s too
             host=web.host,
             port=web.port,
             log_level="warning",
@@ -187,7 +190,7 @@ class HubService:
             return None
         settings, pki = self.config.provisioning, self.authority.pki
         config = uvicorn.Config(
-            create_enroll_app(self.authority),
+            SecurityHeaders(create_enroll_app(self.authority)),
             host=settings.enroll_host,
             port=settings.enroll_port,
             ssl_certfile=str(pki.path("hub.crt")),
@@ -212,11 +215,18 @@ class HubService:
             await asyncio.sleep(max(0.5, systemd.interval_s / 2))
 
     async def _retention(self) -> None:
-        """Retention runs hourly too, not only when a clip arrives (a quiet porch ages)."""
+        """Retention runs hourly too, not only when a clip arrives (a quiet porch ages); ring
+        snapshots age with the clips and may take a fiftieth of the clip store's cap."""
+        settings = self.config.clips
         while True:
             removed = self.clips.enforce_limits(db=self.web_db)
             if removed:
                 log.info("retention deleted %d clip(s)", len(removed))
+            pruned = self.ingest.prune_snapshots(
+                settings.retention_days * 86400, settings.max_bytes // SNAPSHOT_SHARE
+            )
+            if pruned:
+                log.info("retention deleted %d snapshot(s)", pruned)
             await asyncio.sleep(RETENTION_EVERY_S)
 
     def run(self) -> None:

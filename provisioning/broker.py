@@ -9,15 +9,17 @@ events, clips, snapshots, live video) and its Home Assistant discovery, read onl
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from pathlib import Path
 
-from porch.core.enrollment import check_device_name
+from porch.core.enrollment import EnrollError, check_device_name
 from porch.core.fsutil import atomic_write
 from porch.core.wire import HOME_ASSISTANT_PREFIX, HUB_IDENTITY, ROOT, home_assistant_node
 from porch.provisioning.pki import Pki
 
+log = logging.getLogger(__name__)
 DEVICE_WRITES = ("status", "event/#", "clip/#", "snapshot/#", "live/#")
 
 
@@ -38,10 +40,17 @@ def listener_lines(pki: Pki, port: int, bind: str) -> list[str]:
 
 
 def acl(devices: list[str]) -> str:
-    """The ACL file; refuses a device name that is reserved, not a plain name, or given twice
-    (Mosquitto would merge two sections for one user)."""
+    """The ACL file; refuses a name given twice (Mosquitto would merge two sections for one
+    user), and leaves out, saying so, any name that is reserved or not a plain device name
+    (enrolled before such names were refused: revoke it and enroll it under another)."""
+    allowed = []
     for name in devices:
-        check_device_name(name)
+        try:
+            check_device_name(name)
+        except EnrollError as exc:
+            log.error("left out of the broker's ACL: %s", exc)
+            continue
+        allowed.append(name)
     if len(set(devices)) != len(devices):
         twice = sorted({name for name in devices if devices.count(name) > 1})
         raise ValueError(f"the ACL would hold two sections for {', '.join(twice)}")
@@ -51,7 +60,7 @@ def acl(devices: list[str]) -> str:
         f"topic readwrite {ROOT}/#",
         "",
     ]
-    for name in devices:
+    for name in allowed:
         lines.append(f"user {name}")
         lines += [f"topic write {ROOT}/{name}/{topic}" for topic in DEVICE_WRITES]
         lines.append(f"topic write {HOME_ASSISTANT_PREFIX}/+/{home_assistant_node(name)}/#")

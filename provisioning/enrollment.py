@@ -100,6 +100,8 @@ class Registry:
             raise EnrollError(
                 f"a newer token was made for {name}, which ended this one: use the newest"
             )
+        if name in self.active_devices():
+            raise EnrollError(f"{name} is enrolled already: revoke it first to enroll it again")
         if time.time() >= expires:
             raise EnrollError("this enrollment token has expired (15 minutes): make a new one")
 
@@ -114,12 +116,21 @@ class Registry:
     def add_device(
         self, name: str, cert: x509.Certificate, sign_key: bytes, sign_cert: x509.Certificate
     ) -> None:
-        self.conn.execute(
-            "INSERT OR REPLACE INTO devices (name, serial, fingerprint, sign_key, enrolled,"
-            " sign_cert) VALUES (?, ?, ?, ?, ?, ?)",
-            (name, str(cert.serial_number), cert.fingerprint(hashes.SHA256()).hex(),
-             sign_key.hex(), time.time(), pem(sign_cert)),
-        )  # fmt: skip
+        """Record a newly enrolled device; refused while the name is enrolled (two
+        enrollments racing each other), so a row only ever replaces a revoked one."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            row = self.conn.execute(
+                "SELECT revoked FROM devices WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] is None:
+                raise EnrollError(f"{name} is enrolled already: revoke it first")
+            self.conn.execute(
+                "INSERT OR REPLACE INTO devices (name, serial, fingerprint, sign_key, enrolled,"
+                " sign_cert) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, str(cert.serial_number), cert.fingerprint(hashes.SHA256()).hex(),
+                 sign_key.hex(), time.time(), pem(sign_cert)),
+            )  # fmt: skip
 
     def sign_cert(self, name: str) -> str | None:
         """The certificate (PEM) binding the device's capture-signing key to the home CA;

@@ -122,3 +122,16 @@ def test_the_enrollment_page_and_its_qr_code_keep_the_policy(home, browser):
         assert page.evaluate("window.__csp") == []
     finally:
         context.close()
+
+
+def test_even_an_internal_error_carries_the_headers(site, monkeypatch):
+    def broken() -> list:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(site, "devices", broken)
+    token = site.accounts.open_session("owner")
+    with httpx.Client(base_url=site.url, cookies={SESSION_COOKIE: token}) as client:
+        response = client.get("/api/devices")
+    assert response.status_code == 500
+    assert response.headers["content-security-policy"] == CSP
+    assert response.headers["x-content-type-options"] == "nosniff"

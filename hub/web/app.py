@@ -60,7 +60,6 @@ from porch.hub.web.auth import (
     allow,
     current_session,
 )
-from porch.hub.web.headers import SecurityHeaders
 
 if TYPE_CHECKING:
     from porch.hub.service import HubService
@@ -128,7 +127,6 @@ def create_app(hub: HubService) -> FastAPI:
         telemetry=NO_TELEMETRY,
     )
     app.state.hub = hub
-    app.add_middleware(SecurityHeaders)
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -510,7 +508,10 @@ def create_app(hub: HubService) -> FastAPI:
         """Where the bundle of an approved request stands: queued, building (percent),
         ready or failed."""
         own_request(request_id, session)
-        return hub.builds.status(request_id).public()
+        status = hub.builds.status(request_id).public()
+        if status["error"] and session.role != "owner":  # the details are the owner's
+            status["error"] = "the home's hub could not build it; its owner can see why"
+        return status
 
     @app.get("/requests/{request_id}/bundle.zip")
     async def download_bundle(
@@ -526,11 +527,12 @@ def create_app(hub: HubService) -> FastAPI:
         status = hub.builds.status(request_id)
         bundle = hub.consent.bundle(request_id)
         if status.state != "ready" or bundle is None or not Path(bundle["path"]).exists():
-            if status.state in ("none", "failed") and status.error == "":
+            if status.state == "none":
                 status = hub.builds.schedule(request_id, session.username)
+            error = status.error if session.role == "owner" else "its owner can see why"
             detail = (f"the bundle is not ready: {status.state}"
                       + (f" ({status.percent} %)" if status.state == "building" else "")
-                      + (f": {status.error}" if status.error else ""))  # fmt: skip
+                      + (f": {error}" if status.error else ""))  # fmt: skip
             if "text/html" in request.headers.get("accept", ""):
                 return page(request, "error.html", session, 409,
                             message=detail[0].upper() + detail[1:] + ". Its page shows when"

@@ -327,6 +327,20 @@ class LiveSettings(_Section):
     )
 
 
+class HomeAssistantSettings(_Section):
+    enabled: bool = Field(
+        True,
+        description="Publish the doorbells for Home Assistant (discovery, fresh rings, motion)"
+        " on the home's broker; only an identity made for it may read them"
+        " ('porch provision home-assistant').",
+    )
+    snapshots: bool = Field(
+        False,
+        description="Also publish each fresh ring's snapshot as an image entity. This puts the"
+        " visitor's picture into Home Assistant's own storage and history.",
+    )
+
+
 class ProvisioningSettings(_Section):
     pki_dir: str = Field(
         "",
@@ -359,6 +373,7 @@ class HubConfig(_Section):
     web: WebSettings = Field(default_factory=WebSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
+    home_assistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -106,6 +106,8 @@ class Status(_Payload):
     software: str | None = Field(default=None, max_length=64)
     speaker: bool = False
     """The doorbell has a speaker: people watching live may talk through it."""
+    name: str | None = Field(default=None, max_length=64)
+    """What the doorbell is called in its device.toml ("Front door"), for Home Assistant."""
 
 
 class RingEvent(_Payload):
@@ -453,49 +455,84 @@ def now() -> float:
 
 
 def home_assistant_node(device_id: str) -> str:
-    """The node id of a device's Home Assistant discovery topics."""
+    """A device's one identifier in Home Assistant: its device, its discovery topic and the
+    prefix of its entities' unique ids (``porch_front_door``)."""
     return f"porch_{device_id}".replace("-", "_")
 
 
-def home_assistant_discovery(device_id: str, name: str, software: str) -> dict[str, dict]:
-    """Retained Home Assistant MQTT discovery configs, by topic.
+HOME_ASSISTANT_IDENTITY = "porch-home-assistant"
+"""The broker identity (certificate CN) of the home's Home Assistant: reads, never writes."""
+HOME_ASSISTANT_FRESH_S = 30.0
+"""A ring or motion start the hub hears later than this after it happened is late: it goes
+to the timeline, marked so, but not to Home Assistant (whose automations would chime,
+light up or speak for a visitor long gone)."""
 
-    The doorbell appears as an ``event`` entity with ``device_class: doorbell`` and motion as a
-    ``binary_sensor``; both share one device block and use the status topic for availability.
-    """
-    device = {
-        "identifiers": [f"porch_{device_id}"],
-        "name": name,
-        "manufacturer": "Porch",
-        "model": "Porch doorbell",
-        "sw_version": software,
-    }
-    availability = [
-        {
-            "topic": status_topic(device_id),
-            "value_template": "{{ value_json.state }}",
-            "payload_available": "online",
-            "payload_not_available": "offline",
-        }
-    ]
-    node = home_assistant_node(device_id)
+
+def home_assistant_topics(device_id: str) -> dict[str, str]:
+    """What the hub publishes for Home Assistant about one doorbell, by kind: discovery
+    (retained), fresh rings, motion state (retained), the last ring's picture (retained,
+    only when the owner opts in)."""
+    base = f"{ROOT}/{device_id}/ha"
     return {
-        f"{HOME_ASSISTANT_PREFIX}/event/{node}/doorbell/config": {
+        "discovery": f"{HOME_ASSISTANT_PREFIX}/device/{home_assistant_node(device_id)}/config",
+        "ring": f"{base}/ring",
+        "motion": f"{base}/motion",
+        "snapshot": f"{base}/snapshot",
+    }
+
+
+def home_assistant_discovery(
+    device_id: str, name: str, software: str, snapshot: bool = False
+) -> dict:
+    """The device-based discovery config (Home Assistant 2024.11 or later) of one doorbell:
+    an ``event`` entity (``device_class: doorbell``), a motion ``binary_sensor`` and, when
+    ``snapshot``, an ``image`` of the last ring; available while the doorbell is online."""
+    node = home_assistant_node(device_id)
+    topics = home_assistant_topics(device_id)
+    components: dict[str, dict] = {
+        f"{node}_doorbell": {
+            "platform": "event",
             "name": "Doorbell",
             "unique_id": f"{node}_doorbell",
             "device_class": "doorbell",
             "event_types": ["ring"],
-            "state_topic": ring_topic(device_id),
-            "availability": availability,
-            "device": device,
+            "state_topic": topics["ring"],
         },
-        f"{HOME_ASSISTANT_PREFIX}/binary_sensor/{node}/motion/config": {
+        f"{node}_motion": {
+            "platform": "binary_sensor",
             "name": "Motion",
             "unique_id": f"{node}_motion",
             "device_class": "motion",
-            "state_topic": motion_topic(device_id),
-            "value_template": "{{ 'ON' if value_json.active else 'OFF' }}",
-            "availability": availability,
-            "device": device,
+            "state_topic": topics["motion"],
+            "payload_on": "ON",
+            "payload_off": "OFF",
         },
+    }
+    if snapshot:
+        components[f"{node}_snapshot"] = {
+            "platform": "image",
+            "name": "Last ring",
+            "unique_id": f"{node}_snapshot",
+            "image_topic": topics["snapshot"],
+            "content_type": "image/jpeg",
+        }
+    return {
+        "device": {
+            "identifiers": [node],
+            "name": name,
+            "manufacturer": "Porch",
+            "model": "Porch doorbell",
+            "sw_version": software,
+        },
+        "origin": {"name": "Porch", "sw_version": software},
+        "components": components,
+        "availability": [
+            {
+                "topic": status_topic(device_id),
+                "value_template": "{{ value_json.state }}",
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
+        ],
+        "qos": 1,
     }

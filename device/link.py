@@ -1,4 +1,5 @@
-"""The device's MQTT connection: presence, Home Assistant discovery, and the outbox drain.
+"""The device's MQTT connection: presence and the outbox drain. (Home Assistant hears of the
+doorbell from the hub, which knows which events are fresh: hub/homeassistant.py.)
 
 A publisher thread sends the outbox's oldest messages at QoS 1 and deletes each one when its
 PUBACK arrives. paho keeps unacknowledged QoS 1 messages across reconnects and sends them
@@ -9,7 +10,6 @@ PUBACK; after a restart of the agent everything left in the outbox is sent again
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -25,7 +25,6 @@ from porch.core.wire import (
     Status,
     WireError,
     device_commands,
-    home_assistant_discovery,
     now,
     parse,
     status_topic,
@@ -113,12 +112,9 @@ class DeviceLink:
             ts=now(),
             software=self.software,
             speaker=self.speaker,
+            name=self.name,
         )
         client.publish(status_topic(self.device_id), online.to_bytes(), qos=1, retain=True)
-        for topic, config in home_assistant_discovery(
-            self.device_id, self.name, self.software
-        ).items():
-            client.publish(topic, json.dumps(config), qos=1, retain=True)
         client.subscribe(device_commands(self.device_id), qos=1)
         self.connected.set()
         self._wake.set()

@@ -11,7 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from porch.core.wire import ClipMeta, MotionEvent, RingEvent, Status
+from porch.core.wire import HOME_ASSISTANT_FRESH_S, ClipMeta, MotionEvent, RingEvent, Status
 
 SCHEMA_VERSION = 3
 SCHEMA = """
@@ -141,16 +141,18 @@ class Database:
         return cursor.rowcount == 1
 
     def timeline(self, limit: int) -> list[dict]:
-        """Rings and motion starts, newest first, each with its stored clip if there is one."""
+        """Rings and motion starts, newest first, each with its stored clip if there is one
+        and whether it reached the hub late (replayed after an outage)."""
         rows = self.conn.execute(
             "SELECT e.event_id, e.device_id, e.kind, e.ts,"
             " (SELECT c.clip_id FROM clip_events ce JOIN clips c ON c.clip_id = ce.clip_id"
-            "  WHERE ce.event_id = e.event_id AND c.state = 'stored' LIMIT 1)"
+            "  WHERE ce.event_id = e.event_id AND c.state = 'stored' LIMIT 1),"
+            " e.received_at - e.ts > ?"
             " FROM events e WHERE e.kind = 'ring' OR json_extract(e.data, '$.active') = 1"
             " ORDER BY e.ts DESC LIMIT ?",
-            (limit,),
+            (HOME_ASSISTANT_FRESH_S, limit),
         ).fetchall()
-        keys = ("event_id", "device_id", "kind", "ts", "clip_id")
+        keys = ("event_id", "device_id", "kind", "ts", "clip_id", "late")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def devices(self) -> list[dict]:

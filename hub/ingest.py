@@ -207,6 +207,10 @@ class Ingest:
                 waiting.remove((arrived, snapshot))
                 self._snapshot(snapshot)
 
+    def publish_raw(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """Publish what is not a wire message (Home Assistant's topics)."""
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
     def publish(self, message: Message) -> None:
         """Send a command to a device (paho queues QoS 1 ones while the broker is away)."""
         self._client.publish(topic_for(message), message.to_bytes(), qos=qos_for(message))

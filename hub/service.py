@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from porch.core import __version__
 from porch.core.config import HubConfig
 from porch.core.sdnotify import Notifier
 from porch.core.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, Status
@@ -25,6 +26,7 @@ from porch.hub.clipstore import HubClipStore
 from porch.hub.consent import Consent
 from porch.hub.db import Database
 from porch.hub.exporter import Exporter
+from porch.hub.homeassistant import HomeAssistantBridge
 from porch.hub.ingest import Ingest
 from porch.hub.live import LiveRelay
 from porch.hub.throttle import Throttle
@@ -65,6 +67,11 @@ class HubService:
         self.simulated_press = simulated_press
         self._print = on_message
         self.ingest = Ingest(self.db, config.mqtt, self.clips, on_message=self._on_message)
+        self.home_assistant = HomeAssistantBridge(
+            config.home_assistant, self.ingest.publish_raw, __version__
+        )
+        if self.authority is not None:  # a revoked doorbell leaves Home Assistant too
+            self.authority.on_revoke = self.home_assistant.forget
         self.live = LiveRelay(config.live, self.ingest.publish)
         self.ingest.on_live = self.live.feed
         export_key = self.authority.pki.export_key() if self.authority else None
@@ -112,6 +119,7 @@ class HubService:
     def _on_message(self, message: Message) -> None:
         if self._print is not None:
             self._print(message)
+        self.home_assistant.on_message(message)
         match message:
             case RingEvent():
                 self.broadcaster.publish(
@@ -168,6 +176,10 @@ class HubService:
         self._server = uvicorn.Server(config)
         self.ingest.start()
         self.builds.start()
+        if self.authority is not None:  # revoked while the hub was down (porch provision revoke)
+            for device in self.authority.registry.devices():
+                if device["revoked"]:
+                    self.home_assistant.forget(device["name"])
         retention = asyncio.create_task(self._retention())
         watchdog = asyncio.create_task(self._watchdog())
         enrollment = self._serve_enrollment()

@@ -33,6 +33,7 @@ from porch.core.config import (
     SpeakerSettings,
     WebSettings,
     load,
+    to_toml,
 )
 from porch.device.agent import DoorbellAgent
 from porch.device.enroll import enroll
@@ -54,7 +55,8 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
     data_dir.chmod(0o755)  # Mosquitto (its own user, when started as root) reads the CA here
     pki = Pki(data_dir / "pki")
     pki.init(["127.0.0.1"])
-    write_acl(pki, Registry(pki).active_devices())
+    registry = Registry(pki)
+    write_acl(pki, registry.active_devices(), registry.active_integrations())
     broker_port = free_port()
     broker = LocalBroker(
         data_dir / "broker", broker_port, listener_lines(pki, broker_port, "127.0.0.1")
@@ -71,23 +73,26 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
             click.echo(f"Port {port} is taken; the demo uses a free one instead.")
             port = 0
         presses: list[DoorbellAgent] = []
-        hub = HubService(
-            HubConfig(
-                data_dir=data_dir / "hub",
-                mqtt=MqttSettings(
-                    port=broker_port,
-                    tls_ca=str(pki.path("ca.crt")),
-                    tls_cert=str(pki.path("hub.crt")),
-                    tls_key=str(pki.path("hub.key")),
-                ),
-                web=WebSettings(port=port or free_port()),
-                provisioning=ProvisioningSettings(
-                    pki_dir=str(pki.root),
-                    enroll_port=free_port(),
-                    broker_port=broker_port,
-                    reload_command=[],
-                ),
+        hub_config = HubConfig(
+            data_dir=data_dir / "hub",
+            mqtt=MqttSettings(
+                port=broker_port,
+                tls_ca=str(pki.path("ca.crt")),
+                tls_cert=str(pki.path("hub.crt")),
+                tls_key=str(pki.path("hub.key")),
             ),
+            web=WebSettings(port=port or free_port()),
+            provisioning=ProvisioningSettings(
+                pki_dir=str(pki.root),
+                enroll_port=free_port(),
+                broker_port=broker_port,
+                # the command line (another process) has this run's broker re-read its ACL
+                reload_command=["kill", "-HUP", str(broker.pid)],
+            ),
+        )
+        hub_toml = _write_hub_toml(hub_config, data_dir)
+        hub = HubService(
+            hub_config,
             on_message=lambda m: click.echo(describe(m)),
             simulated_press=lambda: presses[0].doorbell.simulate_press(),
             reload_broker=broker.reload,
@@ -105,6 +110,9 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
         click.echo(
             f"\nPorch demo: open {hub.url}  and sign in as '{DEMO_USER}', password '{password}'.\n"
             f"Broker (mutual TLS) on 127.0.0.1:{broker_port}; data in {data_dir}.\n"
+            f"The hub's config: {hub_toml} (for 'porch hub adduser', 'porch audit verify',\n"
+            f"'porch provision home-assistant' … --config {hub_toml}); the home CA, for\n"
+            f"'porch verify BUNDLE.zip --ca …': {pki.path('ca.crt')}\n"
             "A visitor walks up every 45 s. Press the doorbell on the page, or Enter here.\n"
             "Requests → Invite a requester, to try a footage request and a signed export.\n"
             "Ctrl-C stops.\n"
@@ -124,6 +132,15 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
         if hub is not None:
             hub.stop()
         broker.stop()
+
+
+def _write_hub_toml(config: HubConfig, data_dir: Path) -> Path:
+    """The demo hub's configuration as a file, so the command line works against the demo
+    (its ports are this run's)."""
+    path = data_dir / "hub.toml"
+    heading = "# Written by 'porch demo' for its current run (the ports change each run).\n"
+    path.write_text(heading + to_toml(config.model_dump(mode="json")))
+    return path
 
 
 def _enrolled_doorbell(

@@ -138,6 +138,10 @@ class LocalBroker:
                 self._process.wait()
         self._process = None
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def reload(self) -> None:
         """SIGHUP: Mosquitto re-reads its configuration (the ACL, among others)."""
         if self._process is not None and self._process.poll() is None:

@@ -61,7 +61,9 @@ def provision_broker(config_path: Path | None, out: Path, bind: str) -> None:
 
     authority = _authority(config_path)
     port = authority.settings.broker_port
-    write_config(authority.pki, out, port, bind, authority.registry.active_devices())
+    registry = authority.registry
+    write_config(authority.pki, out, port, bind, registry.active_devices(),
+                 registry.active_integrations())  # fmt: skip
     click.echo(f"Wrote {out} (TLS on {bind}:{port}, client certificates required)")
 
 
@@ -97,3 +99,27 @@ def provision_revoke(config_path: Path | None, name: str) -> None:
     with refused(EnrollError):
         _authority(config_path).revoke(name)
     click.echo(f"{name} is revoked; the broker no longer accepts it.")
+
+
+@provision.command("home-assistant")
+@CONFIG_OPTION
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write the zip.")
+@click.option("--revoke", is_flag=True, help="End the identity made before.")
+def provision_home_assistant(config_path: Path | None, out: Path | None, revoke: bool) -> None:
+    """A read-only broker identity for Home Assistant (a zip: CA, certificate, key)."""
+    from porch.core.enrollment import EnrollError
+
+    authority = _authority(config_path)
+    if revoke:
+        with refused(EnrollError):
+            authority.revoke_home_assistant()
+        click.echo("The Home Assistant identity is revoked; the broker no longer accepts it.")
+        return
+    if out is None:
+        click.echo("porch: give --out FILE.zip (or --revoke)", err=True)
+        sys.exit(2)
+    out.write_bytes(authority.new_home_assistant())
+    out.chmod(0o600)
+    click.echo(
+        f"Wrote {out}: hand it to Home Assistant's MQTT integration (docs/home-assistant.md)"
+    )

@@ -47,6 +47,9 @@ class Registry:
                 sign_cert TEXT);
             -- Every certificate ever revoked, by serial, never deleted: re-enrolling a name
             -- replaces its devices row, and its old certificate must stay on the CRL.
+            CREATE TABLE IF NOT EXISTS integrations (
+                name TEXT PRIMARY KEY, serial TEXT NOT NULL, created REAL NOT NULL,
+                revoked REAL);
             CREATE TABLE IF NOT EXISTS revoked_certificates (
                 serial TEXT PRIMARY KEY, name TEXT NOT NULL, revoked REAL NOT NULL);
             INSERT OR IGNORE INTO revoked_certificates (serial, name, revoked)
@@ -159,6 +162,49 @@ class Registry:
         """Every certificate ever revoked: the CRL, which never forgets one."""
         rows = self.conn.execute("SELECT serial FROM revoked_certificates ORDER BY revoked")
         return [int(serial) for (serial,) in rows]
+
+    def add_integration(self, name: str, cert: x509.Certificate) -> None:
+        """Record an integration identity; an earlier one of the same name is revoked."""
+        now = time.time()
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(
+                "INSERT OR IGNORE INTO revoked_certificates (serial, name, revoked)"
+                " SELECT serial, name, ? FROM integrations WHERE name = ? AND revoked IS NULL",
+                (now, name),
+            )
+            self.conn.execute(
+                "INSERT OR REPLACE INTO integrations (name, serial, created) VALUES (?, ?, ?)",
+                (name, str(cert.serial_number), now),
+            )
+        self.pki.write_crl(self.revoked_serials())
+
+    def revoke_integration(self, name: str) -> None:
+        now = time.time()
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            cursor = self.conn.execute(
+                "UPDATE integrations SET revoked = ? WHERE name = ? AND revoked IS NULL",
+                (now, name),
+            )
+            if cursor.rowcount != 1:
+                raise EnrollError(f"there is no {name} identity to revoke")
+            self.conn.execute(
+                "INSERT OR IGNORE INTO revoked_certificates (serial, name, revoked)"
+                " SELECT serial, name, ? FROM integrations WHERE name = ?",
+                (now, name),
+            )
+        self.pki.write_crl(self.revoked_serials())
+
+    def active_integrations(self) -> list[str]:
+        rows = self.conn.execute("SELECT name FROM integrations WHERE revoked IS NULL")
+        return sorted(name for (name,) in rows)
+
+    def integration_created(self, name: str) -> float | None:
+        row = self.conn.execute(
+            "SELECT created FROM integrations WHERE name = ? AND revoked IS NULL", (name,)
+        ).fetchone()
+        return row[0] if row else None
 
     def active_devices(self) -> list[str]:
         rows = self.conn.execute("SELECT name FROM devices WHERE revoked IS NULL ORDER BY name")

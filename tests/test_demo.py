@@ -68,6 +68,23 @@ def test_demo_starts_enrolls_its_doorbell_and_stops_cleanly(world):
             assert ("Enrolled the simulated doorbell" in seen) == (run == 1), seen
             assert httpx.get(found.group(1) + "/login", timeout=TIMEOUT).status_code == 200
             wait_for(lambda s=started: online_since(data_dir, s), what="the doorbell online")
+            if run == 2:  # the command line works against the demo, through its hub.toml
+                hub_toml = data_dir / "hub.toml"
+                wait_for(lambda h=hub_toml, r=rest, s=seen: str(h) in "".join(r) + s,
+                         what="the demo to print its config's path")  # fmt: skip
+                audit = subprocess.run(
+                    [sys.executable, "-m", "porch.cli", "audit", "verify", "--config",
+                     str(hub_toml)], capture_output=True, text=True, timeout=TIMEOUT,
+                )  # fmt: skip
+                assert audit.returncode == 0 and "intact" in audit.stdout, audit.stderr
+                made = subprocess.run(
+                    [sys.executable, "-m", "porch.cli", "provision", "home-assistant",
+                     "--config", str(hub_toml), "--out", str(world / "ha.zip")],
+                    capture_output=True, text=True, timeout=TIMEOUT,
+                )  # fmt: skip
+                assert made.returncode == 0, made.stderr
+                acl = (data_dir / "pki" / "mosquitto.acl").read_text()
+                assert "user porch-home-assistant" in acl
             demo.send_signal(signal.SIGINT)
             assert demo.wait(timeout=2 * TIMEOUT) == 0, "".join(rest)[-3000:]
         finally:

@@ -19,6 +19,7 @@ from porch.core.wire import (
     TalkPacket,
     WireError,
     home_assistant_discovery,
+    home_assistant_topics,
     new_id,
     now,
     parse,
@@ -123,14 +124,23 @@ def test_clip_topic_must_match_payload():
 
 
 def test_home_assistant_discovery():
-    configs = home_assistant_discovery("front-door", "Front door", "0.1.0")
-    event = configs["homeassistant/event/porch_front_door/doorbell/config"]
-    assert event["device_class"] == "doorbell"
+    config = home_assistant_discovery("front-door", "Front door", "0.1.0")
+    assert home_assistant_topics("front-door")["discovery"] == (
+        "homeassistant/device/porch_front_door/config"
+    )
+    assert config["origin"]["name"] == "Porch", "device-based discovery needs an origin"
+    assert config["device"]["identifiers"] == ["porch_front_door"]
+    assert config["device"]["name"] == "Front door"
+    components = config["components"]
+    event = components["porch_front_door_doorbell"]
+    assert event["platform"] == "event" and event["device_class"] == "doorbell"
     assert event["event_types"] == ["ring"]
-    assert event["state_topic"] == "porch/front-door/event/ring"
-    ring = json.loads(MESSAGES[1].to_bytes())
-    assert ring["event_type"] in event["event_types"]
-    motion = configs["homeassistant/binary_sensor/porch_front_door/motion/config"]
-    assert motion["device_class"] == "motion"
-    assert event["device"] == motion["device"]
-    assert event["availability"][0]["topic"] == "porch/front-door/status"
+    assert event["state_topic"] == "porch/front-door/ha/ring"
+    motion = components["porch_front_door_motion"]
+    assert motion["platform"] == "binary_sensor" and motion["device_class"] == "motion"
+    assert all(c["unique_id"].startswith("porch_front_door_") for c in components.values())
+    assert config["availability"][0]["topic"] == "porch/front-door/status"
+    assert "porch_front_door_snapshot" not in components, "no picture unless opted in"
+    with_picture = home_assistant_discovery("front-door", "Front door", "0.1.0", snapshot=True)
+    image = with_picture["components"]["porch_front_door_snapshot"]
+    assert image["platform"] == "image" and image["content_type"] == "image/jpeg"

@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field
 
 from porch.core import __version__
 from porch.core.enrollment import EnrollError
-from porch.core.wire import DEVICE_ID_PATTERN, ID_PATTERN
+from porch.core.wire import DEVICE_ID_PATTERN, HOME_ASSISTANT_IDENTITY, ID_PATTERN
 from porch.hub.accounts import MIN_PASSWORD, PASSWORD_RULE, AccountError, Role, Session
 from porch.hub.consent import (
     FIELD_LABELS,
@@ -311,7 +311,45 @@ def create_app(hub: HubService) -> FastAPI:
         request: Request, session: Annotated[Session, Depends(allow(*DEVICES, page=True))]
     ) -> Response:
         enrolled = hub.authority.registry.devices() if hub.authority else None
-        return page(request, "devices.html", session, devices=hub.devices(), enrolled=enrolled)
+        return page(request, "devices.html", session, devices=hub.devices(), enrolled=enrolled,
+                    home_assistant=_home_assistant_since())  # fmt: skip
+
+    def _home_assistant_since() -> float | None:
+        if hub.authority is None:
+            return None
+        return hub.authority.registry.integration_created(HOME_ASSISTANT_IDENTITY)
+
+    @app.post("/integrations/home-assistant")
+    async def home_assistant_identity(
+        session: Annotated[Session, Depends(allow("owner"))],
+    ) -> Response:
+        """A read-only broker identity for Home Assistant, as a zip (CA, certificate, key);
+        an earlier one stops working. The key is in this download only."""
+        if hub.authority is None:
+            raise Forbidden(NOT_PROVISIONED, 409)
+        bundle = await asyncio.to_thread(hub.authority.new_home_assistant)
+        hub.audit.append(session.username, "integration", "home-assistant", {"made": True})
+        return Response(
+            bundle,
+            media_type="application/zip",
+            headers={
+                "Content-Disposition": 'attachment; filename="porch-home-assistant.zip"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @app.post("/integrations/home-assistant/revoke")
+    async def revoke_home_assistant(
+        session: Annotated[Session, Depends(allow("owner"))],
+    ) -> Response:
+        if hub.authority is None:
+            raise Forbidden(NOT_PROVISIONED, 409)
+        try:
+            await asyncio.to_thread(hub.authority.revoke_home_assistant)
+        except EnrollError as exc:
+            raise Forbidden(str(exc), 409) from None
+        hub.audit.append(session.username, "integration", "home-assistant", {"revoked": True})
+        return RedirectResponse("/devices", status_code=303)
 
     @app.post("/devices/enroll", response_class=HTMLResponse)
     async def enroll_device(

@@ -1,0 +1,105 @@
+"""Home Assistant hears of the doorbells from the hub, not from the doorbells.
+
+The hub knows what Home Assistant cannot: whether an event is fresh. A ring replayed from a
+doorbell's outbox an hour after a broker outage must not chime, light up or speak in the
+house (Home Assistant acts on delivery and ignores the event's timestamp), so only events
+heard within ``HOME_ASSISTANT_FRESH_S`` of happening are passed on; late ones reach the
+timeline, marked late. The hub publishes, for each doorbell (topics in
+:func:`porch.core.wire.home_assistant_topics`):
+
+* its device-based discovery config (retained), named as the doorbell names itself;
+* each fresh ring, as the ``event`` entity's ``{"event_type": "ring"}``;
+* motion as a retained ``ON``/``OFF``, so it recovers after Home Assistant restarts, set
+  ``OFF`` when the doorbell goes offline, so it never sticks ``ON``;
+* the ring's snapshot (retained), only when the owner has opted in: it puts the visitor's
+  picture into Home Assistant's own storage.
+
+A revoked doorbell's retained configs are cleared, so it leaves Home Assistant. Home
+Assistant's identity may read these topics and write nothing (provisioning/broker.py).
+Runs on paho's network thread (the ingest's callbacks).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from porch.core.config import HomeAssistantSettings
+from porch.core.wire import (
+    HOME_ASSISTANT_FRESH_S,
+    Message,
+    MotionEvent,
+    RingEvent,
+    Snapshot,
+    Status,
+    home_assistant_discovery,
+    home_assistant_topics,
+)
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes, int, bool], None]
+"""(topic, payload, qos, retain)."""
+
+
+class HomeAssistantBridge:
+    def __init__(self, settings: HomeAssistantSettings, publish: Publish, software: str):
+        self.settings = settings
+        self._publish = publish
+        self._software = software
+        self._announced: dict[str, str] = {}
+        """Discovery published, by device: the name it was published with."""
+        self._fresh_rings: set[str] = set()
+        self.late = 0
+        """Events not passed on because they came late."""
+
+    def on_message(self, message: Message, received: float | None = None) -> None:
+        """A message the hub stored (or a status), as it arrives."""
+        if not self.settings.enabled:
+            return
+        received = time.time() if received is None else received
+        topics = home_assistant_topics(message.device_id)
+        if isinstance(message, Status):
+            self._status(message, topics)
+        elif isinstance(message, RingEvent):
+            if self._fresh(message.ts, received):
+                if self.settings.snapshots:
+                    self._fresh_rings.add(message.event_id)
+                    if len(self._fresh_rings) > 100:  # snapshots that never came
+                        self._fresh_rings.pop()
+                body = {"event_type": "ring", "ts": message.ts}
+                self._publish(topics["ring"], json.dumps(body).encode(), 1, False)
+        elif isinstance(message, MotionEvent):
+            if not message.active or self._fresh(message.ts, received):  # a late end is harmless
+                self._publish(topics["motion"], b"ON" if message.active else b"OFF", 1, True)
+        elif isinstance(message, Snapshot) and message.event_id in self._fresh_rings:
+            self._fresh_rings.discard(message.event_id)
+            self._publish(topics["snapshot"], message.data, 1, True)
+
+    def _fresh(self, ts: float, received: float) -> bool:
+        if received - ts <= HOME_ASSISTANT_FRESH_S:
+            return True
+        self.late += 1
+        return False
+
+    def _status(self, status: Status, topics: dict[str, str]) -> None:
+        name = status.name or status.device_id.replace("-", " ").capitalize()
+        if status.state == "online" and self._announced.get(status.device_id) != name:
+            config = home_assistant_discovery(
+                status.device_id, name, status.software or self._software, self.settings.snapshots
+            )
+            self._publish(topics["discovery"], json.dumps(config).encode(), 1, True)
+            self._announced[status.device_id] = name
+        if status.state == "offline":  # a doorbell that drops mid-motion is not moving
+            self._publish(topics["motion"], b"OFF", 1, True)
+
+    def forget(self, device_id: str) -> None:
+        """The doorbell was revoked or removed: clear everything retained about it, so it
+        disappears from Home Assistant."""
+        topics = home_assistant_topics(device_id)
+        for kind in ("discovery", "motion", "snapshot"):
+            self._publish(topics[kind], b"", 1, True)
+        self._announced.pop(device_id, None)
+        log.info("%s removed from Home Assistant", device_id)

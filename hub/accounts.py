@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     token_sha256  TEXT PRIMARY KEY,
     username      TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
     csrf          TEXT NOT NULL,
-    expires       REAL NOT NULL
+    expires       REAL NOT NULL,
+    created       REAL
 );
 CREATE TABLE IF NOT EXISTS setup_tokens (
     token_sha256  TEXT PRIMARY KEY,
@@ -107,6 +108,9 @@ class Accounts:
     def __init__(self, conn: sqlite3.Connection):
         self._db = conn
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
+        if "created" not in columns:  # databases from before sessions were listed
+            self._db.execute("ALTER TABLE sessions ADD COLUMN created REAL")
         self._hasher = PasswordHasher()  # Argon2id, 64 MiB, 3 passes: the library's defaults
         self._lock = threading.Lock()
 
@@ -131,8 +135,14 @@ class Accounts:
                 raise AccountError(f"user {username!r} exists already") from None
 
     def remove_user(self, username: str) -> None:
+        """Remove an account; its sessions and known browsers go with it. The last owner
+        cannot be removed (nobody could decide on requests or manage the household)."""
         with self._lock:
+            owners = self._db.execute("SELECT username FROM users WHERE role = 'owner'").fetchall()
+            if [(username,)] == owners:
+                raise AccountError("the last owner cannot be removed")
             self._db.execute("DELETE FROM sessions WHERE username = ?", (username,))
+            self._db.execute("DELETE FROM known_browsers WHERE username = ?", (username,))
             self._db.execute("DELETE FROM users WHERE username = ?", (username,))
 
     def check_password(self, username: str, password: str) -> Role | None:
@@ -193,10 +203,57 @@ class Accounts:
         token = secrets.token_urlsafe(32)
         with self._lock:
             self._db.execute(
-                "INSERT INTO sessions (token_sha256, username, csrf, expires) VALUES (?,?,?,?)",
-                (_digest(token), username, secrets.token_urlsafe(32), time.time() + SESSION_S),
-            )
+                "INSERT INTO sessions (token_sha256, username, csrf, expires, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (_digest(token), username, secrets.token_urlsafe(32), time.time() + SESSION_S,
+                 time.time()),
+            )  # fmt: skip
         return token
+
+    def sessions(self, username: str, current: str | None = None) -> list[dict]:
+        """A user's live sessions, newest first: an id to end one by (not the token), when
+        it began and ends, and whether it is ``current``'s."""
+        mine = _digest(current) if current else ""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT token_sha256, created, expires FROM sessions"
+                " WHERE username = ? AND expires > ? ORDER BY created DESC",
+                (username, time.time()),
+            ).fetchall()
+        return [{"id": digest[:16], "created": created, "expires": expires,
+                 "current": digest == mine} for digest, created, expires in rows]  # fmt: skip
+
+    def end_session(self, username: str, session_id: str) -> bool:
+        """End one of ``username``'s own sessions, by the id :meth:`sessions` gives."""
+        if not re.fullmatch(r"[0-9a-f]{16}", session_id):
+            return False
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM sessions WHERE username = ? AND substr(token_sha256, 1, 16) = ?",
+                (username, session_id),
+            )
+        return cursor.rowcount > 0
+
+    def change_password(self, username: str, password: str, keep: str | None = None) -> None:
+        """A new password; every other session of the user ends (``keep``: this one)."""
+        check_new_password(password)
+        hashed = self._hasher.hash(password)
+        with self._lock:
+            self._db.execute(
+                "UPDATE users SET password_hash = ? WHERE username = ?", (hashed, username)
+            )
+            self._db.execute(
+                "DELETE FROM sessions WHERE username = ? AND token_sha256 != ?",
+                (username, _digest(keep) if keep else ""),
+            )
+            self._db.execute("DELETE FROM known_browsers WHERE username = ?", (username,))
+
+    def users(self) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT username, role, created FROM users ORDER BY role, username"
+            ).fetchall()
+        return [dict(zip(("username", "role", "created"), row, strict=True)) for row in rows]
 
     def session(self, token: str | None) -> Session | None:
         if not token or len(token) > 100:

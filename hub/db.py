@@ -13,13 +13,14 @@ from pathlib import Path
 
 from porch.core.wire import HOME_ASSISTANT_FRESH_S, ClipMeta, MotionEvent, RingEvent, Status
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     device_id   TEXT PRIMARY KEY,
     state       TEXT NOT NULL,
     last_seen   REAL NOT NULL,
-    software    TEXT
+    software    TEXT,
+    display_name TEXT                   -- set by the owner ("Front door"); else the id
 );
 CREATE TABLE IF NOT EXISTS events (
     event_id    TEXT PRIMARY KEY,
@@ -68,6 +69,8 @@ MIGRATIONS = {
     ],
     # 2 -> 3: receiving clips are abandoned when they go quiet
     3: ["ALTER TABLE clips ADD COLUMN touched REAL"],
+    # 3 -> 4: the owner names doorbells
+    4: ["ALTER TABLE devices ADD COLUMN display_name TEXT"],
 }
 
 
@@ -147,20 +150,36 @@ class Database:
             "SELECT e.event_id, e.device_id, e.kind, e.ts,"
             " (SELECT c.clip_id FROM clip_events ce JOIN clips c ON c.clip_id = ce.clip_id"
             "  WHERE ce.event_id = e.event_id AND c.state = 'stored' LIMIT 1),"
-            " e.received_at - e.ts > ?"
+            " e.received_at - e.ts > ?,"
+            " (SELECT coalesce(d.display_name, e.device_id) FROM devices d"
+            "  WHERE d.device_id = e.device_id)"
             " FROM events e WHERE e.kind = 'ring' OR json_extract(e.data, '$.active') = 1"
             " ORDER BY e.ts DESC LIMIT ?",
             (HOME_ASSISTANT_FRESH_S, limit),
         ).fetchall()
-        keys = ("event_id", "device_id", "kind", "ts", "clip_id", "late")
+        keys = ("event_id", "device_id", "kind", "ts", "clip_id", "late", "name")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def devices(self) -> list[dict]:
         rows = self.conn.execute(
-            "SELECT device_id, state, last_seen, software FROM devices ORDER BY device_id"
+            "SELECT device_id, state, last_seen, software, coalesce(display_name, device_id)"
+            " FROM devices ORDER BY device_id"
         ).fetchall()
-        keys = ("device_id", "state", "last_seen", "software")
+        keys = ("device_id", "state", "last_seen", "software", "name")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def display_name(self, device_id: str) -> str | None:
+        """The name the owner gave the doorbell, if any."""
+        row = self.conn.execute(
+            "SELECT display_name FROM devices WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_display_name(self, device_id: str, name: str) -> bool:
+        cursor = self.conn.execute(
+            "UPDATE devices SET display_name = ? WHERE device_id = ?", (name or None, device_id)
+        )
+        return cursor.rowcount == 1
 
     def stored_clip(self, clip_id: str) -> dict | None:
         row = self.conn.execute(

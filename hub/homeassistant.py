@@ -45,10 +45,18 @@ Publish = Callable[[str, bytes, int, bool], None]
 
 
 class HomeAssistantBridge:
-    def __init__(self, settings: HomeAssistantSettings, publish: Publish, software: str):
+    def __init__(
+        self,
+        settings: HomeAssistantSettings,
+        publish: Publish,
+        software: str,
+        display_name: Callable[[str], str | None] = lambda _: None,
+    ):
         self.settings = settings
         self._publish = publish
         self._software = software
+        self._display_name = display_name
+        self._software_of: dict[str, str] = {}
         self._announced: dict[str, str] = {}
         """Discovery published, by device: the name it was published with."""
         self._fresh_rings: set[str] = set()
@@ -85,15 +93,28 @@ class HomeAssistantBridge:
         return False
 
     def _status(self, status: Status, topics: dict[str, str]) -> None:
-        name = status.name or status.device_id.replace("-", " ").capitalize()
+        name = (
+            self._display_name(status.device_id)
+            or status.name
+            or status.device_id.replace("-", " ").capitalize()
+        )
+        self._software_of[status.device_id] = status.software or self._software
         if status.state == "online" and self._announced.get(status.device_id) != name:
-            config = home_assistant_discovery(
-                status.device_id, name, status.software or self._software, self.settings.snapshots
-            )
-            self._publish(topics["discovery"], json.dumps(config).encode(), 1, True)
-            self._announced[status.device_id] = name
+            self._announce(status.device_id, name)
         if status.state == "offline":  # a doorbell that drops mid-motion is not moving
             self._publish(topics["motion"], b"OFF", 1, True)
+
+    def _announce(self, device_id: str, name: str) -> None:
+        software = self._software_of.get(device_id, self._software)
+        config = home_assistant_discovery(device_id, name, software, self.settings.snapshots)
+        topic = home_assistant_topics(device_id)["discovery"]
+        self._publish(topic, json.dumps(config).encode(), 1, True)
+        self._announced[device_id] = name
+
+    def renamed(self, device_id: str, name: str) -> None:
+        """The owner renamed the doorbell: Home Assistant's device takes the new name."""
+        if self.settings.enabled and device_id in self._announced:
+            self._announce(device_id, name)
 
     def forget(self, device_id: str) -> None:
         """The doorbell was revoked or removed: clear everything retained about it, so it

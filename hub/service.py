@@ -68,7 +68,7 @@ class HubService:
         self._print = on_message
         self.ingest = Ingest(self.db, config.mqtt, self.clips, on_message=self._on_message)
         self.home_assistant = HomeAssistantBridge(
-            config.home_assistant, self.ingest.publish_raw, __version__
+            config.home_assistant, self.ingest.publish_raw, __version__, self.db.display_name
         )
         if self.authority is not None:  # a revoked doorbell leaves Home Assistant too
             self.authority.on_revoke = self.home_assistant.forget
@@ -127,6 +127,7 @@ class HubService:
                     {
                         "event_id": message.event_id,
                         "device_id": message.device_id,
+                        "name": self.db.display_name(message.device_id) or message.device_id,
                         "ts": message.ts,
                         "snapshot": self.ingest.snapshot_path(message.event_id).exists(),
                     },
@@ -139,6 +140,7 @@ class HubService:
                     {
                         "event_id": message.event_id,
                         "device_id": message.device_id,
+                        "name": self.db.display_name(message.device_id) or message.device_id,
                         "ts": message.ts,
                     },
                 )

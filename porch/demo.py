@@ -175,9 +175,8 @@ def _demo_owner(hub: HubService, data_dir: Path) -> str:
     password = secrets.token_urlsafe(9)
     try:
         hub.accounts.add_user(DEMO_USER, password, "owner")
-    except AccountError:  # an old demo database without its password file: start afresh
-        hub.accounts.remove_user(DEMO_USER)
-        hub.accounts.add_user(DEMO_USER, password, "owner")
+    except AccountError:  # an old demo database without its password file: a new password
+        hub.accounts.change_password(DEMO_USER, password)
     saved.write_text(password + "\n")
     saved.chmod(0o600)
     return password

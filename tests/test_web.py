@@ -61,6 +61,8 @@ def test_every_route_admits_exactly_its_roles(site):
         "device_id": "front-door",
         "live_id": "a" * 22,
         "request_id": "0" * 16,
+        "session_id": "0" * 16,
+        "username": "nobody",
     }
     checked = 0
     for route in site.app.routes:

@@ -260,6 +260,7 @@ def create_app(hub: HubService) -> FastAPI:
         what: str,
         valid: Callable[[str], bool],
         create: Callable[[str, str, str], object],
+        role: Callable[[str], str | None] = lambda _: None,
     ) -> None:
         """A one-time link that makes an account (the owner's setup link, a requester's
         invitation): its form while the token holds, then the account and the sign-in page.
@@ -270,7 +271,7 @@ def create_app(hub: HubService) -> FastAPI:
             if not valid(token):
                 return page(request, "error.html", None, 404,
                             message=f"This {what} was used already or has expired.")  # fmt: skip
-            return page(request, template, None, token=token)
+            return page(request, template, None, token=token, role=role(token))
 
         @app.post(path)
         async def submit(
@@ -283,14 +284,15 @@ def create_app(hub: HubService) -> FastAPI:
                 await asyncio.to_thread(create, token, username.lower(), password)
             except AccountError as exc:
                 status = 404 if what in str(exc) else 400
-                return page(request, template, None, status, token=token, error=str(exc))
+                return page(request, template, None, status, token=token, role=role(token),
+                            error=str(exc))  # fmt: skip
             return RedirectResponse("/login", status_code=303)
 
     account_link("/setup", "setup.html", "setup link", hub.accounts.setup_token_valid,
                  hub.accounts.create_owner_with_setup_token)  # fmt: skip
     account_link("/invite", "invite.html", "invitation",
                  lambda token: hub.accounts.invite_role(token) is not None,
-                 hub.accounts.accept_invite)  # fmt: skip
+                 hub.accounts.accept_invite, hub.accounts.invite_role)  # fmt: skip
 
     # -- pages ----------------------------------------------------------------------------
 
@@ -313,6 +315,20 @@ def create_app(hub: HubService) -> FastAPI:
         enrolled = hub.authority.registry.devices() if hub.authority else None
         return page(request, "devices.html", session, devices=hub.devices(), enrolled=enrolled,
                     home_assistant=_home_assistant_since())  # fmt: skip
+
+    @app.post("/devices/name")
+    async def rename_device(
+        session: Annotated[Session, Depends(allow("owner"))],
+        device_id: Annotated[str, Form(pattern=DEVICE_ID_PATTERN)],
+        name: Annotated[str, Form(max_length=64)],
+    ) -> Response:
+        """The owner names a doorbell ("Front door"): shown on every page and in Home
+        Assistant. An empty name goes back to its id."""
+        name = " ".join(name.split())
+        if not hub.web_db.set_display_name(device_id, name):
+            raise Forbidden(f"no doorbell called {device_id}", 404)
+        hub.home_assistant.renamed(device_id, name or device_id)
+        return RedirectResponse("/devices", status_code=303)
 
     def _home_assistant_since() -> float | None:
         if hub.authority is None:
@@ -380,11 +396,82 @@ def create_app(hub: HubService) -> FastAPI:
             return JSONResponse({"detail": str(exc)}, status_code=404)
         return RedirectResponse("/devices", status_code=303)
 
+    def account_page(request: Request, session: Session, status: int = 200, **ctx) -> Response:
+        """Your account: password and sessions; for the owner, the household too."""
+        current = request.cookies.get(SESSION_COOKIE)
+        household = hub.accounts.users() if session.role == "owner" else None
+        return page(request, "account.html", session, status,
+                    sessions=hub.accounts.sessions(session.username, current),
+                    household=household, **ctx)  # fmt: skip
+
     @app.get("/account", response_class=HTMLResponse)
     async def account(
         request: Request, session: Annotated[Session, Depends(allow(*EVERYONE, page=True))]
     ) -> Response:
-        return page(request, "account.html", session)
+        return account_page(request, session)
+
+    @app.post("/account/password", response_class=HTMLResponse)
+    async def change_password(
+        request: Request,
+        session: Annotated[Session, Depends(allow(*EVERYONE))],
+        current: Annotated[str, Form(max_length=1024)],
+        new: Annotated[str, Form(max_length=1024)],
+        again: Annotated[str, Form(max_length=1024)],
+    ) -> Response:
+        """A new password, after the current one (throttled like signing in); every other
+        session ends."""
+        try:
+            ok = await checked_password(request, session.username, current)
+        except Throttled as exc:
+            wait = _minutes(exc.retry_after_s)
+            return account_page(request, session, 429, password_error=f"Try again in {wait}.")
+        if ok is None:
+            return account_page(request, session, 403, password_error="That is not your"
+                                " current password.")  # fmt: skip
+        if new != again:
+            return account_page(request, session, 400, password_error="The new password and"
+                                " its repetition differ.")  # fmt: skip
+        try:
+            await asyncio.to_thread(hub.accounts.change_password, session.username, new,
+                                    request.cookies.get(SESSION_COOKIE))  # fmt: skip
+        except AccountError as exc:
+            return account_page(request, session, 400, password_error=f"{exc}.")
+        return account_page(request, session, password_done=True)
+
+    @app.post("/account/sessions/{session_id}/end")
+    async def end_session(
+        session_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")],
+        session: Annotated[Session, Depends(allow(*EVERYONE))],
+    ) -> Response:
+        """End one of your own sessions (a lost phone, a shared computer)."""
+        hub.accounts.end_session(session.username, session_id)
+        return RedirectResponse("/account", status_code=303)
+
+    @app.post("/household/invite", response_class=HTMLResponse)
+    async def invite_household(
+        request: Request,
+        session: Annotated[Session, Depends(allow("owner"))],
+        role: Annotated[Literal["member", "installer"], Form()],
+    ) -> Response:
+        """A one-time link that makes a member's or an installer's account."""
+        token = hub.accounts.new_invite(role, session.username)
+        hub.audit.append(session.username, "invite", role, {})
+        return page(request, "invite_link.html", session, link=f"{hub.url}/invite?token={token}",
+                    role=role)  # fmt: skip
+
+    @app.post("/household/{username}/remove")
+    async def remove_household(
+        request: Request,
+        username: Annotated[str, PathParam(max_length=64)],
+        session: Annotated[Session, Depends(allow("owner"))],
+    ) -> Response:
+        """Remove an account (its sessions end at once); never the last owner."""
+        try:
+            hub.accounts.remove_user(username)
+        except AccountError as exc:
+            return account_page(request, session, 409, household_error=f"{exc}.")
+        hub.audit.append(session.username, "remove", username, {})
+        return RedirectResponse("/account", status_code=303)
 
     @app.get("/clips/{clip_id}", response_class=HTMLResponse)
     async def clip_page(
@@ -590,7 +677,7 @@ def create_app(hub: HubService) -> FastAPI:
         token = hub.accounts.new_invite("requester", session.username)
         link = f"{hub.url}/invite?token={token}"
         hub.audit.append(session.username, "invite", "requester", {})
-        return page(request, "invite_link.html", session, link=link)
+        return page(request, "invite_link.html", session, link=link, role="requester")
 
     # -- live view ------------------------------------------------------------------------
 

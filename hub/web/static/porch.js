@@ -32,7 +32,7 @@ function showRing(ring) {
   const banner = document.getElementById("ring-banner");
   banner.dataset.event = ring.event_id;
   document.getElementById("ring-where").textContent =
-    `${ring.device_id}, ${new Date(ring.ts * 1000).toLocaleTimeString()}`;
+    `${ring.name || ring.device_id}, ${new Date(ring.ts * 1000).toLocaleTimeString()}`;
   document.getElementById("ring-live").href = `/live/${ring.device_id}`;
   const img = document.getElementById("ring-snapshot");
   img.hidden = true;

@@ -7,13 +7,14 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+AXE := $(VENV)/npm/node_modules/axe-core/axe.min.js
 
 .PHONY: demo test lint device-install bench system-packages clean
 
 demo: system-packages $(STAMP)
 	$(VENV)/bin/porch demo
 
-test: system-packages $(STAMP) lint device-install
+test: system-packages $(STAMP) lint device-install $(AXE)
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
@@ -38,6 +39,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet -e '.[test]'   # test = device + hub + test tools
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# axe-core, the accessibility checker tests/test_phone.py runs in the browser (npm registry)
+$(AXE): $(STAMP)
+	npm install --no-audit --no-fund --silent --prefix $(VENV)/npm axe-core@4.14.1
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

@@ -564,3 +564,15 @@ def test_a_bundle_is_built_once_in_the_background_and_served_when_ready(exported
     assert home.hub.builds.builds == builds + 1, "exactly one build for the approval"
     exports = [e for e in home.hub.audit.entries(request.request_id) if e.action == "export"]
     assert len(exports) == 1
+
+
+def test_approving_with_nothing_ticked_hands_over_nothing(exported):
+    home = exported.home
+    request = home.hub.consent.file("requester", "A. Neighbour", "Next door", "n@example",
+                                    "my bike", "voluntary", "", ["front-door"],
+                                    exported.clips[0]["start_ts"] - 60,
+                                    exported.clips[-1]["end_ts"] + 60)  # fmt: skip
+    refused = api(home.hub, "owner", "POST", f"/requests/{request.request_id}/decision",
+                  data={"action": "approve", "password": PASSWORD})  # fmt: skip
+    assert refused.status_code == 400 and "no clip to approve" in refused.text
+    assert home.hub.consent.get(request.request_id).state == "pending"

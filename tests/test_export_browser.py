@@ -67,7 +67,9 @@ def test_request_narrow_approve_with_blur_download_and_verify(home, mock_pins, b
     owner.click("#request-open")
     owner.wait_for_selector("#matching input[name=clip_ids]")
     assert owner.locator("#matching input[name=clip_ids]").count() == 2
-    owner.uncheck(f"#matching input[value='{clips[1]['clip_id']}']")  # narrow to one clip
+    # Nothing is ticked to begin with: nothing leaves by default. Approving so refuses.
+    assert not any(box.is_checked() for box in owner.locator("#matching input").all())
+    owner.check(f"#matching input[value='{clips[0]['clip_id']}']")  # one clip of the two
     assert owner.is_checked("input[name=blur_faces]")
     owner.locator("#box-canvas img").scroll_into_view_if_needed()
     picture = owner.locator("#box-canvas img").bounding_box()  # draw a box over the bell
@@ -80,6 +82,8 @@ def test_request_narrow_approve_with_blur_download_and_verify(home, mock_pins, b
     owner.fill("input[name=password]", PASSWORD)
     owner.click("#approve")
     owner.wait_for_selector("#request-status:has-text('approved')")
+    approved = owner.inner_text("#approved")
+    assert "1:" in approved and "faces of bystanders blurred" in approved and "area(s)" in approved
 
     # Both see the bundle being built in the background, then the download, without reloading.
     owner.wait_for_selector("#bundle-ready", state="visible", timeout=TIMEOUT * 1000)
@@ -93,6 +97,9 @@ def test_request_narrow_approve_with_blur_download_and_verify(home, mock_pins, b
     download.value.save_as(bundle)
     result = CliRunner().invoke(main, ["verify", str(bundle), "--ca", str(home.pki.path("ca.crt"))])
     assert result.exit_code == 0, result.output
+    # The requester's page shows the fingerprint exactly as porch verify prints it.
+    shown = requester.inner_text("#ca-fingerprint").strip()
+    assert f"home CA SHA-256 {shown}" in result.output
     with zipfile.ZipFile(bundle) as archive:
         manifest = json.loads(archive.read("manifest.json"))
     assert [c["clip_id"] for c in manifest["clips"]] == [clips[0]["clip_id"]]

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from cryptography.hazmat.primitives import hashes
 from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
@@ -330,6 +331,12 @@ def create_app(hub: HubService) -> FastAPI:
         hub.home_assistant.renamed(device_id, name or device_id)
         return RedirectResponse("/devices", status_code=303)
 
+    def _ca_fingerprint() -> str | None:
+        """The home CA's SHA-256, as `porch verify` prints it and docs/verify.md takes it."""
+        if hub.authority is None:
+            return None
+        return hub.authority.pki.cert("ca.crt").fingerprint(hashes.SHA256()).hex()
+
     def _home_assistant_since() -> float | None:
         if hub.authority is None:
             return None
@@ -591,6 +598,7 @@ def create_app(hub: HubService) -> FastAPI:
         clips = hub.consent.matching_clips(found) if session.role == "owner" else []
         return page(request, "request.html", session, r=found, clips=clips,
                     bundle=hub.consent.bundle(request_id), build=hub.builds.status(request_id),
+                    ca_fingerprint=_ca_fingerprint(),
                     audit=hub.audit.entries(request_id))  # fmt: skip
 
     @app.post("/requests/{request_id}/decision")
@@ -619,7 +627,9 @@ def create_app(hub: HubService) -> FastAPI:
             raise Forbidden("wrong password: the decision was not recorded")
         await asyncio.to_thread(
             hub.consent.decide, request_id, session.username, action == "approve",
-            clip_ids or None, _when(start) if start else None, _when(end) if end else None,
+            # nothing ticked approves nothing (not "everything in the window")
+            clip_ids or ([] if action == "approve" else None),
+            _when(start) if start else None, _when(end) if end else None,
             blur_faces, _boxes(boxes), message, approval_days,
         )  # fmt: skip
         if action == "approve":  # built now, in the background: ready when they look

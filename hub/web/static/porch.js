@@ -153,8 +153,24 @@ function followBundle(box) {
   if (box.dataset.state !== "ready" && box.dataset.state !== "failed") poll();
 }
 
+// Copy buttons: the text of the element their data-copy names (an invite link, a fingerprint).
+function copyButtons(root) {
+  for (const button of root.querySelectorAll("button.copy[data-copy]")) {
+    button.addEventListener("click", async () => {
+      const text = document.querySelector(button.dataset.copy)?.textContent.trim() ?? "";
+      try {
+        await navigator.clipboard.writeText(text);
+        button.textContent = "Copied";
+      } catch (e) {
+        button.textContent = "Select it and copy";  // no clipboard over plain HTTP, say
+      }
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
+  copyButtons(document);
   const bundle = document.getElementById("bundle");
   if (bundle) followBundle(bundle);
   document.getElementById("ring-dismiss")?.addEventListener("click", () => {

@@ -22,6 +22,7 @@ BENCHMARKS = [
     "seal_cost.py",
     "export_throughput.py",
     "face_blur.py",
+    "push_latency.py",
     "device_footprint.py",
 ]
 

@@ -341,6 +341,37 @@ class HomeAssistantSettings(_Section):
     )
 
 
+class PushSettings(_Section):
+    enabled: bool = Field(
+        True,
+        description="Let owners and members turn on notifications on their phones (Web Push);"
+        " each person opts in per browser. Off: nothing is ever sent to a push service.",
+    )
+    services: list[str] = Field(
+        default_factory=lambda: [
+            "fcm.googleapis.com",
+            "updates.push.services.mozilla.com",
+            "web.push.apple.com",
+            "notify.windows.com",
+        ],
+        description="Push services a browser's subscription may point at (its host, or a"
+        " domain it ends in), over HTTPS only: the hub sends nowhere else.",
+    )
+    allow_loopback: bool = Field(
+        False,
+        description="Also accept subscriptions at http://127.0.0.1 (tests and benchmarks"
+        " run a push service there).",
+    )
+    contact: str = Field(
+        "mailto:owner@porch.invalid",
+        max_length=200,
+        description="The VAPID contact push services may use to reach the hub's operator.",
+    )
+    motion_cooldown_s: float = Field(
+        600, ge=0, le=86400, description="At most one motion notification per person this often."
+    )
+
+
 class ProvisioningSettings(_Section):
     pki_dir: str = Field(
         "",
@@ -374,6 +405,7 @@ class HubConfig(_Section):
     live: LiveSettings = Field(default_factory=LiveSettings)
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
     home_assistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
 
 
 C = TypeVar("C", bound=BaseModel)

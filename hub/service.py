@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,15 @@ import uvicorn
 from porch.core import __version__
 from porch.core.config import HubConfig
 from porch.core.sdnotify import Notifier
-from porch.core.wire import ClipAck, Message, MotionEvent, RingEvent, Snapshot, Status
+from porch.core.wire import (
+    HOME_ASSISTANT_FRESH_S,
+    ClipAck,
+    Message,
+    MotionEvent,
+    RingEvent,
+    Snapshot,
+    Status,
+)
 from porch.hub.accounts import Accounts
 from porch.hub.audit import AuditLog
 from porch.hub.builds import BuildStatus, BundleBuilds
@@ -29,6 +38,7 @@ from porch.hub.exporter import Exporter
 from porch.hub.homeassistant import HomeAssistantBridge
 from porch.hub.ingest import Ingest
 from porch.hub.live import LiveRelay
+from porch.hub.push import Push
 from porch.hub.throttle import Throttle
 from porch.hub.web.app import create_app
 from porch.hub.web.broadcast import Broadcaster
@@ -67,6 +77,8 @@ class HubService:
         self.simulated_press = simulated_press
         self._print = on_message
         self.ingest = Ingest(self.db, config.mqtt, self.clips, on_message=self._on_message)
+        push_db = Database(data / "hub.sqlite")  # the push senders' (their pool's threads)
+        self.push = Push(push_db.conn, config.push, data / "vapid.pem")
         self.home_assistant = HomeAssistantBridge(
             config.home_assistant, self.ingest.publish_raw, __version__, self.db.display_name
         )
@@ -80,6 +92,7 @@ class HubService:
         self.exporter = Exporter(self.consent, self.clips, self.authority, data / "exports")
         # The background builder's own connection, consent and exporter (its thread).
         build_db = Database(data / "hub.sqlite")
+        self._databases = (self.db, self.web_db, push_db, build_db)  # closed when it stops
         build_consent = Consent(build_db.conn, AuditLog(build_db.conn, export_key))
         self.builds = BundleBuilds(
             Exporter(build_consent, self.clips, self.authority, data / "exports"),
@@ -120,6 +133,15 @@ class HubService:
         if self._print is not None:
             self._print(message)
         self.home_assistant.on_message(message)
+        fresh = isinstance(message, RingEvent | MotionEvent) and (
+            time.time() - message.ts <= HOME_ASSISTANT_FRESH_S
+        )  # a late ring rings no phone either
+        if fresh and isinstance(message, RingEvent):
+            name = self.db.display_name(message.device_id) or message.device_id
+            self.push.ring(name, message.event_id, message.ts)
+        elif fresh and isinstance(message, MotionEvent) and message.active:
+            name = self.db.display_name(message.device_id) or message.device_id
+            self.push.motion(name, message.event_id, message.ts)
         match message:
             case RingEvent():
                 self.broadcaster.publish(
@@ -197,6 +219,9 @@ class HubService:
             await self.live.close()
             self.ingest.stop()
             self.builds.stop()
+            self.push.close()
+            for database in self._databases:  # a long test run or a restart leaks no files
+                database.close()
 
     def _serve_enrollment(self) -> asyncio.Future | None:
         """The enrollment endpoint over TLS with the hub's certificate, when provisioned."""

@@ -13,7 +13,8 @@ from porch.hub.accounts import ROLES
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/setup"), ("POST", "/setup"),
-          ("GET", "/invite"), ("POST", "/invite")}  # fmt: skip
+          ("GET", "/invite"), ("POST", "/invite"), ("GET", "/manifest.webmanifest"),
+          ("GET", "/sw.js")}  # fmt: skip
 
 
 @pytest.fixture

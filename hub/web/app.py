@@ -47,6 +47,7 @@ from porch.hub.consent import (
     FootageRequest,
 )
 from porch.hub.live import LiveError
+from porch.hub.push import PushError
 from porch.hub.throttle import Throttled
 from porch.hub.web.auth import (
     DEVICES,
@@ -407,9 +408,11 @@ def create_app(hub: HubService) -> FastAPI:
         """Your account: password and sessions; for the owner, the household too."""
         current = request.cookies.get(SESSION_COOKIE)
         household = hub.accounts.users() if session.role == "owner" else None
+        push = hub.push.preferences(session.username) if session.role in FOOTAGE else None
         return page(request, "account.html", session, status,
                     sessions=hub.accounts.sessions(session.username, current),
-                    household=household, **ctx)  # fmt: skip
+                    household=household, push=push, ca_fingerprint=_ca_fingerprint(),
+                    **ctx)  # fmt: skip
 
     @app.get("/account", response_class=HTMLResponse)
     async def account(
@@ -511,6 +514,95 @@ def create_app(hub: HubService) -> FastAPI:
     ) -> Response:
         path = hub.ingest.snapshot_path(event_id)
         return _media(path, "image/jpeg", path.exists() or None)
+
+    @app.get("/event/{event_id}", response_class=HTMLResponse)
+    async def event_page(
+        request: Request,
+        event_id: EventId,
+        session: Annotated[Session, Depends(allow(*FOOTAGE, page=True))],
+    ) -> Response:
+        """One event, as a notification opens it: the snapshot (fetched from the hub, never
+        carried by the notification) and its clip when it has arrived."""
+        found = next((e for e in hub.timeline(500) if e["event_id"] == event_id), None)
+        if found is None:
+            return page(request, "error.html", session, 404, message="No such event here.")
+        return page(request, "event.html", session, e=found)
+
+    # -- notifications on phones (Web Push) -----------------------------------------------
+
+    @app.get("/manifest.webmanifest")
+    async def manifest() -> Response:
+        """The web app manifest: Porch installs on a phone's home screen."""
+        body = {
+            "name": "Porch", "short_name": "Porch", "start_url": "/", "scope": "/",
+            "display": "standalone", "background_color": "#faf8f5", "theme_color": "#1d2430",
+            "icons": [{"src": f"/static/icon-{n}.png", "sizes": f"{n}x{n}", "type": "image/png",
+                       "purpose": "any maskable"} for n in (192, 512)],
+        }  # fmt: skip
+        return JSONResponse(body, media_type="application/manifest+json")
+
+    @app.get("/sw.js")
+    async def service_worker() -> Response:
+        """The service worker, from the root so that it may serve the whole hub."""
+        response = FileResponse(HERE / "static" / "sw.js", media_type="application/javascript")
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    @app.get("/api/push")
+    async def push_state(
+        request: Request, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> dict:
+        """What a page needs to turn notifications on: the hub's VAPID key and the user's
+        preferences."""
+        return {"enabled": hub.config.push.enabled, "public_key": hub.push.public_key,
+                "subscriptions": hub.push.subscriptions(session.username),
+                **hub.push.preferences(session.username)}  # fmt: skip
+
+    @app.post("/api/push/subscriptions")
+    async def push_subscribe(
+        subscription: PushSubscription, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> dict:
+        """This browser's push subscription (from its service worker)."""
+        if not hub.config.push.enabled:
+            raise Forbidden("notifications are turned off on this hub", 409)
+        try:
+            hub.push.subscribe(session.username, subscription.endpoint,
+                               subscription.keys.p256dh, subscription.keys.auth)  # fmt: skip
+        except PushError as exc:
+            raise Forbidden(str(exc), 400) from None
+        return {"subscriptions": hub.push.subscriptions(session.username)}
+
+    @app.post("/api/push/unsubscribe")
+    async def push_unsubscribe(
+        subscription: PushSubscription, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> dict:
+        hub.push.unsubscribe(session.username, subscription.endpoint)
+        return {"subscriptions": hub.push.subscriptions(session.username)}
+
+    @app.post("/account/notifications", response_class=HTMLResponse)
+    async def push_preferences(
+        request: Request,
+        session: Annotated[Session, Depends(allow(*FOOTAGE))],
+        motion: Annotated[bool, Form()] = False,
+        quiet_from: Annotated[str, Form(max_length=5)] = "",
+        quiet_to: Annotated[str, Form(max_length=5)] = "",
+    ) -> Response:
+        """Motion too or rings only, and quiet hours, for this person's notifications."""
+        try:
+            hub.push.set_preferences(session.username, motion, quiet_from, quiet_to)
+        except PushError as exc:
+            return account_page(request, session, 400, push_error=f"{exc}.")
+        return RedirectResponse("/account", status_code=303)
+
+    @app.get("/ca.crt")
+    async def home_ca(session: Annotated[Session, Depends(allow(*EVERYONE))]) -> Response:
+        """The home CA's certificate, for a phone to trust the hub's HTTPS (docs/push.md)."""
+        if hub.authority is None:
+            raise Forbidden(NOT_PROVISIONED, 409)
+        disposition = 'attachment; filename="porch-home-ca.crt"'
+        return Response(hub.authority.pki.path("ca.crt").read_bytes(),
+                        media_type="application/x-x509-ca-cert",
+                        headers={"Content-Disposition": disposition})  # fmt: skip
 
     @app.post("/clips/{clip_id}/keep")
     async def keep_clip(
@@ -857,6 +949,18 @@ def _reason(errors: Sequence[Any]) -> str:
     elif error.get("type") == "string_too_long":
         message = f"is too long: at most {error['ctx']['max_length']} characters"
     return f"{label} {message[0].lower()}{message[1:]}."
+
+
+class PushKeys(BaseModel):
+    p256dh: str = Field(max_length=200)
+    auth: str = Field(max_length=100)
+
+
+class PushSubscription(BaseModel):
+    """A browser's PushSubscription, as its toJSON() gives it."""
+
+    endpoint: str = Field(max_length=1000)
+    keys: PushKeys = Field(default_factory=lambda: PushKeys(p256dh="", auth=""))
 
 
 def _minutes(seconds: float) -> str:

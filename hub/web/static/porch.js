@@ -168,9 +168,45 @@ function copyButtons(root) {
   }
 }
 
+// Notifications with the page closed: register the service worker, subscribe with the
+// hub's VAPID key, and hand the subscription to the hub.
+function b64ToBytes(text) {
+  const padded = (text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+}
+
+async function turnOnPush(state) {
+  try {
+    if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
+      state.textContent = "This browser cannot receive notifications (or the page is not on HTTPS).";
+      return;
+    }
+    const info = await (await fetch("/api/push")).json();
+    if (!info.enabled) { state.textContent = "Notifications are turned off on this hub."; return; }
+    if (await Notification.requestPermission() !== "granted") {
+      state.textContent = "Notifications are not allowed for this site in the browser.";
+      return;
+    }
+    const registration = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+    const subscription = await registration.pushManager.subscribe({
+      userVisibleOnly: true, applicationServerKey: b64ToBytes(info.public_key),
+    });
+    const reply = await fetch("/api/push/subscriptions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": document.body.dataset.csrf },
+      body: JSON.stringify(subscription.toJSON()),
+    });
+    state.textContent = reply.ok ? "On: this device will ring." : (await reply.json()).detail;
+  } catch (e) {
+    state.textContent = `Could not turn them on: ${e.message}`;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
   copyButtons(document);
+  document.getElementById("push-on")?.addEventListener("click",
+    () => turnOnPush(document.getElementById("push-state")));
   const bundle = document.getElementById("bundle");
   if (bundle) followBundle(bundle);
   document.getElementById("ring-dismiss")?.addEventListener("click", () => {

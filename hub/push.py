@@ -1,0 +1,248 @@
+"""Notifications on the phone, with the page closed: Web Push (RFC 8030), the payload
+encrypted to the browser (RFC 8291), the hub identified by VAPID (RFC 8292), with pywebpush.
+
+Each owner or member turns notifications on per browser (the page subscribes through its
+service worker and hands the hub the subscription). A ring, and motion for those who want it
+(at most once per ``motion_cooldown_s``), sends each of them a message that names the
+doorbell and the time and carries no picture: the push service (Google's, Mozilla's,
+Apple's) learns only that a message of some size was sent at some time, to a subscription
+it does not link to this home. Tapping the notification opens the event on the hub, which
+the phone reaches on the home network or through the owner's VPN.
+
+Subscriptions point only at the push services in ``push.services``, over HTTPS: the hub
+sends nothing anywhere else, whatever a page hands it. A subscription the push service
+reports gone (404, 410) is deleted. Quiet hours hold a person's notifications. Messages go
+out from a small thread pool, never from paho's thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from py_vapid import Vapid
+from pywebpush import WebPushException, webpush
+
+from porch.core.config import PushSettings
+from porch.core.fsutil import atomic_write
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+    endpoint   TEXT PRIMARY KEY,
+    username   TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
+    p256dh     TEXT NOT NULL,
+    auth       TEXT NOT NULL,
+    created    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS push_preferences (
+    username   TEXT PRIMARY KEY REFERENCES users (username) ON DELETE CASCADE,
+    motion     INTEGER NOT NULL DEFAULT 0,
+    quiet_from TEXT,                 -- 'HH:MM', local time of the hub
+    quiet_to   TEXT
+);
+"""
+ROLES = ("owner", "member")
+"""Who may be notified: those who may see what a ring shows."""
+TTL_S = 600
+"""A ring older than this is no news: the push service may drop it."""
+
+
+class PushError(ValueError):
+    """A subscription or preference refused; ``str()`` says why."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Push:
+    def __init__(self, conn: sqlite3.Connection, settings: PushSettings, key_path: Path):
+        self.settings = settings
+        self._db = conn
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self._vapid = self._key(key_path)
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="push")
+        self._last_motion: dict[str, float] = {}
+        self.sent = 0
+        self.gone = 0
+        self.on_sent: Callable[[str], None] | None = None
+        """Called with each endpoint after its message was accepted (benchmarks, tests)."""
+
+    @staticmethod
+    def _key(path: Path) -> Vapid:
+        if path.exists():
+            return Vapid.from_file(str(path))
+        vapid = Vapid()
+        vapid.generate_keys()
+        atomic_write(path, vapid.private_pem())
+        path.chmod(0o600)
+        return vapid
+
+    @property
+    def public_key(self) -> str:
+        """The applicationServerKey browsers subscribe with (uncompressed point, base64url)."""
+        raw = self._vapid.public_key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return _b64(raw)
+
+    # -- subscriptions (the web app's thread) ---------------------------------------------
+
+    def check_endpoint(self, endpoint: str) -> None:
+        """Refuse a subscription that does not point at a known push service over HTTPS."""
+        parts = urlsplit(endpoint)
+        host = (parts.hostname or "").lower()
+        if parts.scheme == "http" and host == "127.0.0.1" and self.settings.allow_loopback:
+            return
+        if parts.scheme != "https" or not host:
+            raise PushError("a push subscription must be an https:// address")
+        if not any(host == s or host.endswith("." + s) for s in self.settings.services):
+            raise PushError(f"{host} is not a push service this hub sends to (push.services)")
+
+    def subscribe(self, username: str, endpoint: str, p256dh: str, auth: str) -> None:
+        self.check_endpoint(endpoint)
+        try:
+            key = base64.urlsafe_b64decode(p256dh + "=" * (-len(p256dh) % 4))
+            secret = base64.urlsafe_b64decode(auth + "=" * (-len(auth) % 4))
+        except ValueError:
+            raise PushError("the subscription's keys are not base64url") from None
+        if len(key) != 65 or key[0] != 4 or len(secret) != 16:
+            raise PushError("the subscription's keys are not a P-256 key and a 16-byte secret")
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO push_subscriptions (endpoint, username, p256dh, auth,"
+                " created) VALUES (?, ?, ?, ?, ?)",
+                (endpoint, username, p256dh, auth, time.time()),
+            )
+
+    def unsubscribe(self, username: str, endpoint: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM push_subscriptions WHERE endpoint = ? AND username = ?",
+                (endpoint, username),
+            )
+
+    def subscriptions(self, username: str) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count(*) FROM push_subscriptions WHERE username = ?", (username,)
+            ).fetchone()
+        return int(row[0])
+
+    def preferences(self, username: str) -> dict:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT motion, quiet_from, quiet_to FROM push_preferences WHERE username = ?",
+                (username,),
+            ).fetchone()
+        motion, quiet_from, quiet_to = row or (0, None, None)
+        return {"motion": bool(motion), "quiet_from": quiet_from or "", "quiet_to": quiet_to or ""}
+
+    def set_preferences(self, username: str, motion: bool, quiet_from: str, quiet_to: str) -> None:
+        for value in (quiet_from, quiet_to):
+            if value and not _clock(value):
+                raise PushError(f"{value!r} is not a time of day (HH:MM)")
+        if bool(quiet_from) != bool(quiet_to):
+            raise PushError("quiet hours need a start and an end")
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO push_preferences (username, motion, quiet_from, quiet_to)"
+                " VALUES (?, ?, ?, ?)",
+                (username, int(motion), quiet_from or None, quiet_to or None),
+            )
+
+    # -- sending (called from paho's thread; the work is the pool's) -----------------------
+
+    def ring(self, device_name: str, event_id: str, ts: float) -> None:
+        when = dt.datetime.fromtimestamp(ts).strftime("%H:%M")
+        body = {"title": device_name, "body": f"Someone rang at {when}", "kind": "ring",
+                "event_id": event_id, "url": f"/event/{event_id}", "ts": ts}  # fmt: skip
+        self._send(body, motion=False)
+
+    def motion(self, device_name: str, event_id: str, ts: float) -> None:
+        when = dt.datetime.fromtimestamp(ts).strftime("%H:%M")
+        body = {"title": device_name, "body": f"Motion at {when}", "kind": "motion",
+                "event_id": event_id, "url": f"/event/{event_id}", "ts": ts}  # fmt: skip
+        self._send(body, motion=True)
+
+    def _send(self, body: dict, motion: bool) -> None:
+        if not self.settings.enabled:
+            return
+        now = time.time()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.endpoint, s.username, s.p256dh, s.auth, coalesce(p.motion, 0),"
+                " p.quiet_from, p.quiet_to FROM push_subscriptions s"
+                " JOIN users u ON u.username = s.username"
+                " LEFT JOIN push_preferences p ON p.username = s.username"
+                f" WHERE u.role IN ({','.join('?' * len(ROLES))})",
+                ROLES,
+            ).fetchall()
+        data = json.dumps(body)
+        for endpoint, username, p256dh, auth, wants_motion, quiet_from, quiet_to in rows:
+            if motion and not wants_motion:
+                continue
+            if quiet_from and quiet_to and _within(quiet_from, quiet_to, now):
+                continue
+            if motion:
+                if now - self._last_motion.get(username, 0.0) < self.settings.motion_cooldown_s:
+                    continue
+                self._last_motion[username] = now
+            info = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
+            self._pool.submit(self._deliver, info, data)
+
+    def _deliver(self, info: dict, data: str) -> None:
+        try:
+            webpush(info, data, vapid_private_key=self._vapid,
+                    vapid_claims={"sub": self.settings.contact}, ttl=TTL_S, timeout=10)  # fmt: skip
+        except WebPushException as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status in (404, 410):
+                self.gone += 1
+                with self._lock:
+                    self._db.execute(
+                        "DELETE FROM push_subscriptions WHERE endpoint = ?", (info["endpoint"],)
+                    )
+                log.info("a push subscription is gone (%s): removed", status)
+            else:
+                log.warning("push failed (%s): %s", status, exc)
+            return
+        except Exception as exc:  # a push service that is down costs one message
+            log.warning("push failed: %s", exc)
+            return
+        self.sent += 1
+        if self.on_sent is not None:
+            self.on_sent(info["endpoint"])
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)  # a send in flight ends first
+
+
+def _clock(value: str) -> tuple[int, int] | None:
+    try:
+        hours, minutes = (int(part) for part in value.split(":"))
+    except ValueError:
+        return None
+    return (hours, minutes) if 0 <= hours < 24 and 0 <= minutes < 60 else None
+
+
+def _within(start: str, end: str, now: float) -> bool:
+    """Whether local time ``now`` lies in the quiet hours (which may span midnight)."""
+    moment = dt.datetime.fromtimestamp(now)
+    minute = moment.hour * 60 + moment.minute
+    (sh, sm), (eh, em) = _clock(start), _clock(end)  # type: ignore[misc]
+    begin, finish = sh * 60 + sm, eh * 60 + em
+    return begin <= minute < finish if begin <= finish else minute >= begin or minute < finish

@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -529,8 +530,23 @@ def test_clips_carry_content_credentials_any_c2pa_tool_can_read(exported, tmp_pa
         credentials.read(video[:-1] + bytes([video[-1] ^ 1]), ca, sidecar)
 
 
-def test_a_bundle_is_built_once_in_the_background_and_served_when_ready(exported):
+def test_a_bundle_is_built_once_in_the_background_and_served_when_ready(exported, monkeypatch):
     home = exported.home
+    builds_of = home.hub.builds
+    looked = threading.Event()  # the builder holds at its first percent until the page saw it
+    reporter = builds_of._reporter
+
+    def held(request_id):
+        report = reporter(request_id)
+
+        def progress(fraction: float) -> None:
+            report(fraction)
+            if 0.01 <= fraction < 1 and not looked.is_set():
+                looked.wait(TIMEOUT)
+
+        return progress
+
+    monkeypatch.setattr(builds_of, "_reporter", held)
     request = home.hub.consent.file("requester", "Officer Dibble", "Ankh Police", "d@example",
                                     "the same theft", "warrant", "W-9", ["front-door"],
                                     exported.clips[0]["start_ts"] - 60,
@@ -556,6 +572,8 @@ def test_a_bundle_is_built_once_in_the_background_and_served_when_ready(exported
         after = api(home.hub, "requester", "GET", status).json()["state"]
         early.append(code)
         assert code == 409 or after == "ready", "a download before the bundle was ready"
+        if state["state"] == "building" and 0 < state["percent"] < 100:
+            looked.set()
         time.sleep(0.05)
     assert 409 in early, "asked while it was being built, and told to wait"
     assert any(s["state"] == "building" and 0 < s["percent"] < 100 for s in seen), seen

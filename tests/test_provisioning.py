@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -358,3 +359,15 @@ def test_the_installers_commands_end_to_end(world):
     assert "█" in token.output or "▀" in token.output, "a QR code in the terminal"
     unknown = runner.invoke(main, ["provision", "revoke", "--config", str(hub_toml), "nobody"])
     assert unknown.exit_code == 2 and "no enrolled device called nobody" in unknown.output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="Mosquitto drops privileges only when root")
+def test_a_home_runs_from_a_checkout_only_root_may_enter(tmp_path):
+    """README's demo from a clone under /root or `mktemp -d`: Mosquitto, started as root,
+    still reads its ACL and certificates and the hub connects over TLS."""
+    assert not tmp_path.parent.stat().st_mode & 0o001, "the premise: others may not enter"
+    home = Home(tmp_path / "home")  # waits for the hub on the TLS broker
+    try:
+        assert home.broker.running
+    finally:
+        home.close()

@@ -17,13 +17,16 @@ from porch.localbroker import LocalBroker
 
 
 @contextmanager
-def loopback_home(owner: bool = True) -> Iterator[tuple[Path, LocalBroker, HubService]]:
-    """(a temporary directory, a Mosquitto on a free loopback port, a hub on it); gpiozero
-    on mock pins, and with ``owner`` an account 'owner' (password conftest.PASSWORD)."""
+def loopback_home(
+    owner: bool = True, **hub_settings
+) -> Iterator[tuple[Path, LocalBroker, HubService]]:
+    """(a temporary directory, a Mosquitto on a free loopback port, a hub on it, started
+    with conftest.start_hub's ``hub_settings``); gpiozero on mock pins, and with ``owner``
+    an account 'owner' (password conftest.PASSWORD)."""
     Device.pin_factory = MockFactory()
     with tempfile.TemporaryDirectory() as tmp_name, LocalBroker(Path(tmp_name) / "b") as broker:
         tmp = Path(tmp_name)
-        hub = start_hub(tmp / "hub", broker)
+        hub = start_hub(tmp / "hub", broker, **hub_settings)
         if owner:
             hub.accounts.add_user("owner", PASSWORD, "owner")
         try:

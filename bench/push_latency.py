@@ -13,39 +13,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import PASSWORD, device_config, run_agent, wait_for
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
+from conftest import device_config, run_agent, wait_for
+from harness import loopback_home
 from press_latency import summary
 from push_service import PushService
 
-from porch.core.config import ClipSettings, HubConfig, MotionSettings, PushSettings, WebSettings
-from porch.hub.service import HubService
-from porch.localbroker import LocalBroker, free_port
+from porch.core.config import ClipSettings, MotionSettings, PushSettings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presses", type=int, default=200)
     args = parser.parse_args()
-    Device.pin_factory = MockFactory()
     service = PushService()
-    with tempfile.TemporaryDirectory() as tmp_name, LocalBroker(Path(tmp_name) / "b") as broker:
-        tmp = Path(tmp_name)
-        hub = HubService(HubConfig(data_dir=tmp / "hub", mqtt=broker.settings,
-                                   web=WebSettings(port=free_port()),
-                                   push=PushSettings(allow_loopback=True)))  # fmt: skip
-        hub.start()
+    with loopback_home(push=PushSettings(allow_loopback=True)) as (tmp, broker, hub):
         try:
-            wait_for(hub.ingest.subscribed.is_set, what="the hub")
-            hub.accounts.add_user("owner", PASSWORD, "owner")
             phone = service.subscription("/push/owner-phone")
             keys = phone.json()["keys"]
             hub.push.subscribe("owner", phone.endpoint, keys["p256dh"], keys["auth"])
@@ -59,9 +47,9 @@ def main() -> None:
 
             config = device_config(tmp, broker, motion=MotionSettings(enabled=False),
                                    clips=ClipSettings(preroll_s=1, postroll_s=1))  # fmt: skip
-            pressed = []
             with run_agent(config, realtime=False) as agent:
                 wait_for(agent.link.connected.is_set, what="the doorbell")
+                pressed = []
                 for _ in range(args.presses):
                     count, started = len(service.received), time.monotonic()
                     agent.doorbell.simulate_press(hold_s=0)
@@ -69,7 +57,6 @@ def main() -> None:
                     pressed.append((service.received[-1].at - started) * 1000)
                     time.sleep(0.02)
         finally:
-            hub.stop()
             service.close()
     print(f"{args.presses} presses, one machine, push service on loopback")
     print(summary("push of a given message", base, 30))

@@ -143,9 +143,11 @@ class Database:
         self._seen(clip.device_id)
         return cursor.rowcount == 1
 
-    def timeline(self, limit: int) -> list[dict]:
+    def timeline(self, limit: int, event_id: str | None = None) -> list[dict]:
         """Rings and motion starts, newest first, each with its stored clip if there is one
-        and whether it reached the hub late (replayed after an outage)."""
+        and whether it reached the hub late (replayed after an outage); with ``event_id``,
+        that one only."""
+        only = " AND e.event_id = ?" if event_id is not None else ""
         rows = self.conn.execute(
             "SELECT e.event_id, e.device_id, e.kind, e.ts,"
             " (SELECT c.clip_id FROM clip_events ce JOIN clips c ON c.clip_id = ce.clip_id"
@@ -153,9 +155,9 @@ class Database:
             " e.received_at - e.ts > ?,"
             " (SELECT coalesce(d.display_name, e.device_id) FROM devices d"
             "  WHERE d.device_id = e.device_id)"
-            " FROM events e WHERE e.kind = 'ring' OR json_extract(e.data, '$.active') = 1"
-            " ORDER BY e.ts DESC LIMIT ?",
-            (HOME_ASSISTANT_FRESH_S, limit),
+            " FROM events e WHERE (e.kind = 'ring' OR json_extract(e.data, '$.active') = 1)"
+            f"{only} ORDER BY e.ts DESC LIMIT ?",
+            (HOME_ASSISTANT_FRESH_S, *([event_id] if only else []), limit),
         ).fetchall()
         keys = ("event_id", "device_id", "kind", "ts", "clip_id", "late", "name")
         return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -110,8 +110,8 @@ class HubService:
         return web.public_url or f"{scheme}://{web.host}:{web.port}"
 
     # what the pages show (web loop's thread)
-    def timeline(self, limit: int) -> list[dict]:
-        rows = self.web_db.timeline(limit)
+    def timeline(self, limit: int, event_id: str | None = None) -> list[dict]:
+        rows = self.web_db.timeline(limit, event_id)
         for row in rows:
             row["snapshot"] = self.ingest.snapshot_path(row["event_id"]).exists()
         return rows

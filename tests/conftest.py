@@ -30,6 +30,7 @@ from porch.core.config import (
     MotionSettings,
     MqttSettings,
     ProvisioningSettings,
+    PushSettings,
     WebSettings,
     load,
     to_toml,
@@ -125,7 +126,11 @@ def mock_pins() -> Iterator[MockFactory]:
 
 
 def start_hub(
-    data_dir: Path, broker: LocalBroker, live: LiveSettings | None = None, **kwargs
+    data_dir: Path,
+    broker: LocalBroker,
+    live: LiveSettings | None = None,
+    push: PushSettings | None = None,
+    **kwargs,
 ) -> HubService:
     """The whole hub (ingest and web app on a free port), running on a thread."""
     config = HubConfig(
@@ -133,6 +138,7 @@ def start_hub(
         mqtt=broker.settings,
         web=WebSettings(port=free_port()),
         live=live or LiveSettings(),
+        push=push or PushSettings(),
     )
     service = HubService(config, **kwargs)
     service.start()

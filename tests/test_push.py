@@ -17,26 +17,21 @@ from conftest import (
     needs_chromium,
     run_agent,
     sign_in,
+    start_hub,
     wait_for,
     wait_in_page,
 )
 from push_service import PushService, verify_vapid
 
-from porch.core.config import ClipSettings, HubConfig, PushSettings, WebSettings
+from porch.core.config import ClipSettings, PushSettings
 from porch.hub.accounts import ROLES
-from porch.hub.service import HubService
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
-from porch.localbroker import free_port
 
 
 @pytest.fixture
 def pushing(tmp_path, broker):
     service = PushService()
-    hub = HubService(HubConfig(data_dir=tmp_path / "hub", mqtt=broker.settings,
-                               web=WebSettings(port=free_port()),
-                               push=PushSettings(allow_loopback=True)))  # fmt: skip
-    hub.start()
-    wait_for(hub.ingest.subscribed.is_set, what="the hub")
+    hub = start_hub(tmp_path / "hub", broker, push=PushSettings(allow_loopback=True))
     for role in ROLES:
         hub.accounts.add_user(role, PASSWORD, role)
     yield hub, service

@@ -523,10 +523,10 @@ def create_app(hub: HubService) -> FastAPI:
     ) -> Response:
         """One event, as a notification opens it: the snapshot (fetched from the hub, never
         carried by the notification) and its clip when it has arrived."""
-        found = next((e for e in hub.timeline(500) if e["event_id"] == event_id), None)
-        if found is None:
+        found = hub.timeline(1, event_id)
+        if not found:
             return page(request, "error.html", session, 404, message="No such event here.")
-        return page(request, "event.html", session, e=found)
+        return page(request, "event.html", session, e=found[0])
 
     # -- notifications on phones (Web Push) -----------------------------------------------
 

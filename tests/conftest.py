@@ -172,6 +172,43 @@ def hub_with_a_ring(tmp: Path, broker: LocalBroker, **hub_kwargs) -> HubService:
     return service
 
 
+@pytest.fixture(scope="module")
+def furnished_site(tmp_path_factory) -> Iterator[HubService]:
+    """For a module's page walks: hub_with_a_ring plus a filed footage request (its id as
+    ``request_id``), on mock pins."""
+    Device.pin_factory = MockFactory()
+    tmp = tmp_path_factory.mktemp("site")
+    with LocalBroker(tmp / "broker") as broker:
+        service = hub_with_a_ring(tmp, broker)
+        now = time.time()
+        request = service.consent.file("requester", "Officer Dibble", "Ankh Police", "d@example",
+                                       "a parcel", "warrant", "W-1", ["front-door"], now - 3600,
+                                       now - 1)  # fmt: skip
+        service.request_id = request.request_id
+        yield service
+        service.stop()
+    Device.pin_factory.reset()
+    Device.pin_factory = None
+
+
+def site_pages(site: HubService) -> dict[str, tuple[str, ...]]:
+    """Every page of furnished_site a signed-in person opens, with the roles it admits."""
+    from porch.hub.accounts import ROLES
+
+    row = site.web_db.timeline(1)[0]
+    return {
+        "/": ("owner", "member"),
+        "/devices": ("owner", "member", "installer"),
+        "/account": ROLES,
+        f"/clips/{row['clip_id']}": ("owner", "member"),
+        f"/event/{row['event_id']}": ("owner", "member"),  # where a notification leads
+        "/requests": ("owner", "requester"),
+        "/requests/new": ("owner", "requester"),
+        f"/requests/{site.request_id}": ("owner", "requester"),
+        f"/live/{row['device_id']}": ("owner", "member"),
+    }
+
+
 @pytest.fixture
 def hub_service(tmp_path: Path, broker: LocalBroker) -> Iterator[HubService]:
     service = start_hub(tmp_path / "hub", broker)

@@ -4,11 +4,10 @@ package, which `make` installs) finds no serious or critical accessibility viola
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-from conftest import hub_with_a_ring, needs_chromium, sign_in
+from conftest import needs_chromium, sign_in, site_pages
 
 from porch.hub.accounts import ROLES
 
@@ -17,39 +16,12 @@ PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    from gpiozero import Device
-    from gpiozero.pins.mock import MockFactory
-
-    from porch.localbroker import LocalBroker
-
-    Device.pin_factory = MockFactory()
-    tmp = tmp_path_factory.mktemp("phone")
-    with LocalBroker(tmp / "broker") as broker:
-        service = hub_with_a_ring(tmp, broker)
-        now = time.time()
-        request = service.consent.file("requester", "Officer Dibble", "Ankh Police", "d@example",
-                                       "a parcel", "warrant", "W-1", ["front-door"], now - 3600,
-                                       now - 1)  # fmt: skip
-        service.request_id = request.request_id
-        yield service
-        service.stop()
-    Device.pin_factory.reset()
+def site(furnished_site):
+    return furnished_site
 
 
 def pages(site, role: str) -> list[str]:
-    row = site.web_db.timeline(1)[0]
-    every = {
-        "/": ("owner", "member"),
-        "/devices": ("owner", "member", "installer"),
-        "/account": ROLES,
-        f"/clips/{row['clip_id']}": ("owner", "member"),
-        "/requests": ("owner", "requester"),
-        "/requests/new": ("owner", "requester"),
-        f"/requests/{site.request_id}": ("owner", "requester"),
-        f"/live/{row['device_id']}": ("owner", "member"),
-    }
-    return [path for path, roles in every.items() if role in roles]
+    return [path for path, roles in site_pages(site).items() if role in roles]
 
 
 CHECKS = """() => {

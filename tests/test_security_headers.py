@@ -3,15 +3,13 @@ without a single Content-Security-Policy violation."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from conftest import (
     PASSWORD,
-    hub_with_a_ring,
     needs_chromium,
     sign_in,
+    site_pages,
 )
 
 from porch.hub.accounts import ROLES
@@ -26,29 +24,8 @@ document.addEventListener('securitypolicyviolation', e =>
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, mock_pins_module):
-    from porch.localbroker import LocalBroker
-
-    tmp = tmp_path_factory.mktemp("site")
-    with LocalBroker(tmp / "broker") as broker:
-        service = hub_with_a_ring(tmp, broker)
-        now = time.time()
-        request = service.consent.file("requester", "Officer Dibble", "Ankh Police", "d@example",
-                                       "a parcel", "warrant", "W-1", ["front-door"], now - 3600,
-                                       now + 60)  # fmt: skip
-        service.request_id = request.request_id
-        yield service
-        service.stop()
-
-
-@pytest.fixture(scope="module")
-def mock_pins_module():
-    from gpiozero import Device
-    from gpiozero.pins.mock import MockFactory
-
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
+def site(furnished_site):
+    return furnished_site
 
 
 def test_every_kind_of_response_carries_the_headers(site):
@@ -74,10 +51,7 @@ def test_every_kind_of_response_carries_the_headers(site):
 
 
 def pages(site) -> list[str]:
-    row = site.web_db.timeline(1)[0]
-    clip, device = row["clip_id"], row["device_id"]
-    return ["/", "/devices", "/account", f"/clips/{clip}", "/requests", "/requests/new",
-            f"/requests/{site.request_id}", f"/live/{device}"]  # fmt: skip
+    return list(site_pages(site))
 
 
 @needs_chromium

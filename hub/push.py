@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS push_preferences (
 ROLES = ("owner", "member")
 """Who may be notified: those who may see what a ring shows."""
 TTL_S = 600
+PER_PERSON = 10
+"""Browsers and phones one person may have notified; a new one beyond retires the oldest
+(a ring never fans out to an unbounded list, whoever filled it)."""
 """A ring older than this is no news: the push service may drop it."""
 
 
@@ -126,6 +129,12 @@ class Push:
                 "INSERT OR REPLACE INTO push_subscriptions (endpoint, username, p256dh, auth,"
                 " created) VALUES (?, ?, ?, ?, ?)",
                 (endpoint, username, p256dh, auth, time.time()),
+            )
+            self._db.execute(
+                "DELETE FROM push_subscriptions WHERE username = ? AND endpoint NOT IN"
+                " (SELECT endpoint FROM push_subscriptions WHERE username = ?"
+                "  ORDER BY created DESC, rowid DESC LIMIT ?)",
+                (username, username, PER_PERSON),
             )
 
     def unsubscribe(self, username: str, endpoint: str) -> None:

@@ -25,6 +25,7 @@ from push_service import PushService, verify_vapid
 
 from porch.core.config import ClipSettings, PushSettings
 from porch.hub.accounts import ROLES
+from porch.hub.push import PER_PERSON
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 
 
@@ -93,6 +94,18 @@ def test_gone_subscriptions_are_removed_and_quiet_hours_hold(tmp_path, broker, p
     assert hub.push.subscriptions("owner") == 0
     time.sleep(0.5)
     assert [r.path for r in service.received] == ["/gone/old-phone"], "quiet hours held it"
+
+
+def test_one_person_keeps_at_most_ten_phones_and_the_newest_win(tmp_path, broker, pushing):
+    hub, service = pushing
+    for index in range(PER_PERSON + 5):  # a script with a member's session, or many reinstalls
+        assert subscribe(hub, "member", service.subscription(f"/push/{index}")).status_code == 200
+    assert hub.push.subscriptions("member") == PER_PERSON
+    ring(tmp_path, broker, hub)
+    wait_for(lambda: len(service.received) >= PER_PERSON, what="the pushes")
+    time.sleep(0.5)
+    newest = {f"/push/{index}" for index in range(5, PER_PERSON + 5)}
+    assert sorted(r.path for r in service.received) == sorted(newest)
 
 
 def test_only_known_push_services_are_sent_to(pushing):

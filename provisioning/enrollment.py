@@ -11,6 +11,7 @@ import hashlib
 import secrets
 import sqlite3
 import time
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -143,17 +144,21 @@ class Registry:
         return found[0] if found else None
 
     def revoke(self, name: str) -> None:
+        self._revoke("devices", name, f"no enrolled device called {name}")
+
+    def _revoke(self, table: Literal["devices", "integrations"], name: str, missing: str) -> None:
+        """Mark ``name``'s identity in ``table`` revoked and put its serial on the CRL."""
         now = time.time()
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             cursor = self.conn.execute(
-                "UPDATE devices SET revoked = ? WHERE name = ? AND revoked IS NULL", (now, name)
+                f"UPDATE {table} SET revoked = ? WHERE name = ? AND revoked IS NULL", (now, name)
             )
             if cursor.rowcount != 1:
-                raise EnrollError(f"no enrolled device called {name}")
+                raise EnrollError(missing)
             self.conn.execute(
                 "INSERT OR IGNORE INTO revoked_certificates (serial, name, revoked)"
-                " SELECT serial, name, ? FROM devices WHERE name = ?",
+                f" SELECT serial, name, ? FROM {table} WHERE name = ?",
                 (now, name),
             )
         self.pki.write_crl(self.revoked_serials())
@@ -180,21 +185,7 @@ class Registry:
         self.pki.write_crl(self.revoked_serials())
 
     def revoke_integration(self, name: str) -> None:
-        now = time.time()
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            cursor = self.conn.execute(
-                "UPDATE integrations SET revoked = ? WHERE name = ? AND revoked IS NULL",
-                (now, name),
-            )
-            if cursor.rowcount != 1:
-                raise EnrollError(f"there is no {name} identity to revoke")
-            self.conn.execute(
-                "INSERT OR IGNORE INTO revoked_certificates (serial, name, revoked)"
-                " SELECT serial, name, ? FROM integrations WHERE name = ?",
-                (now, name),
-            )
-        self.pki.write_crl(self.revoked_serials())
+        self._revoke("integrations", name, f"there is no {name} identity to revoke")
 
     def active_integrations(self) -> list[str]:
         rows = self.conn.execute("SELECT name FROM integrations WHERE revoked IS NULL")

@@ -127,8 +127,28 @@ class MotionEvent(_Payload):
     area: float = Field(ge=0, le=1, description="fraction of the watched area that changed")
 
 
+class GopSeal(BaseModel):
+    """The device's signature over a clip's GOP table (:mod:`porch.core.gops`): any run of
+    whole GOPs of the clip can then be shared on its own and still be checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    format: Literal["porch-gops/1"]
+    count: int = Field(ge=1, le=100_000, description="GOPs the signed table lists")
+    complete: bool = Field(description="the whole clip (else: up to a checkpoint, a crash)")
+    table_sha256: str = Field(pattern=SHA256_PATTERN)
+    signature: str | None = Field(
+        None, pattern=r"^[0-9a-f]{128}$", description="Ed25519 over table_sha256, at capture"
+    )
+
+
 class ClipMeta(_Payload):
-    """A clip that is whole in the device's store: pre-roll + event + post-roll."""
+    """A clip that is whole in the device's store: pre-roll + event + post-roll.
+
+    ``container`` is ``mp4``, or ``journal`` for a clip whose recording a crash cut short:
+    the file is then its journal (:mod:`porch.core.journal`), which the hub turns into an
+    MP4, proven by ``gops`` alone. ``gops`` is absent from clips of doorbells before it; the
+    hub exports those whole."""
 
     clip_id: MessageId
     event_ids: list[MessageId] = Field(max_length=1000)
@@ -152,6 +172,8 @@ class ClipMeta(_Payload):
         pattern=r"^[0-9a-f]{128}$",
         description="the device's Ed25519 signature over plain_sha256 (or sha256), at capture",
     )
+    gops: GopSeal | None = None
+    container: Literal["mp4", "journal"] = "mp4"
 
     @model_validator(mode="after")
     def _chunks_cover_the_file(self) -> ClipMeta:
@@ -159,6 +181,10 @@ class ClipMeta(_Payload):
             raise ValueError(
                 f"{self.chunk_count} chunk hashes expected, {len(self.chunk_sha256)} given"
             )
+        if self.container == "journal" and (
+            self.gops is None or self.gops.complete or self.signature or self.plain_sha256
+        ):
+            raise ValueError("a journal clip carries a checkpoint's GOP seal and nothing else")
         return self
 
     @property

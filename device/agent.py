@@ -38,6 +38,7 @@ from porch.device.clips import (
     ClipRecorder,
     ClipStore,
     StoredClip,
+    recover_journals,
     thumbnail_jpeg,
 )
 from porch.device.gpio import Doorbell
@@ -102,6 +103,7 @@ class DoorbellAgent:
         self.outbox = Outbox(data / "outbox.sqlite")
         self.store = ClipStore(data / "clips", config.clips.store_max_bytes)
         self.store.recover()
+        recover_journals(self.store, config.clips.chunk_bytes)
         self.link = DeviceLink(
             config.device_id,
             config.name,

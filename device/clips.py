@@ -3,6 +3,11 @@
 A clip is whole only when its metadata file exists. It is written last, after the MP4 and
 the JPEG thumbnail have been fsync'd and renamed into place, so a kill -9 or a power cut at
 any moment leaves either a whole clip or leftovers that :meth:`ClipStore.recover` removes.
+
+While a clip records, each finished GOP goes to its journal on disk with a signed
+checkpoint (:mod:`porch.core.journal`, :mod:`porch.core.gops`); the finished clip carries
+the signature of its whole GOP table. After a crash, :func:`recover_journals` turns what a
+journal proves into a clip of its own, which the hub opens.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import numpy as np
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from porch.core import journal
 from porch.core.config import ClipSettings
 from porch.core.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
+from porch.core.gops import FORMAT, Gop, GopHasher, GopTable, canonical
 from porch.core.seal import seal, sign_digest
-from porch.core.wire import MAX_CHUNKS, ClipMeta, new_id
+from porch.core.wire import MAX_CHUNKS, ClipMeta, GopSeal, new_id
 from porch.device.camera import EncodedPacket
 from porch.device.preroll import PrerollBuffer
 
@@ -58,7 +65,8 @@ class Mp4Writer:
         self._stream.codec_context.extradata = parameter_sets(first.data)
         self._last_pts = -1
 
-    def write(self, packet: EncodedPacket) -> None:
+    def write(self, packet: EncodedPacket) -> int:
+        """Mux one access unit; returns its time in the file (1/90000 s from the start)."""
         pts = round((packet.pts - self._origin) / TIME_BASE)
         if pts <= self._last_pts:  # a camera clock that stalls must not break the file
             pts = self._last_pts + 1
@@ -69,6 +77,7 @@ class Mp4Writer:
         out.is_keyframe = packet.keyframe
         out.stream = self._stream
         self._container.mux(out)
+        return pts
 
     def close(self) -> None:
         self._container.close()
@@ -103,6 +112,10 @@ class ClipStore:
     def partial_path(self, clip_id: str) -> Path:
         return self.root / f".{clip_id}.mp4{PARTIAL_SUFFIX}"
 
+    def journal_path(self, clip_id: str) -> Path:
+        """The journal of a clip being recorded (see :mod:`porch.core.journal`)."""
+        return self.root / f".{clip_id}.journal"
+
     def recover(self) -> list[str]:
         """Remove what a crash left behind: partial files and clips without metadata."""
         removed = []
@@ -111,8 +124,9 @@ class ClipStore:
             path = self.root / name
             stem, _, ext = name.partition(".")
             partial = name.endswith(PARTIAL_SUFFIX)
-            orphan = ext in ("mp4", "jpg") and f"{stem}.json" not in names
-            broken = ext == "json" and not {f"{stem}.mp4", f"{stem}.jpg"} <= names
+            orphan = ext in ("mp4", "jpg", "journal") and f"{stem}.json" not in names
+            video = f"{stem}.mp4" in names or f"{stem}.journal" in names
+            broken = ext == "json" and not (video and f"{stem}.jpg" in names)
             if partial or orphan or broken:
                 path.unlink(missing_ok=True)
                 removed.append(name)
@@ -138,7 +152,8 @@ class ClipStore:
                 log.error("clip store: unreadable metadata %s", meta_path.name)
                 continue
             stem = meta_path.stem
-            found.append(StoredClip(meta, self.root / f"{stem}.mp4", self.root / f"{stem}.jpg"))
+            video = self.root / f"{stem}.{meta.container}"
+            found.append(StoredClip(meta, video, self.root / f"{stem}.jpg"))
         return sorted(found, key=lambda c: (c.meta.start_ts, c.meta.clip_id))
 
     def used_bytes(self) -> int:
@@ -148,7 +163,7 @@ class ClipStore:
     def commit(self, partial: Path, thumbnail: bytes, meta: ClipMeta) -> StoredClip:
         """Move a finished MP4 into place with its thumbnail and metadata, then evict."""
         clip_id = meta.clip_id
-        video = self.root / f"{clip_id}.mp4"
+        video = self.root / f"{clip_id}.{meta.container}"
         thumb = self.root / f"{clip_id}.jpg"
         with self._lock:
             atomic_write(thumb, thumbnail)
@@ -160,7 +175,7 @@ class ClipStore:
     def remove(self, clip_id: str) -> None:
         # Metadata first: from then on the clip is not whole, whatever else a crash leaves.
         with self._lock:
-            for ext in ("json", "mp4", "jpg"):
+            for ext in ("json", "mp4", "journal", "jpg"):
                 (self.root / f"{clip_id}.{ext}").unlink(missing_ok=True)
 
     def _evict(self, keep: str) -> None:
@@ -207,6 +222,10 @@ class ClipProtection:
         assert self.seal_to is not None
         return seal(data, self.seal_to)
 
+    def protect(self, data: bytes) -> bytes:
+        """Sealed when clips are sealed, else as it is."""
+        return self.seal(data) if self.sealing else data
+
     def sign(self, sha256_hex: str) -> str | None:
         return sign_digest(self.sign_key, sha256_hex) if self.sign_key else None
 
@@ -229,8 +248,16 @@ class _Recording:
     trigger_wall: float
     until_media: float
     thumbnail: bytes
+    journal: journal.JournalWriter
+    hasher: GopHasher
     event_ids: list[str] = field(default_factory=list)
     last_media: float = 0.0
+
+    def write(self, packet: EncodedPacket) -> None:
+        """Into the MP4 and the GOP table (a keyframe closes a GOP: its checkpoint)."""
+        ticks = self.writer.write(packet)
+        self.hasher.add(ticks, canonical(packet.data), packet.keyframe)
+        self.last_media = packet.pts
 
 
 class ClipRecorder:
@@ -278,27 +305,39 @@ class ClipRecorder:
             return
         clip_id = new_id()
         partial = self.store.partial_path(clip_id)
-        writer = None
+        writer = record = None
+        start_wall = wall_ts - (media_ts - packets[0].pts)
+        table = GopTable(self.device_id, clip_id, round(start_wall * 1e6))
         try:
             target = None if self.protection.sealing else partial
             writer = Mp4Writer(target, self.width, self.height, packets[0])
-            for packet in packets:
-                writer.write(packet)
             thumb = thumbnail_jpeg(image, self.settings.thumbnail_width)
+            record = journal.JournalWriter(self.store.journal_path(clip_id))
+            record.append_json(journal.HEADER, {
+                "clip_id": clip_id, "device_id": self.device_id, "width": self.width,
+                "height": self.height, "start_ts": start_wall, "trigger_ts": wall_ts,
+                "event_ids": [event_id], "sealed": self.protection.sealing,
+            })  # fmt: skip
+            record.append(journal.THUMBNAIL, self.protection.protect(thumb))
+            active = _Recording(
+                clip_id,
+                writer,
+                start_media=packets[0].pts,
+                trigger_media=media_ts,
+                trigger_wall=wall_ts,
+                until_media=media_ts + self.settings.postroll_s,
+                thumbnail=thumb,
+                journal=record,
+                hasher=GopHasher(table),
+                event_ids=[event_id],
+            )
+            active.hasher.on_gop = partial_checkpoint(self.protection, active)
+            for packet in packets:
+                active.write(packet)
         except (OSError, av.FFmpegError, ValueError) as exc:
-            self._fail(clip_id, exc, writer)
+            self._fail(clip_id, exc, writer, record)
             return
-        self._active = _Recording(
-            clip_id,
-            writer,
-            start_media=packets[0].pts,
-            trigger_media=media_ts,
-            trigger_wall=wall_ts,
-            until_media=media_ts + self.settings.postroll_s,
-            thumbnail=thumb,
-            event_ids=[event_id],
-            last_media=packets[-1].pts,
-        )
+        self._active = active
 
     def extend(self, media_ts: float) -> None:
         """Keep recording until ``postroll_s`` after ``media_ts``."""
@@ -314,11 +353,10 @@ class ClipRecorder:
             return
         try:
             for packet in packets:
-                active.writer.write(packet)
-                active.last_media = packet.pts
-        except (OSError, av.FFmpegError) as exc:
+                active.write(packet)
+        except (OSError, av.FFmpegError, ValueError) as exc:
             self._active = None
-            self._fail(active.clip_id, exc, active.writer)
+            self._fail(active.clip_id, exc, active.writer, active.journal)
             return
         too_long = media_ts - active.start_media >= self.settings.max_clip_s
         if media_ts >= active.until_media or too_long:
@@ -333,6 +371,8 @@ class ClipRecorder:
         partial = self.store.partial_path(active.clip_id)
         try:
             active.writer.close()
+            table = active.hasher.finish()
+            active.journal.close()
             thumbnail = active.thumbnail
             plain_sha256 = None
             if active.writer.buffer is not None:  # sealing: the clear text exists only here
@@ -363,22 +403,117 @@ class ClipRecorder:
                 sealed=plain_sha256 is not None,
                 plain_sha256=plain_sha256,
                 signature=protection.sign(plain_sha256 or whole),
+                gops=GopSeal(
+                    format=FORMAT,
+                    count=len(table.gops),
+                    complete=True,
+                    table_sha256=table.sha256(),
+                    signature=protection.sign(table.sha256()),
+                ),
             )
             clip = self.store.commit(partial, thumbnail, meta)
-        except (OSError, av.FFmpegError) as exc:
-            self._fail(active.clip_id, exc)
+            self.store.journal_path(active.clip_id).unlink(missing_ok=True)
+        except (OSError, av.FFmpegError, ValueError) as exc:
+            self._fail(active.clip_id, exc, None, active.journal)
             return None
         self.last_clip = clip
         self.on_clip(clip)
         return clip
 
-    def _fail(self, clip_id: str, exc: Exception, writer: Mp4Writer | None = None) -> None:
+    def _fail(
+        self,
+        clip_id: str,
+        exc: Exception,
+        writer: Mp4Writer | None = None,
+        record: journal.JournalWriter | None = None,
+    ) -> None:
         """Give up on a clip (a full disk, say): remove every piece of it, keep running."""
         self.failed += 1
         log.error("clip %s not recorded: %s", clip_id, exc)
+        if record is not None:
+            record.close()
         if writer is not None:
             with contextlib.suppress(OSError, av.FFmpegError):
                 writer.close()
         with contextlib.suppress(OSError):
             self.store.partial_path(clip_id).unlink(missing_ok=True)
+            self.store.journal_path(clip_id).unlink(missing_ok=True)
             self.store.remove(clip_id)
+
+
+def partial_checkpoint(
+    protection: ClipProtection, active: _Recording
+) -> Callable[[Gop, list[tuple[int, bytes]]], None]:
+    """What happens when a GOP of a recording is finished: the GOP goes to the journal
+    (sealed), then a checkpoint signs the GOP table so far. A crash after it loses at most
+    the GOP being recorded."""
+
+    def checkpoint(gop: Gop, units: list[tuple[int, bytes]]) -> None:
+        table = active.hasher.table
+        active.journal.append(journal.GOP, protection.protect(journal.pack_gop(units)))
+        digest = table.sha256()
+        active.journal.append_json(journal.CHECKPOINT, {
+            "count": len(table.gops), "table_sha256": digest,
+            "signature": protection.sign(digest), "event_ids": active.event_ids,
+            "last_ts": table.start_us / 1e6 + gop.last / 90000,
+        })  # fmt: skip
+
+    return checkpoint
+
+
+def recover_journals(store: ClipStore, chunk_bytes: int) -> list[StoredClip]:
+    """Clips whose recording a crash cut short: each journal with a checkpoint becomes a
+    clip of the GOPs that checkpoint signed (the file stays the journal, cut after it; the
+    hub opens it). A journal without one is removed: nothing of it can be proven."""
+    recovered = []
+    for path in sorted(store.root.glob(".*.journal")):
+        clip_id = path.name[1:].partition(".")[0]
+        try:
+            data = path.read_bytes()
+            found = journal.recoverable(data)
+            if found is None:
+                log.warning("clip %s: cut before its first checkpoint; nothing kept", clip_id)
+                path.unlink()
+                continue
+            header, thumbnail, checkpoint, end = found
+            partial = store.partial_path(clip_id)
+            atomic_write(partial, data[:end])
+            size = end
+            chunk = max(chunk_bytes, -(-size // MAX_CHUNKS))
+            whole, chunks = file_digests(partial, chunk)
+            meta = ClipMeta(
+                device_id=header["device_id"],
+                clip_id=header["clip_id"],
+                event_ids=checkpoint["event_ids"],
+                start_ts=header["start_ts"],
+                trigger_ts=header["trigger_ts"],
+                end_ts=max(header["trigger_ts"], checkpoint["last_ts"]),
+                size_bytes=size,
+                sha256=whole,
+                chunk_bytes=chunk,
+                chunk_sha256=chunks,
+                thumbnail_bytes=len(thumbnail),
+                thumbnail_sha256=hashlib.sha256(thumbnail).hexdigest(),
+                width=header["width"],
+                height=header["height"],
+                sealed=bool(header["sealed"]),
+                container="journal",
+                gops=GopSeal(
+                    format=FORMAT,
+                    count=checkpoint["count"],
+                    complete=False,
+                    table_sha256=checkpoint["table_sha256"],
+                    signature=checkpoint["signature"],
+                ),
+            )
+            recovered.append(store.commit(partial, thumbnail, meta))
+            path.unlink()
+            log.warning(
+                "clip %s: recording was cut short; its first %d GOPs are kept and proven",
+                clip_id, checkpoint["count"],
+            )  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("clip %s: its journal cannot be recovered (%s); removed", clip_id, exc)
+            path.unlink(missing_ok=True)
+            store.partial_path(clip_id).unlink(missing_ok=True)
+    return recovered

@@ -1,14 +1,21 @@
 """What the hub checks before it lists a clip that arrived whole: the device's signature
-(for an enrolled device, required) and, for a sealed clip, that it opens with the hub's key
-and that the plaintext is what the device signed."""
+(for an enrolled device, required), for a sealed clip that it opens with the hub's key and
+that the plaintext is what the device signed, and that the video's GOPs are the ones the
+device's GOP table lists (:mod:`porch.core.gops`). A journal clip (a recording a crash cut
+short) is opened into an MP4 of the GOPs its checkpoint signed."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
+import av
+
+from porch.core.gops import GopError
+from porch.core.journal import JournalError
 from porch.core.seal import SealError, unseal, verify_digest
 from porch.core.wire import ClipMeta
+from porch.hub.excerpt import check_seal, header_of, open_journal, read_frames, table_of
 from porch.provisioning.authority import HomeAuthority
 
 
@@ -21,7 +28,31 @@ class ClipOpener:
         self.authority = authority
 
     def open(self, meta: ClipMeta, video: Path, thumbnail: Path) -> tuple[bytes, bytes] | None:
-        """The clear video and thumbnail of a sealed clip, or None for a clear one."""
+        """The clear video and thumbnail of a sealed clip or a journal, or None for a clear
+        MP4."""
+        signer = self.authority.registry.sign_key(meta.device_id) if self.authority else None
+        if meta.container == "journal":
+            return self._journal(meta, video, signer)
+        opened = self._open(meta, video, thumbnail, signer)
+        if meta.gops is not None:
+            try:
+                frames = read_frames(opened[0] if opened else video)[0]
+                check_seal(table_of(frames, header_of(meta)), meta.gops, signer)
+            except (GopError, av.FFmpegError, IndexError) as exc:
+                raise ClipRefused(f"its GOP proofs do not hold: {exc}") from None
+        return opened
+
+    def _journal(self, meta: ClipMeta, video: Path, signer) -> tuple[bytes, bytes]:
+        assert meta.gops is not None
+        if meta.sealed and self.authority is None:
+            raise ClipRefused("sealed, and this hub has no sealing key (provisioning)")
+        key = self.authority.pki.seal_key() if meta.sealed and self.authority else None
+        try:
+            return open_journal(meta, video.read_bytes(), key, signer)
+        except (GopError, JournalError, SealError, av.FFmpegError, ValueError) as exc:
+            raise ClipRefused(f"its journal does not hold what it claims: {exc}") from None
+
+    def _open(self, meta: ClipMeta, video: Path, thumbnail: Path, signer):
         opened = None
         digest = meta.sha256
         if meta.sealed:
@@ -36,7 +67,6 @@ class ClipOpener:
             digest = hashlib.sha256(plain).hexdigest()
             if digest != meta.plain_sha256:
                 raise ClipRefused("the opened video is not the one the device described")
-        signer = self.authority.registry.sign_key(meta.device_id) if self.authority else None
         if signer is not None and not (
             meta.signature and verify_digest(signer, digest, meta.signature)
         ):

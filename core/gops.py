@@ -1,0 +1,232 @@
+"""GOP proofs: the doorbell signs its video one group of pictures at a time, so that any run
+of whole GOPs cut from a clip still proves that the doorbell recorded it.
+
+A GOP is the access units from one keyframe up to the next. Its hash is the SHA-256 of its
+*canonical bytes*: every NAL unit of every access unit, in order, each preceded by its length
+as 4 bytes big-endian. That is exactly how an MP4 stores H.264 samples, so the bytes survive
+re-muxing, and in an excerpt written by Porch each GOP is one contiguous run of the file
+(``sha256sum`` can check it; docs/verify.md).
+
+The doorbell keeps a *GOP table* per clip, a small text file::
+
+    porch-gops/1
+    device front-door
+    clip 0f2c…(32 hex)
+    start_us 1764500000123456
+    0 0 81000 10 9b1f…(64 hex)
+    1 90000 171000 10 4e07…
+    end
+
+one line per GOP: index, first and last frame's time in 1/90000 s from the clip's first
+frame, frame count, SHA-256. ``start_us`` is the wall-clock time of the first frame in
+microseconds. The device's Ed25519 key signs the SHA-256 of the table (as it signs a whole
+clip's SHA-256): while recording, a *checkpoint* signs the table of the GOPs finished so far
+(no ``end`` line); when the clip is finished it signs the whole table, ``end`` included.
+The table is a flat list, not a Merkle tree: an excerpt carries the whole table (about 100
+bytes a GOP) and nothing needs walking, only comparing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+FORMAT = "porch-gops/1"
+"""The proof format, named in the table's first line and in :class:`~porch.core.wire.GopSeal`."""
+TICKS_PER_S = 90000
+MAX_GOPS = 100_000
+_START_CODE = re.compile(b"\x00\x00\x01")
+_LINE = re.compile(rb"^(\d{1,9}) (\d{1,15}) (\d{1,15}) (\d{1,9}) ([0-9a-f]{64})$")
+
+
+class GopError(ValueError):
+    """GOP proofs that do not hold; ``str()`` says which and why."""
+
+
+def nal_units(access_unit: bytes, annex_b: bool) -> list[bytes]:
+    """The NAL units of one access unit, given in Annex B (start codes, as encoders give
+    them) or as an MP4 sample (4-byte lengths; ``annex_b`` False). The caller says which:
+    a length of 256 to 511 looks like a start code."""
+    if annex_b:
+        # Emulation prevention keeps 00 00 01 out of NAL units; a NAL unit never ends in
+        # 00, so zeros before a start code belong to it (a 4-byte start code, padding).
+        return [u.rstrip(b"\x00") for u in _START_CODE.split(access_unit)[1:] if u.strip(b"\0")]
+    units, at = [], 0
+    while at < len(access_unit):
+        size = int.from_bytes(access_unit[at : at + 4], "big")
+        if size == 0 or at + 4 + size > len(access_unit):
+            raise GopError("an access unit is neither Annex B nor 4-byte length-prefixed")
+        units.append(access_unit[at + 4 : at + 4 + size])
+        at += 4 + size
+    return units
+
+
+def canonical(access_unit: bytes, annex_b: bool = True) -> bytes:
+    """An access unit's canonical bytes: each NAL unit with its 4-byte length before it."""
+    units = nal_units(access_unit, annex_b)
+    if not units:
+        raise GopError("an access unit without NAL units")
+    return b"".join(len(unit).to_bytes(4, "big") + unit for unit in units)
+
+
+@dataclass(frozen=True)
+class Gop:
+    index: int
+    first: int
+    """The first frame's time, 1/90000 s from the clip's first frame."""
+    last: int
+    frames: int
+    sha256: str
+
+    def line(self) -> str:
+        return f"{self.index} {self.first} {self.last} {self.frames} {self.sha256}"
+
+
+@dataclass
+class GopTable:
+    device_id: str
+    clip_id: str
+    start_us: int
+    gops: list[Gop] = field(default_factory=list)
+    complete: bool = False
+
+    def text(self, count: int | None = None) -> bytes:
+        """The table (of its first ``count`` GOPs: a checkpoint's, without ``end``)."""
+        count = len(self.gops) if count is None else count
+        lines = [FORMAT, f"device {self.device_id}", f"clip {self.clip_id}",
+                 f"start_us {self.start_us}", *(g.line() for g in self.gops[:count])]  # fmt: skip
+        if self.complete and count == len(self.gops):
+            lines.append("end")
+        return ("\n".join(lines) + "\n").encode()
+
+    def sha256(self, count: int | None = None) -> str:
+        return hashlib.sha256(self.text(count)).hexdigest()
+
+    def prefix(self, count: int) -> GopTable:
+        """The table as a checkpoint after ``count`` GOPs signed it."""
+        return GopTable(self.device_id, self.clip_id, self.start_us, self.gops[:count])
+
+    def span_s(self, first: int, last: int) -> tuple[float, float]:
+        """Seconds from the clip's start of GOP ``first``'s first frame and GOP ``last``'s
+        last frame: what an excerpt of those GOPs shows."""
+        return self.gops[first].first / TICKS_PER_S, self.gops[last].last / TICKS_PER_S
+
+    def covering(self, from_s: float, to_s: float) -> tuple[int, int]:
+        """The first and last GOP of the shortest run of whole GOPs that shows seconds
+        ``from_s`` to ``to_s`` of the clip."""
+        if not self.gops or from_s >= to_s:
+            raise GopError("an excerpt needs a positive span of a clip with GOPs")
+        starts = [g.first / TICKS_PER_S for g in self.gops]
+        first = max([i for i, s in enumerate(starts) if s <= from_s], default=0)
+        last = max([i for i, s in enumerate(starts) if s < to_s], default=0)
+        return first, max(first, last)
+
+
+def parse_table(text: bytes) -> GopTable:
+    """A GOP table, strictly: anything but the exact format is refused."""
+    lines = text.split(b"\n")
+    if len(lines) < 6 or lines[-1] != b"" or lines[0] != FORMAT.encode():
+        raise GopError(f"not a {FORMAT} table")
+    head = {}
+    for name, line in zip((b"device", b"clip", b"start_us"), lines[1:4], strict=True):
+        key, _, value = line.partition(b" ")
+        if key != name or not re.fullmatch(rb"[a-z0-9-]{1,64}", value):
+            raise GopError(f"the table's {name.decode()} line is malformed")
+        head[name] = value.decode()
+    body = lines[4:-1]
+    complete = body[-1:] == [b"end"]
+    if complete:
+        body = body[:-1]
+    if not body or len(body) > MAX_GOPS:
+        raise GopError("the table lists no GOP, or too many")
+    if not head[b"start_us"].isdigit():
+        raise GopError("the table's start_us is not a number")
+    gops = []
+    for at, line in enumerate(body):
+        match = _LINE.match(line)
+        if match is None:
+            raise GopError(f"line {at + 5} of the table is malformed")
+        index, first, last, frames = (int(match[i]) for i in range(1, 5))
+        if index != at or not first <= last or frames < 1:
+            raise GopError(f"GOP {at} of the table is out of order or empty")
+        if gops and first <= gops[-1].last:
+            raise GopError(f"GOP {at} starts before GOP {at - 1} ends")
+        gops.append(Gop(index, first, last, frames, match[5].decode()))
+    return GopTable(head[b"device"], head[b"clip"], int(head[b"start_us"]), gops, complete)
+
+
+class GopHasher:
+    """Builds a clip's GOP table from its access units as they are written.
+
+    ``add`` each access unit (canonical bytes, its time in ticks from the clip's first
+    frame, whether it is a keyframe); a keyframe closes the GOP before it, and
+    ``on_gop`` then receives the closed GOP and the canonical bytes of its access units
+    (the recorder's checkpoint). ``finish`` closes the last one and marks the table complete.
+    """
+
+    def __init__(
+        self, table: GopTable, on_gop: Callable[[Gop, list[tuple[int, bytes]]], None] | None = None
+    ):
+        self.table = table
+        self.on_gop = on_gop
+        self._units: list[tuple[int, bytes]] = []
+        self._digest = hashlib.sha256()
+
+    def add(self, ticks: int, unit: bytes, keyframe: bool) -> None:
+        if keyframe and self._units:
+            self._close()
+        if not self._units and not keyframe:
+            raise GopError("a GOP must start on a keyframe")
+        self._units.append((ticks, unit))
+        self._digest.update(unit)
+
+    def finish(self) -> GopTable:
+        if self._units:
+            self._close()
+        self.table.complete = True
+        return self.table
+
+    def _close(self) -> None:
+        units = self._units
+        gop = Gop(len(self.table.gops), units[0][0], units[-1][0], len(units),
+                  self._digest.hexdigest())  # fmt: skip
+        self.table.gops.append(gop)
+        self._units, self._digest = [], hashlib.sha256()
+        if self.on_gop is not None:
+            self.on_gop(gop, units)
+
+
+def check_ranges(table: GopTable, ranges: list[tuple[int, int, int]], data) -> tuple[int, int]:
+    """An excerpt's bytes against the table: ``ranges`` are (GOP index, offset, length) in
+    the excerpt's file ``data`` (bytes or a memory view), consecutive GOPs in contiguous
+    runs. Returns the first and last GOP. Raises :class:`GopError` with the first reason."""
+    if not ranges:
+        raise GopError("the excerpt lists no GOP")
+    first = ranges[0][0]
+    for at, (index, offset, length) in enumerate(ranges):
+        if index != first + at or index >= len(table.gops):
+            raise GopError(f"the excerpt's GOPs are not consecutive GOPs of the clip (at {index})")
+        if at and offset != ranges[at - 1][1] + ranges[at - 1][2]:
+            raise GopError(f"GOP {index} does not follow GOP {index - 1} in the file")
+        if offset < 0 or length < 1 or offset + length > len(data):
+            raise GopError(f"GOP {index} lies outside the file")
+        if hashlib.sha256(data[offset : offset + length]).hexdigest() != table.gops[index].sha256:
+            raise GopError(f"GOP {index} is not the GOP the doorbell signed")
+    return first, ranges[-1][0]
+
+
+def parse_ranges(text: bytes) -> list[tuple[int, int, int]]:
+    """An excerpt's ranges file: one 'INDEX OFFSET LENGTH' line per GOP."""
+    ranges = []
+    for line in text.decode("ascii", "replace").splitlines():
+        parts = line.split(" ")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise GopError("the ranges file is malformed")
+        ranges.append((int(parts[0]), int(parts[1]), int(parts[2])))
+    return ranges
+
+
+def ranges_text(ranges: list[tuple[int, int, int]]) -> bytes:
+    return "".join(f"{i} {offset} {length}\n" for i, offset, length in ranges).encode()

@@ -110,6 +110,8 @@ def verify(bundle: Path, ca_path: Path | None) -> None:
         click.echo(f"INVALID: {exc}", err=True)
         sys.exit(1)
     what = f"bundle {result.bundle_id}, {result.clips} clip(s) for {result.organisation}"
+    if result.excerpts:
+        what += f"; {result.excerpts} excerpt(s) of whole GOPs, each signed by its doorbell"
     if result.credentials:
         what += f"; C2PA Content Credentials of {result.credentials} clip(s) trusted"
     if result.authenticated:

@@ -23,6 +23,10 @@ from porch.hub.audit import AuditLog
 LegalBasis = Literal["voluntary", "warrant", "subpoena", "court_order"]
 LEGAL_BASES: tuple[LegalBasis, ...] = ("voluntary", "warrant", "subpoena", "court_order")
 DAY = 86400.0
+MIN_TRIM_S = 0.1
+"""A trim shorter than this is a slip of the hand, not a choice."""
+MAX_TRIM_SLACK_S = 0.5
+"""A trim may end this far past a clip's listed end (its last frame), for rounding."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id  TEXT PRIMARY KEY,
@@ -255,8 +259,12 @@ class Consent:
         boxes: list[dict] | None = None,
         message: str = "",
         approval_days: float = 14,
+        trims: dict[str, tuple[float, float | None]] | None = None,
     ) -> FootageRequest:
-        """Record the owner's decision (the caller has checked the owner's password)."""
+        """Record the owner's decision (the caller has checked the owner's password).
+
+        ``trims``: for some approved clips, the seconds (from the clip's start) that are to
+        leave; the export then holds only the whole GOPs that show them."""
         with self._lock:
             request = self.get(request_id)
             if request is None:
@@ -281,8 +289,9 @@ class Consent:
                     raise ConsentError("an approved clip lies outside the approved window")
                 if not 0 < approval_days <= 90:
                     raise ConsentError("an approval lasts at most 90 days")
-                devices = sorted({c["device_id"] for c in self.matching_clips(request, start, end)
-                                  if c["clip_id"] in chosen})  # fmt: skip
+                rows = self.matching_clips(request, start, end)
+                devices = sorted({c["device_id"] for c in rows if c["clip_id"] in chosen})
+                trimmed = checked_trims(trims or {}, [r for r in rows if r["clip_id"] in chosen])
                 decision.update(
                     expires=time.time() + approval_days * DAY,
                     scope={
@@ -292,8 +301,10 @@ class Consent:
                         "clip_ids": sorted(chosen),
                     },
                     redaction={"blur_faces": blur_faces, "boxes": boxes or []},
+                    trims=trimmed,
                     narrowed=(start, end) != (request.start_ts, request.end_ts)
-                    or chosen != matching,
+                    or chosen != matching
+                    or bool(trimmed),
                 )
             state = "approved" if approve else "declined"
             self._db.execute(
@@ -345,6 +356,32 @@ class Consent:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (bundle_id, request_id, time.time(), path, sha256, size),
         )
+
+
+def checked_trims(trims: dict[str, tuple[float, float | None]], chosen: list[dict]) -> dict:
+    """The owner's trims, each of an approved clip whose doorbell signed its GOPs, inside
+    the clip and at least a moment long: {clip id: [from s, to s]} (to None: its end)."""
+    rows = {row["clip_id"]: row for row in chosen}
+    checked = {}
+    for clip_id, (start, end) in sorted(trims.items()):
+        row = rows.get(clip_id)
+        if row is None:
+            raise ConsentError("a trimmed clip is not among the approved ones")
+        meta = json.loads(row["meta"])
+        if not meta.get("gops"):
+            raise ConsentError(
+                f"clip {clip_id[:8]} can only be shared whole: its doorbell did not sign its"
+                " video in parts (GOPs)"
+            )
+        length = row["end_ts"] - row["start_ts"]
+        end = length if end is None else end
+        if not (0 <= start < end <= length + MAX_TRIM_SLACK_S and end - start >= MIN_TRIM_S):
+            raise ConsentError(
+                f"clip {clip_id[:8]}'s trim must lie within its {length:.1f} s and last at"
+                f" least {MIN_TRIM_S:g} s"
+            )
+        checked[clip_id] = [start, min(end, length)]
+    return checked
 
 
 def held_clip_ids(conn: sqlite3.Connection) -> set[str]:

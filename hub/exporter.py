@@ -2,8 +2,11 @@
 
 Every clip must carry its device's capture signature and still hash to what the device
 signed; redaction (face blur, owner's boxes) makes a new file whose manifest entry keeps the
-original's SHA-256 and says what was done. The manifest is signed with the hub's export key
-and the bundle is recorded and audited.
+original's SHA-256 and says what was done. A trimmed clip (and a clip a doorbell's crash cut
+short, which has no whole-clip signature) leaves as an excerpt of whole GOPs, re-muxed
+without re-encoding, with the doorbell's signed GOP table and where each GOP lies in the
+file (:mod:`porch.core.gops`). The manifest is signed with the hub's export key and the
+bundle is recorded and audited.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from porch.core.gops import GopError, ranges_text
 from porch.core.wire import ClipMeta
 from porch.hub.clipstore import HubClipStore
 from porch.hub.consent import Consent, ConsentError
+from porch.hub.excerpt import check_seal, cut, header_of, read_frames, table_of
 from porch.hub.export import credentials
 from porch.hub.export.bundle import FORMAT, ClipFile, build_bundle
 from porch.hub.export.redact import Box, redact
@@ -58,6 +64,44 @@ def credential_clip(
         raise ConsentError(f"clip {story.clip_id} changed on the hub's disk", 500)
     sidecar = credentials.sidecar(source, story, chain, key)
     return ClipFile(story.clip_id, path, signature, sidecar, original)
+
+
+def excerpt_of(
+    meta: ClipMeta, path: Path, target: Path, trim: list[float] | None, signer
+) -> tuple[dict, bytes, bytes]:
+    """The whole GOPs of a stored clip that show seconds ``trim`` (None: all of them),
+    written to ``target`` without re-encoding. Returns the manifest's ``excerpt`` entry
+    (without member names), the signed GOP table and the excerpt's ranges file."""
+    seal = meta.gops
+    if seal is None or not seal.signature:
+        raise ConsentError(
+            f"clip {meta.clip_id} carries no signed GOP table: it cannot be trimmed", 409
+        )
+    try:
+        table = table_of(read_frames(path)[0], header_of(meta), seal.complete)
+        check_seal(table, seal, signer)
+        first, last = table.covering(*trim) if trim else (0, len(table.gops) - 1)
+        ranges = cut(path, target, table, first, last)
+    except GopError as exc:
+        raise ConsentError(f"clip {meta.clip_id} cannot be excerpted: {exc}", 500) from None
+    start, end = table.span_s(first, last)
+    entry = {
+        "first_gop": first,
+        "last_gop": last,
+        "gops": len(table.gops),
+        "complete": table.complete,
+        "span_s": [start, end],
+        "requested_s": trim,
+        "gops_sha256": table.sha256(),
+        "clip_sha256": meta.plain_sha256 or (meta.sha256 if meta.container == "mp4" else None),
+    }
+    return entry, table.text(), ranges_text(ranges)
+
+
+def signing_key(cert_pem: str | None):
+    """A device's capture-signing key from its certificate (valid for clips signed before
+    a revocation too)."""
+    return x509.load_pem_x509_certificate(cert_pem.encode()).public_key() if cert_pem else None
 
 
 def in_parallel(function: Callable[..., T], *columns: list) -> list[T]:
@@ -160,16 +204,17 @@ class Exporter:
                 redaction=None,
             )  # fmt: skip
 
+            trims = decision.get("trims") or {}
+
             def prepare(row: dict, size: int) -> tuple[dict, ClipFile]:
-                """One clip: checked against its signature's hash, redacted or given its
-                Content Credentials (one worker thread each; hashing and C2PA release the
-                GIL, so clips are prepared in parallel)."""
+                """One clip: checked against its signature's hash, excerpted, redacted or
+                given its Content Credentials (one worker thread each; hashing, C2PA and
+                coding release the GIL, so clips are prepared in parallel)."""
                 meta = ClipMeta.model_validate_json(row["meta"])
+                trim = trims.get(meta.clip_id)
+                if trim is not None or not meta.signature:
+                    return prepare_excerpt(meta, trim, size)
                 original = meta.plain_sha256 or meta.sha256
-                if not meta.signature:
-                    raise ConsentError(
-                        f"clip {meta.clip_id} carries no capture signature (its device was not"
-                        " enrolled): it cannot be exported verifiably", 409)  # fmt: skip
                 path = self.clips.video(meta.clip_id)
                 entry = {"clip_id": meta.clip_id, "device_id": meta.device_id,
                          "start_ts": meta.start_ts, "end_ts": meta.end_ts,
@@ -190,6 +235,44 @@ class Exporter:
                 told = replace(told, redaction=report.description())
                 credentials.embed(target, path, told, chain, key)
                 return entry, ClipFile(meta.clip_id, target, signature, None, None)
+
+            def prepare_excerpt(
+                meta: ClipMeta, trim: list[float] | None, size: int
+            ) -> tuple[dict, ClipFile]:
+                """A trimmed clip, or one with only GOP proofs: an excerpt of whole GOPs,
+                then redacted or given its Content Credentials like an original."""
+                path = self.clips.video(meta.clip_id)
+                signer = signing_key(registry.sign_cert(meta.device_id))
+                target = work / f"{meta.clip_id}.excerpt.mp4"
+                excerpt, table, ranges = excerpt_of(meta, path, target, trim, signer)
+                assert meta.gops is not None and meta.gops.signature
+                start, end = excerpt["span_s"]
+                entry = {"clip_id": meta.clip_id, "device_id": meta.device_id,
+                         "start_ts": meta.start_ts + start, "end_ts": meta.start_ts + end,
+                         "original_sha256": excerpt["gops_sha256"],
+                         "device_signature": meta.gops.signature, "redaction": None,
+                         "excerpt": excerpt}  # fmt: skip
+                trimmed = (
+                    f"trimmed to seconds {start:.2f}-{end:.2f} of the clip (whole GOPs"
+                    f" {excerpt['first_gop']}-{excerpt['last_gop']} of {excerpt['gops']},"
+                    " re-muxed, not re-encoded)"
+                )
+                told = story(clip_id=meta.clip_id, device_id=meta.device_id,
+                             start_ts=meta.start_ts + start,
+                             original_sha256=excerpt["gops_sha256"],
+                             device_signature=meta.gops.signature, trim=trimmed)  # fmt: skip
+                signature = bytes.fromhex(meta.gops.signature)
+                if not redacting:
+                    sidecar = credentials.sidecar(target, told, chain, key, parent=path)
+                    clip = ClipFile(meta.clip_id, target, signature, sidecar, None, table, ranges)
+                    return entry, clip
+                redacted = work / f"{meta.clip_id}.mp4"
+                done = counted.share(size * REDACT_WEIGHT)
+                report = redact(target, redacted, redaction["blur_faces"], boxes, done)
+                entry["redaction"] = report.summary()
+                told = replace(told, redaction=report.description())
+                credentials.embed(redacted, path, told, chain, key)
+                return entry, ClipFile(meta.clip_id, redacted, signature, None, None, table)
 
             prepared = in_parallel(prepare, chosen, sizes)
             entries = [entry for entry, _ in prepared]

@@ -375,7 +375,12 @@ def home(world: Path) -> Iterator[Home]:
 
 
 def agent_from(
-    config_path: Path, data: Path, scene: SyntheticScene | None = None, size=(320, 240)
+    config_path: Path,
+    data: Path,
+    scene: SyntheticScene | None = None,
+    size=(320, 240),
+    postroll_s: float = 1.0,
+    realtime: bool = True,
 ) -> DoorbellAgent:
     """The agent an enrolled device.toml describes, on mock pins and a small synthetic camera
     (``scene``: a scene of the test's own)."""
@@ -386,7 +391,8 @@ def agent_from(
             "gpio": GpioSettings(pin_factory="mock", bounce_s=0),
             "camera": CameraSettings(source="synthetic", width=size[0], height=size[1]),
             "motion": MotionSettings(enabled=False),
-            "clips": config.clips.model_copy(update={"preroll_s": 1.0, "postroll_s": 1.0}),
+            "clips": config.clips.model_copy(update={"preroll_s": 1.0, "postroll_s": postroll_s}),
         }
     )
-    return DoorbellAgent(config, synthetic_source(config, scene) if scene else None)
+    source = synthetic_source(config, scene, realtime) if scene or not realtime else None
+    return DoorbellAgent(config, source)

@@ -68,7 +68,9 @@ def test_request_narrow_approve_with_blur_download_and_verify(home, mock_pins, b
     owner.wait_for_selector("#matching input[name=clip_ids]")
     assert owner.locator("#matching input[name=clip_ids]").count() == 2
     # Nothing is ticked to begin with: nothing leaves by default. Approving so refuses.
-    assert not any(box.is_checked() for box in owner.locator("#matching input").all())
+    assert not any(
+        box.is_checked() for box in owner.locator("#matching input[type=checkbox]").all()
+    )
     owner.check(f"#matching input[value='{clips[0]['clip_id']}']")  # one clip of the two
     assert owner.is_checked("input[name=blur_faces]")
     owner.locator("#box-canvas img").scroll_into_view_if_needed()

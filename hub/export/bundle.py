@@ -9,10 +9,15 @@ Members, in this order::
     certs/export.pem       the export key's certificate, issued by the CA
     certs/c2pa.pem         the export key's certificate for Content Credentials (C2PA)
     certs/device-ID.pem    each device's capture-signing key, issued by the CA
-    clips/CLIP.mp4         the clips (originals, or redacted versions with C2PA embedded)
-    clips/CLIP.c2pa        an original's Content Credentials, beside it (C2PA sidecar)
-    clips/CLIP.sig         the device's capture-time signature of the original's SHA-256 (raw)
-    clips/CLIP.digest      the original's SHA-256, raw (what CLIP.sig signs; for openssl)
+    clips/CLIP.mp4         the clips (originals, excerpts, or redacted versions with C2PA
+                           embedded)
+    clips/CLIP.c2pa        an original's or excerpt's Content Credentials, beside it (sidecar)
+    clips/CLIP.sig         the device's capture-time signature of CLIP.digest (raw)
+    clips/CLIP.digest      what the device signed, raw: the original's SHA-256, or for an
+                           excerpt the SHA-256 of its GOP table
+    clips/CLIP.device      the device's name
+    clips/CLIP.gops        an excerpt's GOP table, as the device signed it (porch.core.gops)
+    clips/CLIP.ranges      where each GOP of an unredacted excerpt lies in CLIP.mp4
 
 The zip itself is canonical: stored (no compression), fixed timestamps and attributes, no
 extra fields, so it is a pure function of its members. :func:`verify_bundle` checks every
@@ -32,10 +37,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMAT = "porch-export/2"
-"""/2 lists every member of the zip, in order, in the signed manifest ("members");
+FORMAT = "porch-export/3"
+"""/3 may hold excerpts (a clip's entry has ``excerpt``; members CLIP.gops, CLIP.ranges);
+/2 lists every member of the zip, in order, in the signed manifest ("members");
 /1 bundles (without it) still verify, their order derived the same way."""
-FORMATS = ("porch-export/1", FORMAT)
+FORMATS = ("porch-export/1", "porch-export/2", FORMAT)
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 COPY_BYTES = 1024 * 1024
 
@@ -50,11 +56,17 @@ source), given the home CA's SHA-256 fingerprint, which the home gives you by an
   3. The zip holds exactly the files manifest.json lists under "members", in that order;
      SHA256SUMS is the file manifest.json names, and `sha256sum -c SHA256SUMS` passes.
   4. Each clips/ID.sig is the Ed25519 signature, made when the clip was captured by the
-     device clips/ID.device names (certs/device-NAME.pem), of the original clip's SHA-256
-     (clips/ID.digest; a redacted clip says what was done).
+     device clips/ID.device names (certs/device-NAME.pem), of clips/ID.digest: the original
+     clip's SHA-256 (a redacted clip says what was done), or for an excerpt the SHA-256 of
+     clips/ID.gops, the doorbell's table of every GOP (group of pictures) of the clip.
+  5. An excerpt holds whole GOPs of the clip: clips/ID.ranges gives each one's index, byte
+     offset and length in clips/ID.mp4, and the SHA-256 of those bytes is the one the
+     table lists for that index (tail -c +OFFSET+1 clips/ID.mp4 | head -c LENGTH |
+     sha256sum). The manifest says which seconds of the clip it shows.
 Each clip also carries C2PA Content Credentials, signed under the same CA: beside an
-original (clips/ID.c2pa, so that the clip stays the bytes the doorbell signed), embedded in
-a redacted copy. Any C2PA tool shows them (c2patool clips/ID.c2pa, or the redacted .mp4).
+original or excerpt (clips/ID.c2pa, so that the clip stays the bytes the doorbell signed),
+embedded in a redacted copy. Any C2PA tool shows them (c2patool clips/ID.c2pa, or the
+redacted .mp4).
 """
 
 
@@ -95,6 +107,10 @@ class ClipFile:
     signature: bytes
     sidecar: bytes | None
     sha256: str | None = None
+    gops: bytes | None = None
+    """An excerpt's GOP table, as the device signed it."""
+    ranges: bytes | None = None
+    """An unredacted excerpt's ranges file: where each GOP lies in ``path``."""
 
 
 def sha256_member(member: Member) -> str:
@@ -140,6 +156,8 @@ def canonical_names(manifest: dict) -> list[str]:
         names += [clip["file"], clip["signature_file"], clip["digest_file"]]
         if "device_file" in clip:
             names.append(clip["device_file"])
+        excerpt = clip.get("excerpt") or {}
+        names += [excerpt[key] for key in ("gops_file", "ranges_file") if excerpt.get(key)]
         if clip.get("credentials", "embedded") != "embedded":
             names.append(clip["credentials"])
     return names
@@ -179,6 +197,14 @@ def build_bundle(
             credentials="embedded",
         )
         clip_members += [video, sig, digest, device]
+        if clip.gops is not None:
+            gops = Member(f"clips/{clip_id}.gops", clip.gops)
+            by_id[clip_id]["excerpt"]["gops_file"] = gops.name
+            clip_members.append(gops)
+        if clip.ranges is not None:
+            ranges = Member(f"clips/{clip_id}.ranges", clip.ranges)
+            by_id[clip_id]["excerpt"]["ranges_file"] = ranges.name
+            clip_members.append(ranges)
         if sidecar is not None:
             credentials = Member(f"clips/{clip_id}.c2pa", sidecar)
             by_id[clip_id].update(credentials=credentials.name,

@@ -11,6 +11,9 @@ Signed with the hub's export key under a certificate from the home CA (see
   by the home with the owner's approval.
 * A redacted clip is a new file anyway: its credentials are embedded, with the original as
   its parent ingredient and the redaction as a filter action.
+* An excerpt (whole GOPs of a clip, re-muxed) keeps the bytes the doorbell signed GOP by
+  GOP: its credentials go beside it, with the original clip as its parent ingredient and
+  the trim as an edit action.
 
 Both carry an ``org.porch.export`` assertion: the request, the approval, and the
 original's capture hash and signature.
@@ -53,6 +56,8 @@ class ClipStory:
     approved_at: float
     redaction: str | None
     """What was done (the redaction summary), or None for the original."""
+    trim: str | None = None
+    """Which part of the original an excerpt is, or None for the whole clip."""
 
     def _actions(self) -> list[dict]:
         published = {
@@ -61,7 +66,7 @@ class ClipStory:
             "description": f"exported from a Porch home with its owner's approval, for"
             f" {self.request.get('organisation') or 'a requester'}",
         }
-        if self.redaction is None:
+        if self.redaction is None and self.trim is None:
             created = {
                 "action": "c2pa.created",
                 "digitalSourceType": DIGITAL_CAPTURE,
@@ -71,9 +76,14 @@ class ClipStory:
             }
             return [created, published]
         opened = {"action": "c2pa.opened", "parameters": {"ingredientIds": ["original"]}}
-        filtered = {"action": "c2pa.filtered", "when": _iso(self.exported_at),
-                    "description": self.redaction}  # fmt: skip
-        return [opened, filtered, published]
+        actions = [opened]
+        if self.trim is not None:
+            actions.append({"action": "c2pa.edited", "when": _iso(self.exported_at),
+                            "description": self.trim})  # fmt: skip
+        if self.redaction is not None:
+            actions.append({"action": "c2pa.filtered", "when": _iso(self.exported_at),
+                            "description": self.redaction})  # fmt: skip
+        return [*actions, published]
 
     def manifest(self) -> dict:
         export = {
@@ -112,15 +122,20 @@ def _signer(chain: bytes, key: bytes) -> c2pa.Signer:
     return c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"ed25519", chain, key, None))
 
 
-def sidecar(original: Path | bytes, story: ClipStory, chain: bytes, key: bytes) -> bytes:
-    """The C2PA manifest store for an original clip (its file, or its bytes already read),
-    to keep beside it (the clip is not touched)."""
+def sidecar(
+    original: Path | bytes, story: ClipStory, chain: bytes, key: bytes, parent: Path | None = None
+) -> bytes:
+    """The C2PA manifest store for an original clip or an excerpt (its file, or its bytes
+    already read), to keep beside it (the clip is not touched). ``parent``: the clip an
+    excerpt was cut from."""
     with (
         _offline() as context,
         c2pa.Builder(story.manifest(), context=context) as builder,
         _signer(chain, key) as signer,
         io.BytesIO(original) if isinstance(original, bytes) else open(original, "rb") as source,
     ):
+        if parent is not None:
+            _add_parent(builder, parent, story)
         builder.set_no_embed()
         manifest = builder.sign(signer, MIME, source, io.BytesIO())
     if not manifest:
@@ -136,13 +151,17 @@ def embed(redacted: Path, original: Path, story: ClipStory, chain: bytes, key: b
         c2pa.Builder(story.manifest(), context=context) as builder,
         _signer(chain, key) as signer,
     ):
-        with open(original, "rb") as parent:
-            builder.add_ingredient(
-                {"title": f"{story.clip_id} (original).mp4", "relationship": "parentOf",
-                 "label": "original"}, MIME, parent)  # fmt: skip
+        _add_parent(builder, original, story)
         with open(redacted, "rb") as source, open(signed, "w+b") as dest:
             builder.sign(signer, MIME, source, dest)
     os.replace(signed, redacted)
+
+
+def _add_parent(builder: c2pa.Builder, original: Path, story: ClipStory) -> None:
+    with open(original, "rb") as parent:
+        builder.add_ingredient(
+            {"title": f"{story.clip_id} (original).mp4", "relationship": "parentOf",
+             "label": "original"}, MIME, parent)  # fmt: skip
 
 
 @dataclass(frozen=True)

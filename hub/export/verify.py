@@ -2,7 +2,9 @@
 
 In order: the certificates chain to the home CA (the one given, or the bundle's own, whose
 fingerprint is printed); the manifest's signature by the export key; every file's SHA-256;
-every clip's capture signature by its device's key; every clip inside the approved scope,
+every clip's capture signature by its device's key; every excerpt's GOPs against its
+doorbell's signed GOP table, its frames playing exactly those bytes at the signed times, and
+the span the manifest states; every clip inside the approved scope,
 the approval inside the request; the zip holding exactly the manifest's members, in their
 canonical order; and the zip byte for byte canonical. The first failure is the answer.
 
@@ -24,6 +26,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from porch.core.gops import GopError, parse_ranges, parse_table
+from porch.hub.excerpt import check_excerpt
 from porch.hub.export import credentials
 from porch.hub.export.bundle import (
     FORMATS,
@@ -47,6 +51,8 @@ class Verified:
     """Clips whose C2PA Content Credentials were checked (bundles before them have none)."""
     authenticated: bool = False
     """The bundle's CA is the home CA given to the check: it comes from that home."""
+    excerpts: int = 0
+    """Clips that are excerpts of whole GOPs (porch-export/3)."""
 
 
 def _cert(data: bytes | memoryview, name: str) -> x509.Certificate:
@@ -160,7 +166,11 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
             raise BundleError(f"clip {clip_id} lies outside the approved window")
         if hashlib.sha256(read(clip["file"])).hexdigest() != clip["sha256"]:
             raise BundleError(f"{clip['file']} does not match its SHA-256 in the manifest")
-        if not clip.get("redaction") and clip["sha256"] != clip["original_sha256"]:
+        if (
+            "excerpt" not in clip
+            and not clip.get("redaction")
+            and clip["sha256"] != clip["original_sha256"]
+        ):
             raise BundleError(f"clip {clip_id} is not the original and says no redaction")
         if device not in device_keys:
             name = f"certs/device-{device}.pem"
@@ -183,6 +193,8 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
         if bytes(read(clip["digest_file"])).hex() != clip["original_sha256"]:
             raise BundleError(f"{clip['digest_file']} is not the original's SHA-256")
         listed |= {clip["file"], clip["signature_file"], clip["digest_file"]}
+        if "excerpt" in clip:
+            listed |= _check_excerpt(clip, read)
         if manifest["format"] != "porch-export/1":
             if bytes(read(clip["device_file"])) != device.encode():
                 raise BundleError(f"{clip['device_file']} does not name {device}")
@@ -206,7 +218,53 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
         organisation=request.get("organisation", ""),
         credentials=sum("credentials" in clip for clip in clips),
         authenticated=ca_pem is not None,
+        excerpts=sum("excerpt" in clip for clip in clips),
     )
+
+
+def _check_excerpt(clip: dict, read) -> set[str]:
+    """An excerpt: its GOP table is the one the device signed (clips/ID.digest, checked
+    above), about this clip; the span the manifest states is the one its GOPs show; and,
+    unless redacted, its file holds exactly those GOPs' signed bytes, played at the signed
+    times. Returns the members it used."""
+    clip_id, excerpt = clip["clip_id"], clip["excerpt"]
+    text = bytes(read(excerpt["gops_file"]))
+    if hashlib.sha256(text).hexdigest() != clip["original_sha256"]:
+        raise BundleError(f"clip {clip_id}'s GOP table is not the one its device signed")
+    try:
+        table = parse_table(text)
+    except GopError as exc:
+        raise BundleError(f"clip {clip_id}'s GOP table: {exc}") from None
+    if (table.device_id, table.clip_id) != (clip["device_id"], clip_id):
+        raise BundleError(f"clip {clip_id}'s GOP table is about another clip")
+    first, last = excerpt["first_gop"], excerpt["last_gop"]
+    if not 0 <= first <= last < len(table.gops) or excerpt["gops"] != len(table.gops):
+        raise BundleError(f"clip {clip_id}'s excerpt names GOPs its table does not list")
+    if excerpt["complete"] != table.complete:
+        raise BundleError(f"clip {clip_id}'s excerpt misstates whether the clip was whole")
+    start, end = table.span_s(first, last)
+    origin = table.start_us / 1e6
+    stated = (clip["start_ts"] - origin, clip["end_ts"] - origin)
+    if (
+        excerpt["span_s"] != [start, end]
+        or max(abs(stated[0] - start), abs(stated[1] - end)) > 1e-3
+    ):
+        raise BundleError(
+            f"clip {clip_id}'s excerpt is said to show other seconds than its GOPs do"
+        )
+    used = {excerpt["gops_file"]}
+    if "ranges_file" not in excerpt:
+        if not clip.get("redaction"):
+            raise BundleError(f"clip {clip_id} is an excerpt without its GOPs' places")
+        return used
+    try:
+        ranges = parse_ranges(bytes(read(excerpt["ranges_file"])))
+        check_excerpt(bytes(read(clip["file"])), table, ranges)
+        if [r[0] for r in ranges] != list(range(first, last + 1)):
+            raise GopError("its GOPs are not the ones the manifest names")
+    except GopError as exc:
+        raise BundleError(f"clip {clip_id}'s excerpt: {exc}") from None
+    return used | {excerpt["ranges_file"]}
 
 
 def _check_sums(manifest: dict, read) -> None:

@@ -8,6 +8,7 @@ snapshots) are served with HTTP range requests, to owners and members only.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import secrets
 import time
@@ -73,6 +74,8 @@ DeviceId = Annotated[str, PathParam(pattern=DEVICE_ID_PATTERN, description="e.g.
 RequestId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$", description="16 hex digits")]
 LiveSessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 MAX_SDP = 64 * 1024
+MAX_TRIMS = 1000
+"""Trims one review form may carry (one a matching clip)."""
 NO_TELEMETRY: TelemetryConfig = {
     "auto_configure": False,
     "tracing": False,
@@ -688,6 +691,8 @@ def create_app(hub: HubService) -> FastAPI:
     ) -> Response:
         found = own_request(request_id, session)
         clips = hub.consent.matching_clips(found) if session.role == "owner" else []
+        for clip in clips:
+            clip["trimmable"] = bool(json.loads(clip["meta"]).get("gops"))
         return page(request, "request.html", session, r=found, clips=clips,
                     bundle=hub.consent.bundle(request_id), build=hub.builds.status(request_id),
                     ca_fingerprint=_ca_fingerprint(),
@@ -707,9 +712,14 @@ def create_app(hub: HubService) -> FastAPI:
         boxes: Annotated[str, Form(max_length=2000)] = "",
         message: Annotated[str, Form(max_length=FIELD_LIMITS["message"])] = "",
         approval_days: Annotated[float, Form(gt=0, le=90)] = 14,
+        trim_clip: Annotated[list[str] | None, Form()] = None,
+        trim_from: Annotated[list[str] | None, Form()] = None,
+        trim_to: Annotated[list[str] | None, Form()] = None,
     ) -> Response:
         """The owner's decision; approving (or declining) asks for the password again, which
-        counts against the same throttle as signing in."""
+        counts against the same throttle as signing in. ``trim_clip``, ``trim_from`` and
+        ``trim_to`` come in threes: the seconds of a clip to share (both empty: all of it)."""
+        trims = _trims(trim_clip or [], trim_from or [], trim_to or [], set(clip_ids or []))
         try:
             ok = await checked_password(request, session.username, password)
         except Throttled as exc:
@@ -722,7 +732,7 @@ def create_app(hub: HubService) -> FastAPI:
             # nothing ticked approves nothing (not "everything in the window")
             clip_ids or ([] if action == "approve" else None),
             _when(start) if start else None, _when(end) if end else None,
-            blur_faces, _boxes(boxes), message, approval_days,
+            blur_faces, _boxes(boxes), message, approval_days, trims,
         )  # fmt: skip
         if action == "approve":  # built now, in the background: ready when they look
             hub.builds.schedule(request_id, session.username)
@@ -903,6 +913,21 @@ def _when(text: str) -> float:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise ConsentError(f"not a time: {text!r}") from None
+
+
+def _trims(clips: list[str], starts: list[str], ends: list[str], ticked: set[str]) -> dict:
+    """The review form's trims of ticked clips: {clip id: (from s, to s or None: its end)}."""
+    if not len(clips) == len(starts) == len(ends) or len(clips) > MAX_TRIMS:
+        raise ConsentError("trims come as one clip, one start and one end each")
+    trims: dict = {}
+    for clip_id, start, end in zip(clips, starts, ends, strict=True):
+        if clip_id not in ticked or not (start.strip() or end.strip()):
+            continue
+        try:
+            trims[clip_id] = (float(start or 0), float(end) if end.strip() else None)
+        except ValueError:
+            raise ConsentError(f"a trim is in seconds: {start[:20]!r} to {end[:20]!r}") from None
+    return trims
 
 
 def _boxes(text: str) -> list[dict]:

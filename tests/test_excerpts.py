@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
 import tempfile
+import tomllib
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +25,8 @@ from conftest import (
     agent_from,
     needs_chromium,
     sign_in,
+    start_device,
+    to_toml,
     wait_for,
 )
 from cryptography.hazmat.primitives import hashes
@@ -29,7 +34,9 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from test_export import check_script, run_check, run_verify, stored, visitor_scene
 
+from porch.core import journal
 from porch.core.gops import TICKS_PER_S, parse_ranges, parse_table, ranges_text
+from porch.core.wire import ClipMeta
 from porch.hub.accounts import ROLES
 from porch.hub.consent import ConsentError
 from porch.hub.excerpt import gop_frames, read_frames, samples, write_mp4
@@ -304,3 +311,145 @@ def test_the_owner_trims_by_keyboard_and_the_requester_downloads_the_excerpt(
         duration = float(stream.duration * stream.time_base)
     assert abs(duration - (end - start + 1 / 15)) < 0.1
     assert len(decoded) == round((end - start) * 15) + 1, "every frame of the span decodes"
+
+
+def killed_mid_recording(home: Home, tmp_path: Path) -> tuple[Path, Path]:
+    """Enroll front-door, run it as a process until a clip records with checkpoints, kill
+    -9 it; returns its device.toml and clip store."""
+    config = home.enroll("front-door")
+    settings = tomllib.loads(config.read_text())
+    data = tmp_path / "device"
+    settings.update(data_dir=str(data), gpio={"pin_factory": "mock"},
+                    camera={"source": "synthetic", "width": 320, "height": 240,
+                            "realtime": False},
+                    clips={**settings["clips"], "preroll_s": 2, "postroll_s": 120})  # fmt: skip
+    config.write_text(to_toml(settings))
+    clips = data / "clips"
+
+    def journal_bytes() -> int:
+        journals = list(clips.glob(".*.journal")) if clips.exists() else []
+        return journals[0].stat().st_size if journals else 0
+
+    agent = start_device(config, stderr=subprocess.PIPE)
+    try:  # the synthetic visitor arrives after ~10 s of video: a clip starts, keeps going
+        wait_for(lambda: journal_bytes() > 100_000, what="a recording with checkpoints")
+    finally:
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(TIMEOUT)
+    return config, clips
+
+
+def test_the_proven_part_of_a_clip_cut_by_kill_9_reaches_the_hub_and_verifies(home, tmp_path):
+    """The agent is killed mid-recording: the GOPs its last checkpoint signed come back as a
+    clip of their own after the restart, sealed all the way, and export as a verified
+    excerpt; nothing unproven is kept."""
+    home.hub.accounts.add_user("owner", PASSWORD, "owner")
+    config, clips = killed_mid_recording(home, tmp_path)
+    [left] = clips.glob(".*.journal")
+    found = journal.recoverable(left.read_bytes())
+    assert found is not None
+    proven = found[2]["count"]
+    assert proven >= 2 and not list(clips.glob("*.json")), "no clip was whole before"
+
+    agent = start_device(config, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: stored(home), what="the recovered clip at the hub")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(TIMEOUT)
+    [row] = stored(home)
+    db_meta = home.hub.web_db.conn.execute(
+        "SELECT meta FROM clips WHERE clip_id = ?", (row["clip_id"],)
+    ).fetchone()[0]
+    meta = ClipMeta.model_validate_json(db_meta)
+    assert meta.container == "journal" and meta.sealed and meta.gops.count == proven
+    assert not meta.gops.complete and meta.signature is None
+    frames, _, _ = read_frames(home.hub.clips.video(row["clip_id"]))
+    assert len(gop_frames(frames)) == proven
+    with av.open(str(home.hub.clips.video(row["clip_id"]))) as video:
+        assert sum(1 for _ in video.decode(video=0)) == len(frames), "every frame decodes"
+
+    consent = home.hub.consent
+    request = consent.file("owner", "Jo Owner", "Home", "jo@example", "the cut clip",
+                           "voluntary", "", ["front-door"], row["start_ts"] - 60,
+                           row["end_ts"] + 60)  # fmt: skip
+    consent.decide(request.request_id, "owner", approve=True, clip_ids=[row["clip_id"]])
+    bundle = Path(home.hub.exporter.build(request.request_id, "owner")["path"])
+    result = run_verify(bundle, home.pki.path("ca.crt"))
+    assert result.exit_code == 0 and "1 excerpt(s)" in result.output, result.output
+    manifest, _ = unpack(bundle)
+    excerpt = manifest["clips"][0]["excerpt"]
+    assert (excerpt["first_gop"], excerpt["last_gop"], excerpt["complete"]) == (
+        0, proven - 1, False,
+    )  # fmt: skip
+    done = run_check(check_script(tmp_path), bundle, fingerprint(home))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_journal_whose_checkpoint_is_not_the_devices_is_refused(home, tmp_path):
+    """A doorbell (or whoever holds its disk) alters the last checkpoint's signature after
+    a crash: the hub does not list what it cannot prove; the device's copy stays."""
+    config, clips = killed_mid_recording(home, tmp_path)
+    [left] = clips.glob(".*.journal")
+    data = bytearray(left.read_bytes())
+    *_, (_, payload, end) = [r for r in journal.records(bytes(data)) if r[0] == journal.CHECKPOINT]
+    at = end - len(payload) + payload.index(b'"signature": "') + len(b'"signature": "')
+    data[at] = ord("0") if data[at] != ord("0") else ord("1")
+    left.write_bytes(bytes(data))
+
+    agent = start_device(config, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: home.hub.ingest.clips.refused >= 1, what="the refusal")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(TIMEOUT)
+    assert not stored(home)
+    assert len(list(clips.glob("*.json"))) == 1, "the device keeps its copy"
+
+
+def record_one(home: Home, tmp_path: Path) -> None:
+    """Enroll front-door and record one clip with it (in this process) until the hub has it
+    or refused it."""
+    config = home.enroll("front-door")
+    agent = agent_from(config, tmp_path / "device", visitor_scene(), postroll_s=2.0)
+    with RunningAgent(agent):
+        wait_for(agent.link.connected.is_set, what="the device")
+        wait_for(lambda: agent.media_time > 1.5, what="pre-roll")
+        agent.doorbell.simulate_press()
+        clips = home.hub.ingest.clips
+        wait_for(lambda: stored(home) or clips.refused, what="the clip at the hub")
+
+
+def test_a_gop_table_that_is_not_the_video_is_refused(home, tmp_path, monkeypatch):
+    """A doorbell signs a GOP table that is not its video's: the hub refuses the clip."""
+    import porch.device.clips as device_clips
+
+    real = device_clips.GopSeal
+    lie = lambda **seal: real(**{**seal, "count": seal["count"] + 1})  # noqa: E731
+    monkeypatch.setattr(device_clips, "GopSeal", lie)
+    record_one(home, tmp_path)
+    assert not stored(home) and home.hub.ingest.clips.refused >= 1
+
+
+def test_an_older_doorbells_clips_are_kept_and_shared_whole(home, tmp_path, monkeypatch):
+    """A doorbell from before GOP proofs (no ``gops`` in its clip's metadata): its clips
+    are stored and exported whole as before; a trim is refused with the reason."""
+    import porch.device.clips as device_clips
+
+    home.hub.accounts.add_user("owner", PASSWORD, "owner")
+    monkeypatch.setattr(device_clips, "GopSeal", lambda **seal: None)
+    record_one(home, tmp_path)
+    [row] = stored(home)
+    consent = home.hub.consent
+    request = consent.file("owner", "Jo Owner", "Home", "jo@example", "an older clip",
+                           "voluntary", "", ["front-door"], row["start_ts"] - 60,
+                           row["end_ts"] + 60)  # fmt: skip
+    with pytest.raises(ConsentError, match="can only be shared whole"):
+        consent.decide(request.request_id, "owner", approve=True, clip_ids=[row["clip_id"]],
+                       trims={row["clip_id"]: (0.5, 1.5)})  # fmt: skip
+    consent.decide(request.request_id, "owner", approve=True, clip_ids=[row["clip_id"]])
+    bundle = Path(home.hub.exporter.build(request.request_id, "owner")["path"])
+    result = run_verify(bundle, home.pki.path("ca.crt"))
+    assert result.exit_code == 0 and "excerpt" not in result.output, result.output
+    [clip] = unpack(bundle)[0]["clips"]
+    assert "excerpt" not in clip and clip["sha256"] == clip["original_sha256"]

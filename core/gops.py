@@ -45,22 +45,37 @@ class GopError(ValueError):
     """GOP proofs that do not hold; ``str()`` says which and why."""
 
 
-def nal_units(access_unit: bytes, annex_b: bool) -> list[bytes]:
-    """The NAL units of one access unit, given in Annex B (start codes, as encoders give
-    them) or as an MP4 sample (4-byte lengths; ``annex_b`` False). The caller says which:
-    a length of 256 to 511 looks like a start code."""
+def nal_spans(access_unit: bytes, annex_b: bool) -> list[tuple[int, int]]:
+    """Where each NAL unit of one access unit lies in it, (start, end): given in Annex B
+    (start codes, as encoders give them) or as an MP4 sample (4-byte lengths; ``annex_b``
+    False). The caller says which: a length of 256 to 511 looks like a start code."""
+    spans = []
     if annex_b:
         # Emulation prevention keeps 00 00 01 out of NAL units; a NAL unit never ends in
         # 00, so zeros before a start code belong to it (a 4-byte start code, padding).
-        return [u.rstrip(b"\x00") for u in _START_CODE.split(access_unit)[1:] if u.strip(b"\0")]
-    units, at = [], 0
+        codes = [match.start() for match in _START_CODE.finditer(access_unit)]
+        if not codes:
+            return spans
+        for at, following in zip(codes, [*codes[1:], len(access_unit)], strict=True):
+            start, end = at + 3, following
+            while end > start and access_unit[end - 1] == 0:
+                end -= 1
+            if end > start:
+                spans.append((start, end))
+        return spans
+    at = 0
     while at < len(access_unit):
         size = int.from_bytes(access_unit[at : at + 4], "big")
         if size == 0 or at + 4 + size > len(access_unit):
             raise GopError("an access unit is neither Annex B nor 4-byte length-prefixed")
-        units.append(access_unit[at + 4 : at + 4 + size])
+        spans.append((at + 4, at + 4 + size))
         at += 4 + size
-    return units
+    return spans
+
+
+def nal_units(access_unit: bytes, annex_b: bool) -> list[bytes]:
+    """The NAL units of one access unit (see :func:`nal_spans`)."""
+    return [access_unit[start:end] for start, end in nal_spans(access_unit, annex_b)]
 
 
 def canonical(access_unit: bytes, annex_b: bool = True) -> bytes:
@@ -160,17 +175,23 @@ def parse_table(text: bytes) -> GopTable:
 class GopHasher:
     """Builds a clip's GOP table from its access units as they are written.
 
-    ``add`` each access unit (canonical bytes, its time in ticks from the clip's first
-    frame, whether it is a keyframe); a keyframe closes the GOP before it, and
-    ``on_gop`` then receives the closed GOP and the canonical bytes of its access units
-    (the recorder's checkpoint). ``finish`` closes the last one and marks the table complete.
+    ``add`` each access unit (Annex B when ``annex_b``, as an encoder gives it, else an MP4
+    sample; its time in ticks from the clip's first frame; whether it is a keyframe): its
+    canonical bytes are hashed where they lie, without a copy. A keyframe closes the GOP
+    before it, and ``on_gop`` then receives the closed GOP and its access units as they
+    were given (the recorder's checkpoint). ``finish`` closes the last one and marks the
+    table complete.
     """
 
     def __init__(
-        self, table: GopTable, on_gop: Callable[[Gop, list[tuple[int, bytes]]], None] | None = None
+        self,
+        table: GopTable,
+        on_gop: Callable[[Gop, list[tuple[int, bytes]]], None] | None = None,
+        annex_b: bool = False,
     ):
         self.table = table
         self.on_gop = on_gop
+        self.annex_b = annex_b
         self._units: list[tuple[int, bytes]] = []
         self._digest = hashlib.sha256()
 
@@ -179,8 +200,17 @@ class GopHasher:
             self._close()
         if not self._units and not keyframe:
             raise GopError("a GOP must start on a keyframe")
+        spans = nal_spans(unit, self.annex_b)
+        if not spans:
+            raise GopError("an access unit without NAL units")
         self._units.append((ticks, unit))
-        self._digest.update(unit)
+        if not self.annex_b:  # an MP4 sample whose lengths add up is its canonical form
+            self._digest.update(unit)
+            return
+        view, update = memoryview(unit), self._digest.update
+        for start, end in spans:
+            update((end - start).to_bytes(4, "big"))
+            update(view[start:end])
 
     def finish(self) -> GopTable:
         if self._units:

@@ -6,8 +6,8 @@ payload``, after :data:`MAGIC`, appended and fsync'd one at a time:
 
 ``H``  header (JSON): clip and device id, frame size, start and trigger time, first event
 ``T``  the thumbnail (sealed to the hub like the video, when clips are sealed)
-``G``  one GOP: its access units, each ``time in ticks (8) | length (4) | canonical bytes``,
-       sealed as a whole when clips are sealed
+``G``  one GOP: its access units, each ``time in ticks (8) | length (4) | Annex B bytes``
+       (as the encoder gave them), sealed as a whole when clips are sealed
 ``C``  a checkpoint (JSON): how many GOPs, the SHA-256 of the GOP table up to them and the
        device's signature of it (:mod:`porch.core.gops`), the events so far
 

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from porch.core import journal
 from porch.core.config import ClipSettings
 from porch.core.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
-from porch.core.gops import FORMAT, Gop, GopHasher, GopTable, canonical
+from porch.core.gops import FORMAT, TICKS_PER_S, Gop, GopHasher, GopTable
 from porch.core.seal import seal, sign_digest
 from porch.core.wire import MAX_CHUNKS, ClipMeta, GopSeal, new_id
 from porch.device.camera import EncodedPacket
@@ -39,6 +39,9 @@ from porch.device.preroll import PrerollBuffer
 
 log = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, 90000)
+CHECKPOINT_S = 2.0
+"""A recording's GOP table is signed at the end of the first GOP that ends at least this long
+after the last checkpoint (so: every GOP when keyframes are 2 s apart or more)."""
 
 
 def parameter_sets(annex_b: bytes) -> bytes:
@@ -256,7 +259,7 @@ class _Recording:
     def write(self, packet: EncodedPacket) -> None:
         """Into the MP4 and the GOP table (a keyframe closes a GOP: its checkpoint)."""
         ticks = self.writer.write(packet)
-        self.hasher.add(ticks, canonical(packet.data), packet.keyframe)
+        self.hasher.add(ticks, packet.data, packet.keyframe)
         self.last_media = packet.pts
 
 
@@ -328,7 +331,7 @@ class ClipRecorder:
                 until_media=media_ts + self.settings.postroll_s,
                 thumbnail=thumb,
                 journal=record,
-                hasher=GopHasher(table),
+                hasher=GopHasher(table, annex_b=True),
                 event_ids=[event_id],
             )
             active.hasher.on_gop = partial_checkpoint(self.protection, active)
@@ -445,12 +448,16 @@ def partial_checkpoint(
     protection: ClipProtection, active: _Recording
 ) -> Callable[[Gop, list[tuple[int, bytes]]], None]:
     """What happens when a GOP of a recording is finished: the GOP goes to the journal
-    (sealed), then a checkpoint signs the GOP table so far. A crash after it loses at most
-    the GOP being recorded."""
+    (sealed), and when :data:`CHECKPOINT_S` of video have passed since the last checkpoint,
+    a checkpoint signs the GOP table so far. A crash loses at most what came after it."""
+    last = [-CHECKPOINT_S * TICKS_PER_S]
 
     def checkpoint(gop: Gop, units: list[tuple[int, bytes]]) -> None:
         table = active.hasher.table
         active.journal.append(journal.GOP, protection.protect(journal.pack_gop(units)))
+        if gop.last - last[0] < CHECKPOINT_S * TICKS_PER_S:
+            return
+        last[0] = gop.last
         digest = table.sha256()
         active.journal.append_json(journal.CHECKPOINT, {
             "count": len(table.gops), "table_sha256": digest,

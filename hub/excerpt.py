@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import mmap
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +21,7 @@ from porch.core.gops import (
     GopTable,
     canonical,
     check_ranges,
+    nal_spans,
     nal_units,
 )
 from porch.core.seal import unseal, verify_digest
@@ -44,7 +46,7 @@ def read_frames(source: Path | bytes) -> tuple[list[Frame], int, int]:
         frames = [
             Frame(
                 round(packet.pts * base * TICKS_PER_S),
-                canonical(bytes(packet), annex_b=False),
+                _sample(bytes(packet)),
                 bool(packet.is_keyframe),
             )
             for packet in container.demux(stream)
@@ -52,6 +54,12 @@ def read_frames(source: Path | bytes) -> tuple[list[Frame], int, int]:
         ]
         context = stream.codec_context
         return frames, context.width, context.height
+
+
+def _sample(data: bytes) -> bytes:
+    """An MP4 sample, checked to be canonical already (4-byte lengths that add up)."""
+    nal_spans(data, annex_b=False)
+    return data
 
 
 def header_of(meta: ClipMeta) -> GopTable:
@@ -135,32 +143,94 @@ def gop_frames(frames: list[Frame]) -> list[list[Frame]]:
 
 
 def cut(source: Path, dest: Path, table: GopTable, first: int, last: int):
-    """Write GOPs ``first``..``last`` of ``source`` to ``dest`` without re-encoding; returns
-    the excerpt's ranges: (GOP index, offset, length), each GOP one contiguous run."""
-    frames, width, height = read_frames(source)
-    gops = gop_frames(frames)
-    if len(gops) != len(table.gops) or not 0 <= first <= last < len(gops):
+    """Write GOPs ``first``..``last`` of ``source`` to ``dest`` without re-encoding (the
+    samples are copied as they are, from a seek to the first GOP's keyframe), check the
+    result against ``table``, and return its ranges: (GOP index, offset, length), each GOP
+    one contiguous run of the file."""
+    if not 0 <= first <= last < len(table.gops):
         raise GopError("the excerpt's GOPs are not in the clip")
-    chosen = [frame for gop in gops[first : last + 1] for frame in gop]
-    write_mp4(dest, chosen, width, height)
-    placed = samples(dest)
-    ranges, at = [], 0
+    try:
+        return _cut(source, dest, table, first, last, seek=True)
+    except GopError:  # a file whose index made the seek land late: from the start, then
+        return _cut(source, dest, table, first, last, seek=False)
+
+
+def _cut(source: Path, dest: Path, table: GopTable, first: int, last: int, seek: bool):
+    start, end = table.gops[first].first, table.gops[last].last
+    sizes = []
+    with av.open(str(source)) as inp:
+        stream = inp.streams.video[0]
+        base = stream.time_base or TIME_BASE
+        num, den = base.numerator * TICKS_PER_S, base.denominator  # ticks = pts * num / den
+        offset = start * den // num  # the first GOP's time in the stream's units
+        if seek:
+            inp.seek(offset, stream=stream, backward=True, any_frame=False)
+        with av.open(str(dest), "w", format="mp4") as out:
+            copy = out.add_stream_from_template(stream)
+            for packet in inp.demux(stream):
+                if packet.pts is None or not packet.size:
+                    continue
+                ticks = packet.pts * num // den
+                if ticks > end:
+                    break
+                if ticks < start:
+                    continue
+                packet.pts -= offset
+                packet.dts = packet.pts
+                packet.time_base = base
+                packet.stream = copy
+                sizes.append(packet.size)
+                out.mux(packet)
+    # The muxer writes the samples back to back into the file's one mdat box, in order;
+    # their bytes are checked against the table where they lie (which checks the source).
+    with open(dest, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _placed(table, first, last, sizes, data)
+
+
+def _placed(table: GopTable, first: int, last: int, sizes: list[int], data) -> list:
+    at, ranges = mdat_offset(data), []
     for index in range(first, last + 1):
-        count = len(gops[index])
-        runs = placed[at : at + count]
-        ranges.append((index, runs[0][0], sum(length for _, length, _ in runs)))
-        at += count
-    check_excerpt(dest.read_bytes(), table, ranges)
+        count = table.gops[index].frames
+        length = sum(sizes[:count])
+        if len(sizes) < count:
+            raise GopError(f"GOP {index} did not reach the excerpt")
+        ranges.append((index, at, length))
+        at, sizes = at + length, sizes[count:]
+    if sizes:
+        raise GopError("the excerpt holds more frames than its GOPs")
+    check_ranges(table, ranges, memoryview(data))  # porch verify checks the sample table too
     return ranges
 
 
-def check_excerpt(data: bytes, table: GopTable, ranges: list[tuple[int, int, int]]) -> None:
+def mdat_offset(data: bytes) -> int:
+    """Where the media data of an MP4 with one mdat box begins (ISO/IEC 14496-12 boxes)."""
+    at = 0
+    while at + 8 <= len(data):
+        size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        header = 8
+        if size == 1:
+            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        if kind == b"mdat":
+            return at + header
+        if size < header:
+            break
+        at += size
+    raise GopError("the excerpt has no media data box")
+
+
+def check_excerpt(
+    data: bytes,
+    table: GopTable,
+    ranges: list[tuple[int, int, int]],
+    played: list[tuple[int, int, int]] | None = None,
+) -> None:
     """An excerpt file against the doorbell's table: every GOP's bytes as signed, and the
     file's own sample table playing exactly those bytes, frame for frame, at the signed
-    times. Raises :class:`GopError` with the first reason."""
+    times (``played``: its samples, when the caller has just read them). Raises
+    :class:`GopError` with the first reason."""
     first, last = check_ranges(table, ranges, data)
     try:
-        played = samples(data)
+        played = samples(data) if played is None else played
     except (av.FFmpegError, IndexError) as exc:
         raise GopError(f"the excerpt is not a playable MP4 ({exc})") from None
     expected = sum(table.gops[i].frames for i in range(first, last + 1))
@@ -202,7 +272,7 @@ def open_journal(meta: ClipMeta, data: bytes, seal_key, signer) -> tuple[bytes, 
     if thumbnail is None or len(units) != meta.gops.count:
         raise GopError("the journal lacks the GOPs its checkpoint signed")
     frames = [
-        Frame(ticks, canonical(unit, annex_b=False), at == 0)
+        Frame(ticks, canonical(unit, annex_b=True), at == 0)
         for gop in units
         for at, (ticks, unit) in enumerate(gop)
     ]

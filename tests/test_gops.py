@@ -34,6 +34,11 @@ def test_annex_b_and_mp4_samples_give_the_same_canonical_bytes(units, start, pad
     assert canonical(annex_b) == sample
     # A length of 256-511 starts 00 00 01: the caller says which form it hands over.
     assert canonical(sample, annex_b=False) == sample
+    # The device hashes the canonical bytes where they lie in what the encoder gave it.
+    for form, unit in ((True, annex_b), (False, sample)):
+        hasher = GopHasher(GopTable("front-door", "ab" * 16, 0), annex_b=form)
+        hasher.add(0, unit, True)
+        assert hasher.finish().gops[0].sha256 == hashlib.sha256(sample).hexdigest()
 
 
 def test_a_sample_that_is_not_length_prefixed_is_refused():
@@ -44,9 +49,9 @@ def test_a_sample_that_is_not_length_prefixed_is_refused():
 
 
 def table(count: int = 3, complete: bool = True) -> GopTable:
-    hasher = GopHasher(GopTable("front-door", "ab" * 16, 1_764_500_000_123_456))
+    hasher = GopHasher(GopTable("front-door", "ab" * 16, 1_764_500_000_123_456), annex_b=True)
     for i in range(count * 3):
-        hasher.add(i * 6000, os.urandom(20), i % 3 == 0)
+        hasher.add(i * 6000, b"\x00\x00\x00\x01\x41" + os.urandom(20), i % 3 == 0)
     made = hasher.finish()
     made.complete = complete
     return made

@@ -7,6 +7,7 @@ short) is opened into an MP4 of the GOPs its checkpoint signed."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -23,32 +24,43 @@ class ClipRefused(Exception):
     """A clip the hub will not list; ``str()`` says why."""
 
 
+@dataclass(frozen=True)
+class Opened:
+    """What opening gave: the clear video and thumbnail (None: the received files are
+    clear already) and the clip's GOP table, checked against the device's signature (None:
+    an older doorbell's clip, without one)."""
+
+    video: bytes | None = None
+    thumbnail: bytes | None = None
+    gops: bytes | None = None
+
+
 class ClipOpener:
     def __init__(self, authority: HomeAuthority | None):
         self.authority = authority
 
-    def open(self, meta: ClipMeta, video: Path, thumbnail: Path) -> tuple[bytes, bytes] | None:
-        """The clear video and thumbnail of a sealed clip or a journal, or None for a clear
-        MP4."""
+    def open(self, meta: ClipMeta, video: Path, thumbnail: Path) -> Opened:
+        """Check a clip that arrived whole and open it (see :class:`Opened`)."""
         signer = self.authority.registry.sign_key(meta.device_id) if self.authority else None
         if meta.container == "journal":
             return self._journal(meta, video, signer)
         opened = self._open(meta, video, thumbnail, signer)
-        if meta.gops is not None:
-            try:
-                frames = read_frames(opened[0] if opened else video)[0]
-                check_seal(table_of(frames, header_of(meta)), meta.gops, signer)
-            except (GopError, av.FFmpegError, IndexError) as exc:
-                raise ClipRefused(f"its GOP proofs do not hold: {exc}") from None
-        return opened
+        if meta.gops is None:
+            return Opened(*(opened or ()))
+        try:
+            table = table_of(read_frames(opened[0] if opened else video)[0], header_of(meta))
+            check_seal(table, meta.gops, signer)
+        except (GopError, av.FFmpegError, IndexError) as exc:
+            raise ClipRefused(f"its GOP proofs do not hold: {exc}") from None
+        return Opened(*(opened or (None, None)), table.text())
 
-    def _journal(self, meta: ClipMeta, video: Path, signer) -> tuple[bytes, bytes]:
+    def _journal(self, meta: ClipMeta, video: Path, signer) -> Opened:
         assert meta.gops is not None
         if meta.sealed and self.authority is None:
             raise ClipRefused("sealed, and this hub has no sealing key (provisioning)")
         key = self.authority.pki.seal_key() if meta.sealed and self.authority else None
         try:
-            return open_journal(meta, video.read_bytes(), key, signer)
+            return Opened(*open_journal(meta, video.read_bytes(), key, signer))
         except (GopError, JournalError, SealError, av.FFmpegError, ValueError) as exc:
             raise ClipRefused(f"its journal does not hold what it claims: {exc}") from None
 

@@ -61,6 +61,10 @@ class HubClipStore:
     def thumbnail(self, clip_id: str) -> Path:
         return self.root / f"{clip_id}.jpg"
 
+    def gops(self, clip_id: str) -> Path:
+        """The clip's GOP table, as its device signed it (absent for older doorbells)."""
+        return self.root / f"{clip_id}.gops"
+
     def _partial(self, clip_id: str, index: int) -> Path:
         ext = "jpg" if index == THUMBNAIL else "mp4"
         return self.root / f".{clip_id}.{ext}{PARTIAL_SUFFIX}"
@@ -205,14 +209,17 @@ class HubClipStore:
             self.refused += 1
             log.error("clip %s from %s refused: %s", meta.clip_id, meta.device_id, exc)
             return False
-        if opened is None:
+        if opened.gops is not None:
+            atomic_write(self.gops(meta.clip_id), opened.gops)
+        if opened.video is None:
             publish_file(thumb, self.thumbnail(meta.clip_id))
             publish_file(video, self.video(meta.clip_id))
-        else:  # sealed: the sealed parts go (a crash now only means asking again), the clear in
+        else:  # sealed or a journal: the received parts go (a crash now only means asking
+            # again), the opened ones in
             thumb.unlink()
             video.unlink()
-            atomic_write(self.thumbnail(meta.clip_id), opened[1])
-            atomic_write(self.video(meta.clip_id), opened[0])
+            atomic_write(self.thumbnail(meta.clip_id), opened.thumbnail or b"")
+            atomic_write(self.video(meta.clip_id), opened.video)
         self.db.clip_stored(meta.clip_id)
         log.info("clip %s stored (%d bytes)", meta.clip_id, meta.size_bytes)
         self.enforce_limits()
@@ -245,5 +252,5 @@ class HubClipStore:
 
     def delete(self, clip_id: str, db: Database | None = None) -> None:
         (db or self.db).delete_clip(clip_id)
-        for path in (self.video(clip_id), self.thumbnail(clip_id)):
+        for path in (self.video(clip_id), self.thumbnail(clip_id), self.gops(clip_id)):
             path.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ excerpt's samples, and the MP4 of a journal left by a doorbell's crash."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import mmap
@@ -183,8 +184,18 @@ def _cut(source: Path, dest: Path, table: GopTable, first: int, last: int, seek:
                 out.mux(packet)
     # The muxer writes the samples back to back into the file's one mdat box, in order;
     # their bytes are checked against the table where they lie (which checks the source).
-    with open(dest, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return _placed(table, first, last, sizes, data)
+    failure = None
+    with open(dest, "rb") as handle:
+        data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            ranges = _placed(table, first, last, sizes, data)
+        except GopError as exc:  # raised again once its views of the map are gone
+            failure = str(exc)
+        with contextlib.suppress(BufferError):
+            data.close()
+    if failure is not None:
+        raise GopError(failure)
+    return ranges
 
 
 def _placed(table: GopTable, first: int, last: int, sizes: list[int], data) -> list:
@@ -254,10 +265,10 @@ def check_excerpt(
             raise GopError(f"GOP {index}'s frames are out of order")
 
 
-def open_journal(meta: ClipMeta, data: bytes, seal_key, signer) -> tuple[bytes, bytes]:
-    """The MP4 and thumbnail of a journal clip (a recording a crash cut short): the GOPs its
-    checkpoint signed, checked against that signature, re-muxed. ``seal_key``: the hub's
-    key when the clip is sealed."""
+def open_journal(meta: ClipMeta, data: bytes, seal_key, signer) -> tuple[bytes, bytes, bytes]:
+    """The MP4, thumbnail and GOP table of a journal clip (a recording a crash cut short):
+    the GOPs its checkpoint signed, checked against that signature, re-muxed. ``seal_key``:
+    the hub's key when the clip is sealed."""
     assert meta.gops is not None
 
     def opened(payload: bytes) -> bytes:
@@ -283,4 +294,4 @@ def open_journal(meta: ClipMeta, data: bytes, seal_key, signer) -> tuple[bytes, 
     video = out.getvalue()
     if table_of(read_frames(video)[0], table, False).sha256() != table.sha256():
         raise GopError("the journal's GOPs did not survive muxing")
-    return video, thumbnail
+    return video, thumbnail, table.text()

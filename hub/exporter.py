@@ -28,7 +28,7 @@ from typing import TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from porch.core.gops import GopError, ranges_text
+from porch.core.gops import GopError, parse_table, ranges_text
 from porch.core.wire import ClipMeta
 from porch.hub.clipstore import HubClipStore
 from porch.hub.consent import Consent, ConsentError
@@ -67,18 +67,25 @@ def credential_clip(
 
 
 def excerpt_of(
-    meta: ClipMeta, path: Path, target: Path, trim: list[float] | None, signer
+    meta: ClipMeta, path: Path, gops: Path, target: Path, trim: list[float] | None, signer
 ) -> tuple[dict, bytes, bytes]:
     """The whole GOPs of a stored clip that show seconds ``trim`` (None: all of them),
-    written to ``target`` without re-encoding. Returns the manifest's ``excerpt`` entry
-    (without member names), the signed GOP table and the excerpt's ranges file."""
+    written to ``target`` without re-encoding. ``gops``: the table the hub kept when the
+    clip arrived (made again from the video when it is missing). Returns the manifest's
+    ``excerpt`` entry (without member names), the signed GOP table and the excerpt's ranges
+    file. The excerpt's bytes are checked against the signed table."""
     seal = meta.gops
     if seal is None or not seal.signature:
         raise ConsentError(
             f"clip {meta.clip_id} carries no signed GOP table: it cannot be trimmed", 409
         )
     try:
-        table = table_of(read_frames(path)[0], header_of(meta), seal.complete)
+        if gops.exists():
+            table = parse_table(gops.read_bytes())
+        else:
+            table = table_of(read_frames(path)[0], header_of(meta), seal.complete)
+        if (table.device_id, table.clip_id) != (meta.device_id, meta.clip_id):
+            raise GopError("the kept GOP table is another clip's")
         check_seal(table, seal, signer)
         first, last = table.covering(*trim) if trim else (0, len(table.gops) - 1)
         ranges = cut(path, target, table, first, last)
@@ -244,7 +251,8 @@ class Exporter:
                 path = self.clips.video(meta.clip_id)
                 signer = signing_key(registry.sign_cert(meta.device_id))
                 target = work / f"{meta.clip_id}.excerpt.mp4"
-                excerpt, table, ranges = excerpt_of(meta, path, target, trim, signer)
+                gops = self.clips.gops(meta.clip_id)
+                excerpt, table, ranges = excerpt_of(meta, path, gops, target, trim, signer)
                 assert meta.gops is not None and meta.gops.signature
                 start, end = excerpt["span_s"]
                 entry = {"clip_id": meta.clip_id, "device_id": meta.device_id,

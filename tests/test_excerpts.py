@@ -453,3 +453,28 @@ def test_an_older_doorbells_clips_are_kept_and_shared_whole(home, tmp_path, monk
     assert result.exit_code == 0 and "excerpt" not in result.output, result.output
     [clip] = unpack(bundle)[0]["clips"]
     assert "excerpt" not in clip and clip["sha256"] == clip["original_sha256"]
+
+
+def test_a_clip_altered_on_the_hubs_disk_cannot_be_excerpted(trimmed):
+    """The hub keeps each clip's signed GOP table beside it; a GOP changed on its disk
+    afterwards (one byte) makes the export fail with the reason, not hand out a lie."""
+    home, clip = trimmed.home, trimmed.clips[1]
+    path = home.hub.clips.video(clip["clip_id"])
+    assert home.hub.clips.gops(clip["clip_id"]).read_bytes().startswith(b"porch-gops/1\n")
+    consent = home.hub.consent
+    request = consent.file("requester", "Officer Dibble", "Ankh Police", "dibble@x",
+                           "again", "voluntary", "", ["front-door"], clip["start_ts"] - 60,
+                           clip["end_ts"] + 60)  # fmt: skip
+    consent.decide(request.request_id, "owner", approve=True, clip_ids=[clip["clip_id"]],
+                   trims={clip["clip_id"]: (2.0, 5.0)})  # fmt: skip
+    original = path.read_bytes()
+    frames = samples(original)
+    altered = bytearray(original)
+    offset, length, _ = frames[len(frames) // 2]  # a frame in the middle: inside the excerpt
+    altered[offset + length // 2] ^= 0x04
+    try:
+        path.write_bytes(bytes(altered))
+        with pytest.raises(ConsentError, match="is not the GOP the doorbell signed"):
+            home.hub.exporter.build(request.request_id, "requester")
+    finally:
+        path.write_bytes(original)

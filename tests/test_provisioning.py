@@ -243,7 +243,8 @@ def test_a_clip_with_a_forged_signature_is_not_listed(home, mock_pins):
     home.enroll("front-door")
     opener = home.hub.clips.opener
     meta = type("Meta", (), {"sealed": False, "sha256": "ab" * 32, "device_id": "front-door",
-                             "signature": "00" * 64, "plain_sha256": None})()  # fmt: skip
+                             "signature": "00" * 64, "plain_sha256": None,
+                             "container": "mp4", "gops": None})()  # fmt: skip
     with pytest.raises(ClipRefused, match="signature"):
         opener.open(meta, Path("/nonexistent"), Path("/nonexistent"))
 

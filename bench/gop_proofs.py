@@ -4,7 +4,7 @@ hub, and how many bytes the proofs add, each against a baseline in the same run.
     .venv/bin/python bench/gop_proofs.py [--seconds 60] [--repeat 15]
 
 The video is the synthetic scene at 1280×720, 15 fps, encoded with libx264 as the agent
-does (1 s between keyframes, 1500 kbit/s).
+does (1 s between keyframes, 1500 kbit/s unless ``--bitrate`` says otherwise).
 
 * Signing: per second of video, the device's path (canonical bytes of every access unit,
   the GOP's SHA-256, and a signed checkpoint of the GOP table at every GOP) against the
@@ -55,17 +55,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--bitrate", type=int, default=None, help="kbit/s (default: the agent's)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="porch-gops-"))
     try:
-        run(args.seconds, args.repeat, work)
+        run(args.seconds, args.repeat, work, args.bitrate)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(seconds: float, repeat: int, work: Path) -> None:
+def run(seconds: float, repeat: int, work: Path, bitrate: int | None = None) -> None:
     clip = work / "clip.mp4"
-    clip.write_bytes(make_clip(seconds))
+    clip.write_bytes(make_clip(seconds, bitrate))
     frames, _, _ = read_frames(clip)
     # What the encoder handed the device: Annex B access units.
     units = [(f.ticks, annex_b(f.data), f.keyframe) for f in frames]

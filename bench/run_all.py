@@ -20,6 +20,7 @@ BENCHMARKS = [
     "live_view.py",
     "talk_latency.py",
     "seal_cost.py",
+    "gop_proofs.py",
     "export_throughput.py",
     "face_blur.py",
     "push_latency.py",

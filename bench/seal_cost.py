@@ -24,9 +24,12 @@ from porch.device.clips import Mp4Writer
 from porch.device.encoder import H264Encoder
 
 
-def make_clip(seconds: float) -> bytes:
+def make_clip(seconds: float, bitrate_kbps: int | None = None) -> bytes:
     scene = SyntheticScene.default(1280, 720, 1)
-    encoder = H264Encoder(1280, 720, 15, EncoderSettings())
+    settings = (
+        EncoderSettings() if bitrate_kbps is None else EncoderSettings(bitrate_kbps=bitrate_kbps)
+    )
+    encoder = H264Encoder(1280, 720, 15, settings)
     writer = None
     for index in range(round(seconds * 15)):
         for packet in encoder.encode(scene.render(index / 15), index / 15):

@@ -25,6 +25,11 @@ Topics, under ``porch/<device_id>/``:
                                   for the doorbell's speaker (binary header + 16-bit PCM)
 =====================  =========  ==========================================================
 
+A clip's metadata carries the device's signature of the clip and, in ``gops``
+(:class:`GopSeal`, format ``porch-gops/1``), of its GOP table (:mod:`porch.core.gops`);
+``container: journal`` marks a clip a crash cut short, sent as its journal
+(:mod:`porch.core.journal`). Clips without ``gops`` (doorbells before it) stay valid.
+
 Clip transfer is pulled by the hub: the device announces a clip (``meta``, again and again
 until the hub confirms it), the hub answers with an ack listing what it lacks, the device
 sends exactly that. A cut connection, a restart of either side or a corrupted chunk only

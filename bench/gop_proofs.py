@@ -22,16 +22,15 @@ import argparse
 import hashlib
 import os
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from seal_cost import make_clip
+from seal_cost import timed as median_ms
 
 from porch.core import journal
 from porch.core.gops import TICKS_PER_S, GopHasher, GopTable, nal_units, ranges_text
@@ -43,12 +42,7 @@ from porch.hub.excerpt import cut, read_frames, table_of
 
 def timed(action, repeat: int) -> float:
     """Median seconds of ``repeat`` runs."""
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+    return median_ms(action, repeat) / 1000
 
 
 def main() -> None:

@@ -384,28 +384,20 @@ class ClipRecorder:
                 atomic_write(partial, protection.seal(plain))
                 thumbnail = protection.seal(thumbnail)
                 del plain
-            size = partial.stat().st_size
-            # A very long clip gets bigger chunks, so that its offer stays within MAX_CHUNKS.
-            chunk_bytes = max(self.settings.chunk_bytes, -(-size // MAX_CHUNKS))
-            whole, chunks = file_digests(partial, chunk_bytes)
+            whole = offered(partial, self.settings.chunk_bytes, thumbnail)
             meta = ClipMeta(
+                **whole,
                 device_id=self.device_id,
                 clip_id=active.clip_id,
                 event_ids=active.event_ids,
                 start_ts=active.trigger_wall - (active.trigger_media - active.start_media),
                 trigger_ts=active.trigger_wall,
                 end_ts=active.trigger_wall + (active.last_media - active.trigger_media),
-                size_bytes=size,
-                sha256=whole,
-                chunk_bytes=chunk_bytes,
-                chunk_sha256=chunks,
-                thumbnail_bytes=len(thumbnail),
-                thumbnail_sha256=hashlib.sha256(thumbnail).hexdigest(),
                 width=self.width,
                 height=self.height,
                 sealed=plain_sha256 is not None,
                 plain_sha256=plain_sha256,
-                signature=protection.sign(plain_sha256 or whole),
+                signature=protection.sign(plain_sha256 or whole["sha256"]),
                 gops=GopSeal(
                     format=FORMAT,
                     count=len(table.gops),
@@ -442,6 +434,17 @@ class ClipRecorder:
             self.store.partial_path(clip_id).unlink(missing_ok=True)
             self.store.journal_path(clip_id).unlink(missing_ok=True)
             self.store.remove(clip_id)
+
+
+def offered(video: Path, chunk_bytes: int, thumbnail: bytes) -> dict:
+    """What a clip's offer says of its files: sizes and hashes, the video's in chunks (a
+    very long clip gets bigger chunks, so that its offer stays within MAX_CHUNKS)."""
+    size = video.stat().st_size
+    chunk_bytes = max(chunk_bytes, -(-size // MAX_CHUNKS))
+    whole, chunks = file_digests(video, chunk_bytes)
+    return {"size_bytes": size, "sha256": whole, "chunk_bytes": chunk_bytes,
+            "chunk_sha256": chunks, "thumbnail_bytes": len(thumbnail),
+            "thumbnail_sha256": hashlib.sha256(thumbnail).hexdigest()}  # fmt: skip
 
 
 def partial_checkpoint(
@@ -485,22 +488,14 @@ def recover_journals(store: ClipStore, chunk_bytes: int) -> list[StoredClip]:
             header, thumbnail, checkpoint, end = found
             partial = store.partial_path(clip_id)
             atomic_write(partial, data[:end])
-            size = end
-            chunk = max(chunk_bytes, -(-size // MAX_CHUNKS))
-            whole, chunks = file_digests(partial, chunk)
             meta = ClipMeta(
+                **offered(partial, chunk_bytes, thumbnail),
                 device_id=header["device_id"],
                 clip_id=header["clip_id"],
                 event_ids=checkpoint["event_ids"],
                 start_ts=header["start_ts"],
                 trigger_ts=header["trigger_ts"],
                 end_ts=max(header["trigger_ts"], checkpoint["last_ts"]),
-                size_bytes=size,
-                sha256=whole,
-                chunk_bytes=chunk,
-                chunk_sha256=chunks,
-                thumbnail_bytes=len(thumbnail),
-                thumbnail_sha256=hashlib.sha256(thumbnail).hexdigest(),
                 width=header["width"],
                 height=header["height"],
                 sealed=bool(header["sealed"]),

@@ -235,13 +235,19 @@ class Exporter:
                     return entry, credential_clip(path, original, signature, told, chain, key)
                 if file_sha256(path) != original:
                     raise ConsentError(f"clip {meta.clip_id} changed on the hub's disk", 500)
-                target = work / f"{meta.clip_id}.mp4"
+                return entry, redacted(path, path, entry, told, signature, size)
+
+            def redacted(source: Path, original: Path, entry: dict, told, signature: bytes,
+                         size: int, table: bytes | None = None) -> ClipFile:  # fmt: skip
+                """A redacted copy of ``source`` (the clip, or an excerpt of ``original``),
+                its credentials embedded; ``entry`` says what was done."""
+                target = work / f"{entry['clip_id']}.mp4"
                 done = counted.share(size * REDACT_WEIGHT)
-                report = redact(path, target, redaction["blur_faces"], boxes, done)
+                report = redact(source, target, redaction["blur_faces"], boxes, done)
                 entry["redaction"] = report.summary()
                 told = replace(told, redaction=report.description())
-                credentials.embed(target, path, told, chain, key)
-                return entry, ClipFile(meta.clip_id, target, signature, None, None)
+                credentials.embed(target, original, told, chain, key)
+                return ClipFile(entry["clip_id"], target, signature, None, None, table)
 
             def prepare_excerpt(
                 meta: ClipMeta, trim: list[float] | None, size: int
@@ -274,13 +280,7 @@ class Exporter:
                     sidecar = credentials.sidecar(target, told, chain, key, parent=path)
                     clip = ClipFile(meta.clip_id, target, signature, sidecar, None, table, ranges)
                     return entry, clip
-                redacted = work / f"{meta.clip_id}.mp4"
-                done = counted.share(size * REDACT_WEIGHT)
-                report = redact(target, redacted, redaction["blur_faces"], boxes, done)
-                entry["redaction"] = report.summary()
-                told = replace(told, redaction=report.description())
-                credentials.embed(redacted, path, told, chain, key)
-                return entry, ClipFile(meta.clip_id, redacted, signature, None, None, table)
+                return entry, redacted(target, path, entry, told, signature, size, table)
 
             prepared = in_parallel(prepare, chosen, sizes)
             entries = [entry for entry, _ in prepared]

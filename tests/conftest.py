@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -365,6 +366,27 @@ def device_enroll(token: str, directory: Path):
         ["device", "enroll", token, "--dir", str(directory / "keys"),
          "--config", str(directory / "device.toml")],
     )  # fmt: skip
+
+
+@contextmanager
+def module_home(prefix: str) -> Iterator[Home]:
+    """A provisioned home for a module's tests, in a directory Mosquitto's user can read,
+    with an account per role (named after it), on mock pins; removed afterwards."""
+    from porch.hub.accounts import ROLES
+
+    world = Path(tempfile.mkdtemp(prefix=prefix))
+    world.chmod(0o755)
+    Device.pin_factory = MockFactory()
+    home = Home(world)
+    try:
+        for role in ROLES:
+            home.hub.accounts.add_user(role, PASSWORD, role)
+        yield home
+    finally:
+        home.close()
+        Device.pin_factory.reset()
+        Device.pin_factory = None
+        shutil.rmtree(world, ignore_errors=True)
 
 
 @pytest.fixture

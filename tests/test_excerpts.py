@@ -8,7 +8,6 @@ import json
 import shutil
 import signal
 import subprocess
-import tempfile
 import tomllib
 import zipfile
 from dataclasses import replace
@@ -23,6 +22,7 @@ from conftest import (
     Home,
     RunningAgent,
     agent_from,
+    module_home,
     needs_chromium,
     sign_in,
     start_device,
@@ -30,14 +30,18 @@ from conftest import (
     wait_for,
 )
 from cryptography.hazmat.primitives import hashes
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
-from test_export import check_script, run_check, run_verify, stored, visitor_scene
+from test_export import (
+    check_script,
+    record_two_clips,
+    run_check,
+    run_verify,
+    stored,
+    visitor_scene,
+)
 
 from porch.core import journal
 from porch.core.gops import TICKS_PER_S, parse_ranges, parse_table, ranges_text
 from porch.core.wire import ClipMeta
-from porch.hub.accounts import ROLES
 from porch.hub.consent import ConsentError
 from porch.hub.excerpt import gop_frames, read_frames, samples, write_mp4
 from porch.hub.export.bundle import ClipFile, build_bundle
@@ -50,23 +54,8 @@ TRIM = (3.2, 5.5)
 def trimmed():
     """Two clips of about 8 s from an enrolled doorbell; the owner approves the first,
     trimmed to seconds 3.2-5.5, and its bundle is built."""
-    world = Path(tempfile.mkdtemp(prefix="porch-excerpt-"))
-    world.chmod(0o755)
-    Device.pin_factory = MockFactory()
-    home = Home(world)
-    try:
-        for role in ROLES:
-            home.hub.accounts.add_user(role, PASSWORD, role)
-        config = home.enroll("front-door")
-        agent = agent_from(config, home.root / "device", visitor_scene(), (640, 360),
-                           postroll_s=6.0)  # fmt: skip
-        with RunningAgent(agent):
-            wait_for(agent.link.connected.is_set, what="the device")
-            for count in (1, 2):
-                wait_for(lambda c=count: agent.media_time > 8 * c, what="pre-roll")
-                agent.doorbell.simulate_press()
-                wait_for(lambda c=count: len(stored(home)) >= c, what=f"clip {count} at the hub")
-        clips = stored(home)
+    with module_home("porch-excerpt-") as home:
+        clips = record_two_clips(home, postroll_s=6.0, every_s=8.0)
         consent = home.hub.consent
         request = consent.file("requester", "Officer Dibble", "Ankh Police", "dibble@example",
                                "a parcel theft", "warrant", "W-2026-118", ["front-door"],
@@ -76,11 +65,6 @@ def trimmed():
                        trims={first: TRIM})  # fmt: skip
         bundle = Path(home.hub.exporter.build(request.request_id, "requester")["path"])
         yield SimpleNamespace(home=home, clips=clips, request=request, bundle=bundle)
-    finally:
-        home.close()
-        Device.pin_factory.reset()
-        Device.pin_factory = None
-        shutil.rmtree(world, ignore_errors=True)
 
 
 def fingerprint(home: Home) -> str:

@@ -24,14 +24,20 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import PASSWORD, TIMEOUT, Home, RunningAgent, agent_from, api, wait_for
+from conftest import (
+    PASSWORD,
+    TIMEOUT,
+    Home,
+    RunningAgent,
+    agent_from,
+    api,
+    module_home,
+    wait_for,
+)
 from cryptography.hazmat.primitives import hashes, serialization
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
 from porch.cli import main
 from porch.device.camera.synthetic import Figure, SyntheticScene
-from porch.hub.accounts import ROLES
 from porch.hub.audit import AuditLog
 from porch.hub.consent import ConsentError
 from porch.hub.export import credentials
@@ -53,13 +59,7 @@ def visitor_scene() -> SyntheticScene:
 def exported():
     """Two clips from an enrolled doorbell; a request for both; the owner approves one, with
     face blur; its bundle is built."""
-    world = Path(tempfile.mkdtemp(prefix="porch-export-"))
-    world.chmod(0o755)
-    Device.pin_factory = MockFactory()
-    home = Home(world)
-    try:
-        for role in ROLES:
-            home.hub.accounts.add_user(role, PASSWORD, role)
+    with module_home("porch-export-") as home:
         home.hub.accounts.add_user("other-requester", PASSWORD, "requester")
         clips = record_two_clips(home)
         consent, exporter = home.hub.consent, home.hub.exporter
@@ -69,23 +69,19 @@ def exported():
         consent.decide(request.request_id, "owner", approve=True, clip_ids=[clips[0]["clip_id"]],
                        blur_faces=True)  # fmt: skip
         bundle = exporter.build(request.request_id, "requester")
-        yield SimpleNamespace(home=home, world=world, clips=clips, request=request,
+        yield SimpleNamespace(home=home, clips=clips, request=request,
                               bundle=Path(bundle["path"]))  # fmt: skip
-    finally:
-        home.close()
-        Device.pin_factory.reset()
-        Device.pin_factory = None
-        shutil.rmtree(world, ignore_errors=True)
 
 
-def record_two_clips(home: Home) -> list[dict]:
-    """Enroll front-door, press twice in front of the visitor; the two clips at the hub."""
+def record_two_clips(home: Home, postroll_s: float = 1.0, every_s: float = 1.5) -> list[dict]:
+    """Enroll front-door, press twice in front of the visitor (``every_s`` seconds of video
+    apart); the two clips at the hub."""
     config = home.enroll("front-door")
-    agent = agent_from(config, home.root / "device", visitor_scene(), (640, 360))
+    agent = agent_from(config, home.root / "device", visitor_scene(), (640, 360), postroll_s)
     with RunningAgent(agent):
         wait_for(agent.link.connected.is_set, what="the device")
         for count in (1, 2):
-            wait_for(lambda c=count: agent.media_time > 1.5 * c, what="pre-roll")
+            wait_for(lambda c=count: agent.media_time > every_s * c, what="pre-roll")
             agent.doorbell.simulate_press()
             wait_for(lambda c=count: len(stored(home)) >= c, what=f"clip {count} at the hub")
     return stored(home)

@@ -372,6 +372,52 @@ class PushSettings(_Section):
     )
 
 
+class AreaSettings(_Section):
+    """Area requests (docs/area-requests.md): heard from a relay only when the owner turns
+    them on and sets the home's location on the hub's Area page; both stay on the hub."""
+
+    relay_host: str = Field(
+        "",
+        description="The area-request relay (an MQTT broker) the hub listens to, anonymously"
+        " and read-only; empty: area requests are not available on this hub.",
+    )
+    relay_port: int = Field(8883, ge=1, le=65535, description="The relay's port.")
+    relay_tls_ca: str = Field(
+        "",
+        description="CA certificate (PEM) to check the relay's TLS with; empty: plain MQTT"
+        " (only for a relay on this machine or network).",
+    )
+    min_area_km2: float = Field(
+        0.05, ge=0.05, le=100,
+        description="Requests for a smaller area are refused unseen: about 250 × 200 m, two"
+        " or three streets of houses, so that no 'area' can single out one home.",
+    )  # fmt: skip
+    max_area_km2: float = Field(
+        25.0, ge=0.05, le=1000,
+        description="Requests for a larger area are refused unseen: no dragnet over a city.",
+    )  # fmt: skip
+    min_compactness: float = Field(
+        0.3, ge=0.1, le=1,
+        description="An area's 4πA/P² (1 a circle, 0.44 a 5:1 rectangle) must reach this: a"
+        " thin strip along one street is refused, whatever its size.",
+    )  # fmt: skip
+    max_window_h: float = Field(
+        72, gt=0, le=72, description="Longest time window a request may ask for, hours."
+    )
+    max_expiry_days: float = Field(
+        30, gt=0, le=90, description="A request must lapse within this many days of issue."
+    )
+    allow_http_dropbox: bool = Field(
+        False,
+        description="Also send approved bundles to an http:// drop box on 127.0.0.1 (tests);"
+        " otherwise only https:// drop boxes are used.",
+    )
+
+    @property
+    def relay(self) -> MqttSettings:
+        return MqttSettings(host=self.relay_host, port=self.relay_port, tls_ca=self.relay_tls_ca)
+
+
 class ProvisioningSettings(_Section):
     pki_dir: str = Field(
         "",
@@ -406,6 +452,7 @@ class HubConfig(_Section):
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
     home_assistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
     push: PushSettings = Field(default_factory=PushSettings)
+    area: AreaSettings = Field(default_factory=AreaSettings)
 
 
 C = TypeVar("C", bound=BaseModel)

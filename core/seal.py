@@ -15,6 +15,7 @@ Ed25519 key at capture, the first link of the chain of custody.
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -77,3 +78,67 @@ def verify_digest(key: ed25519.Ed25519PublicKey, sha256_hex: str, signature_hex:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+STREAM_MAGIC = b"PORCHSTREAM1"
+_STREAM_INFO = b"porch stream v1"
+STREAM_CHUNK = 1024 * 1024
+
+
+def seal_stream(source: BinaryIO, target: BinaryIO, recipient: bytes) -> int:
+    """Encrypt everything ``source`` holds to the X25519 public key ``recipient``, chunk by
+    chunk (a bundle may not fit in memory): X25519 with an ephemeral key, HKDF-SHA256, then
+    AES-256-GCM over 1 MiB chunks whose nonces count them and mark the last (the STREAM
+    construction), so that a chunk cut, dropped, repeated or moved fails. Returns the bytes
+    written."""
+    ephemeral = x25519.X25519PrivateKey.generate()
+    ephemeral_public = ephemeral.public_key().public_bytes_raw()
+    shared = ephemeral.exchange(x25519.X25519PublicKey.from_public_bytes(recipient))
+    prefix = os.urandom(7)
+    header = STREAM_MAGIC + ephemeral_public + prefix + STREAM_CHUNK.to_bytes(4, "big")
+    aead = AESGCM(_stream_key(shared, ephemeral_public, recipient))
+    written = target.write(header)
+    chunk, index = source.read(STREAM_CHUNK), 0
+    while True:
+        following = source.read(STREAM_CHUNK)
+        nonce = prefix + index.to_bytes(4, "big") + (b"\x00" if following else b"\x01")
+        written += target.write(aead.encrypt(nonce, chunk, header))
+        if not following:
+            return written
+        chunk, index = following, index + 1
+
+
+def open_stream(source: BinaryIO, target: BinaryIO, private: x25519.X25519PrivateKey) -> int:
+    """Decrypt what :func:`seal_stream` wrote; raises :class:`SealError` when it is for
+    another key, altered, cut short or extended. Returns the clear bytes written."""
+    size = len(STREAM_MAGIC) + 32 + 7 + 4
+    header = source.read(size)
+    if len(header) != size or not header.startswith(STREAM_MAGIC):
+        raise SealError("not a sealed Porch stream")
+    at = len(STREAM_MAGIC)
+    ephemeral, prefix = header[at : at + 32], header[at + 32 : at + 39]
+    chunk_size = int.from_bytes(header[at + 39 : at + 43], "big")
+    if not 1024 <= chunk_size <= 64 * STREAM_CHUNK:
+        raise SealError("a sealed stream with an impossible chunk size")
+    recipient = private.public_key().public_bytes_raw()
+    try:
+        shared = private.exchange(x25519.X25519PublicKey.from_public_bytes(ephemeral))
+    except ValueError:
+        raise SealError("the sealed stream's key is damaged") from None
+    aead = AESGCM(_stream_key(shared, ephemeral, recipient))
+    written, index = 0, 0
+    block = source.read(chunk_size + 16)
+    while True:
+        following = source.read(chunk_size + 16)
+        nonce = prefix + index.to_bytes(4, "big") + (b"\x00" if following else b"\x01")
+        try:
+            written += target.write(aead.decrypt(nonce, block, header))
+        except InvalidTag:
+            raise SealError("the sealed stream is for another key, altered or cut short") from None
+        if not following:
+            return written
+        block, index = following, index + 1
+
+
+def _stream_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), 32, salt=ephemeral + recipient, info=_STREAM_INFO).derive(shared)

@@ -40,8 +40,9 @@ CREATE TABLE IF NOT EXISTS requests (
     start_ts    REAL NOT NULL,
     end_ts      REAL NOT NULL,
     expires     REAL NOT NULL,          -- the request lapses (and its hold ends) then
-    state       TEXT NOT NULL DEFAULT 'pending',   -- pending | approved | declined
-    decision    TEXT                    -- JSON: the owner's decision
+    state       TEXT NOT NULL DEFAULT 'pending',   -- pending | approved | declined | withdrawn
+    decision    TEXT,                   -- JSON: the owner's decision
+    origin      TEXT                    -- JSON: an area request's details (porch.hub.area)
 );
 CREATE TABLE IF NOT EXISTS bundles (
     bundle_id   TEXT PRIMARY KEY,
@@ -104,6 +105,12 @@ class FootageRequest:
     expires: float
     state: str = "pending"
     decision: dict = field(default_factory=dict)
+    origin: dict = field(default_factory=dict)
+    """For an area request: the agency's request id, area, drop box and keys."""
+
+    @property
+    def from_area(self) -> bool:
+        return self.origin.get("kind") == "area"
 
     @property
     def lapsed(self) -> bool:
@@ -127,6 +134,10 @@ class FootageRequest:
         data = asdict(self)
         data.pop("decision")
         data.pop("state")
+        if not self.origin:
+            data.pop("origin")
+        else:  # what the bundle says of the area request it answers (not the keys)
+            data["origin"] = {k: v for k, v in self.origin.items() if k != "encryption_key"}
         return data
 
 
@@ -138,12 +149,13 @@ def _row_to_request(row) -> FootageRequest:
         legal_basis=row[5], legal_reference=row[6], devices=json.loads(row[7]),
         start_ts=row[8], end_ts=row[9], expires=row[10], state=row[11],
         decision=json.loads(row[12]) if row[12] else {},
+        origin=json.loads(row[13]) if row[13] else {},
     )  # fmt: skip
 
 
 COLUMNS = (
     "request_id, filed_at, filed_by, requester, reason, legal_basis, legal_reference, devices,"
-    " start_ts, end_ts, expires, state, decision"
+    " start_ts, end_ts, expires, state, decision, origin"
 )
 
 
@@ -155,6 +167,9 @@ class Consent:
         self.audit = audit
         self._lock = threading.Lock()
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+        if "origin" not in columns:  # a hub from before area requests
+            self._db.execute("ALTER TABLE requests ADD COLUMN origin TEXT")
 
     # -- requests -------------------------------------------------------------------------
 
@@ -171,6 +186,7 @@ class Consent:
         start_ts: float,
         end_ts: float,
         expires_days: float = 30,
+        origin: dict | None = None,
     ) -> FootageRequest:
         if legal_basis not in LEGAL_BASES:
             raise ConsentError(f"legal basis must be one of {', '.join(LEGAL_BASES)}")
@@ -203,15 +219,17 @@ class Consent:
             start_ts=start_ts,
             end_ts=end_ts,
             expires=time.time() + expires_days * DAY,
+            origin=origin or {},
         )
         who = {"name": request.name, "organisation": request.organisation,
                "contact": request.contact}  # fmt: skip
         with self._lock:
             self._db.execute(
-                f"INSERT INTO requests ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO requests ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (request.request_id, request.filed_at, filed_by, json.dumps(who), request.reason,
                  legal_basis, request.legal_reference, json.dumps(request.devices), start_ts,
-                 end_ts, request.expires, "pending", None),
+                 end_ts, request.expires, "pending", None,
+                 json.dumps(origin) if origin else None),
             )  # fmt: skip
         self.audit.append(filed_by, "request", request.request_id, request.public())
         return request
@@ -316,6 +334,21 @@ class Consent:
         assert updated is not None
         return updated
 
+    def withdraw(self, request_id: str, actor: str) -> None:
+        """The asker took a request back: a pending one ends (its hold with it); an approved
+        one is delivered no more (its bundle, if built, stays the owner's)."""
+        with self._lock:
+            request = self.get(request_id)
+            if request is None or request.state in ("declined", "withdrawn"):
+                return
+            decision = {**request.decision, "withdrawn_at": time.time()}
+            state = "withdrawn" if request.state == "pending" else request.state
+            self._db.execute(
+                "UPDATE requests SET state = ?, decision = ? WHERE request_id = ?",
+                (state, json.dumps(decision), request_id),
+            )
+        self.audit.append(actor, "withdrawn", request_id, {"was": request.state})
+
     # -- holds and the report -------------------------------------------------------------
 
     def held_clip_ids(self) -> set[str]:
@@ -327,9 +360,11 @@ class Consent:
         for request in self.all():
             key = (request.organisation, request.legal_basis)
             row = table.setdefault(key, {"organisation": key[0], "legal_basis": key[1],
-                                         "received": 0, "approved": 0, "narrowed": 0,
-                                         "declined": 0, "expired": 0, "pending": 0})  # fmt: skip
+                                         "received": 0, "by_area": 0, "approved": 0,
+                                         "narrowed": 0, "declined": 0, "expired": 0,
+                                         "pending": 0, "withdrawn": 0})  # fmt: skip
             row["received"] += 1
+            row["by_area"] += int(request.from_area)
             status = request.status
             if request.state == "approved":
                 row["approved"] += 1

@@ -28,12 +28,14 @@ from porch.core.wire import (
     Status,
 )
 from porch.hub.accounts import Accounts
+from porch.hub.area import AreaListener, AreaRequests, AreaStore
 from porch.hub.audit import AuditLog
 from porch.hub.builds import BuildStatus, BundleBuilds
 from porch.hub.clipopener import ClipOpener
 from porch.hub.clipstore import HubClipStore
 from porch.hub.consent import Consent
 from porch.hub.db import Database
+from porch.hub.delivery import Deliveries
 from porch.hub.exporter import Exporter
 from porch.hub.homeassistant import HomeAssistantBridge
 from porch.hub.ingest import Ingest
@@ -92,7 +94,28 @@ class HubService:
         self.exporter = Exporter(self.consent, self.clips, self.authority, data / "exports")
         # The background builder's own connection, consent and exporter (its thread).
         build_db = Database(data / "hub.sqlite")
-        self._databases = (self.db, self.web_db, push_db, build_db)  # closed when it stops
+        # Area requests: the relay listener's connection (paho's thread) and the drop box
+        # sender's (its thread), each with its consent; the web app's store for the page.
+        area_db, delivery_db = Database(data / "hub.sqlite"), Database(data / "hub.sqlite")
+        self._databases = (self.db, self.web_db, push_db, build_db, area_db, delivery_db)
+        self.area = AreaStore(self.web_db.conn)
+        self.area_listener = AreaListener(
+            AreaRequests(
+                AreaStore(area_db.conn),
+                Consent(area_db.conn, AuditLog(area_db.conn, export_key)),
+                config.area,
+                lambda: [d["device_id"] for d in area_db.devices()],
+                lambda filed: self.broadcaster.publish(
+                    "request", filed, roles=frozenset({"owner"})
+                ),
+            ),
+            config.area,
+        )
+        self.deliveries = Deliveries(
+            delivery_db.conn,
+            Consent(delivery_db.conn, AuditLog(delivery_db.conn, export_key)),
+            data / "exports",
+        )
         build_consent = Consent(build_db.conn, AuditLog(build_db.conn, export_key))
         self.builds = BundleBuilds(
             Exporter(build_consent, self.clips, self.authority, data / "exports"),
@@ -122,11 +145,19 @@ class HubService:
     def stored_clip(self, clip_id: str) -> dict | None:
         return self.web_db.stored_clip(clip_id)
 
+    def _on_area_request(self, filed: dict) -> None:
+        """An area request matched this home (the relay listener's thread): owners are told."""
+        self.broadcaster.publish("request", filed, roles=frozenset({"owner"}))
+
     def _on_build(self, request_id: str, status: BuildStatus) -> None:
         """A bundle's progress. Pages ask for it themselves (only who may see the request
-        learns it), so nothing is broadcast; the log notes where it ended."""
+        learns it), so nothing is broadcast; the log notes where it ended. A ready bundle of
+        an area request goes to the agency's drop box."""
         if status.state in ("ready", "failed"):
             log.info("bundle of request %s: %s %s", request_id, status.state, status.error)
+        request = self.builds.exporter.consent.get(request_id)  # the builder's connection
+        if status.state == "ready" and request is not None and request.from_area:
+            self.deliveries.schedule(request_id)
 
     # paho's thread
     def _on_message(self, message: Message) -> None:
@@ -200,6 +231,8 @@ class HubService:
         self._server = uvicorn.Server(config)
         self.ingest.start()
         self.builds.start()
+        self.deliveries.start()
+        self.area_listener.refresh()
         if self.authority is not None:  # revoked while the hub was down (porch provision revoke)
             for device in self.authority.registry.devices():
                 if device["revoked"]:
@@ -218,7 +251,9 @@ class HubService:
                 await enrollment
             await self.live.close()
             self.ingest.stop()
+            self.area_listener.stop()
             self.builds.stop()
+            self.deliveries.stop()
             self.push.close()
             for database in self._databases:  # a long test run or a restart leaks no files
                 database.close()

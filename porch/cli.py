@@ -37,6 +37,16 @@ PARTS: dict[str, tuple[str, str, str]] = {
     ),
     "audit": ("porch.hub.cli:audit", "hub", "The hub's hash-chained audit log."),
     "export": ("porch.hub.cli:export_group", "hub", "Export bundles of approved footage requests."),
+    "agency": (
+        "porch.agency.cli:agency",
+        "hub",
+        "An agency's side of area requests: keys, requests, withdrawals, its drop box.",
+    ),
+    "relay": (
+        "porch.agency.cli:relay",
+        "hub",
+        "The relay broker that carries area requests (a plain Mosquitto).",
+    ),
     "demo": (
         "porch.demo:demo",
         "hub,device",

@@ -21,6 +21,7 @@ from gpiozero.pins.mock import MockFactory
 
 from porch.cli import main
 from porch.core.config import (
+    AreaSettings,
     CameraSettings,
     ClipSettings,
     DeviceConfig,
@@ -131,6 +132,7 @@ def start_hub(
     broker: LocalBroker,
     live: LiveSettings | None = None,
     push: PushSettings | None = None,
+    area: AreaSettings | None = None,
     **kwargs,
 ) -> HubService:
     """The whole hub (ingest and web app on a free port), running on a thread."""
@@ -140,6 +142,7 @@ def start_hub(
         web=WebSettings(port=free_port()),
         live=live or LiveSettings(),
         push=push or PushSettings(),
+        area=area or AreaSettings(),
     )
     service = HubService(config, **kwargs)
     service.start()
@@ -315,7 +318,7 @@ def world() -> Iterator[Path]:
 class Home:
     """A provisioned home: CA, broker with the generated TLS listener and ACL, hub."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, area: AreaSettings | None = None):
         self.root = root
         settings = ProvisioningSettings(
             pki_dir=str(root / "pki"),
@@ -341,6 +344,7 @@ class Home:
             ),
             web=WebSettings(port=free_port()),
             provisioning=settings,
+            area=area or AreaSettings(),
         )
         self.hub = HubService(self.config, reload_broker=self.broker.reload)
         self.hub.start()
@@ -369,7 +373,7 @@ def device_enroll(token: str, directory: Path):
 
 
 @contextmanager
-def module_home(prefix: str) -> Iterator[Home]:
+def module_home(prefix: str, area: AreaSettings | None = None) -> Iterator[Home]:
     """A provisioned home for a module's tests, in a directory Mosquitto's user can read,
     with an account per role (named after it), on mock pins; removed afterwards."""
     from porch.hub.accounts import ROLES
@@ -377,7 +381,7 @@ def module_home(prefix: str) -> Iterator[Home]:
     world = Path(tempfile.mkdtemp(prefix=prefix))
     world.chmod(0o755)
     Device.pin_factory = MockFactory()
-    home = Home(world)
+    home = Home(world, area)
     try:
         for role in ROLES:
             home.hub.accounts.add_user(role, PASSWORD, role)

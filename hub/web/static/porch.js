@@ -153,6 +153,26 @@ function followBundle(box) {
   if (box.dataset.state !== "ready" && box.dataset.state !== "failed") poll();
 }
 
+// An approved area request's bundle travels to the agency's drop box: show how far.
+function followDelivery(box) {
+  const poll = async () => {
+    let status;
+    try {
+      const reply = await fetch(`/api/requests/${box.dataset.request}/delivery`,
+                                { headers: { accept: "application/json" } });
+      if (!reply.ok) return setTimeout(poll, 3000);
+      status = await reply.json();
+    } catch (e) { return setTimeout(poll, 3000); }
+    box.dataset.state = status.state;
+    document.getElementById("delivery-progress").value = status.percent;
+    document.getElementById("delivery-state").textContent =
+      status.state + (status.state === "sending" ? ` (${status.percent} %)` : "");
+    document.getElementById("delivery-error").textContent = status.error;
+    if (!["delivered", "failed", "withdrawn"].includes(status.state)) setTimeout(poll, 1000);
+  };
+  if (!["delivered", "failed", "withdrawn"].includes(box.dataset.state)) poll();
+}
+
 // Copy buttons: the text of the element their data-copy names (an invite link, a fingerprint).
 function copyButtons(root) {
   for (const button of root.querySelectorAll("button.copy[data-copy]")) {
@@ -209,6 +229,8 @@ document.addEventListener("DOMContentLoaded", () => {
     () => turnOnPush(document.getElementById("push-state")));
   const bundle = document.getElementById("bundle");
   if (bundle) followBundle(bundle);
+  const delivery = document.getElementById("delivery");
+  if (delivery) followDelivery(delivery);
   document.getElementById("ring-dismiss")?.addEventListener("click", () => {
     document.getElementById("ring-banner").hidden = true;
   });

@@ -1,0 +1,478 @@
+"""Area requests on the hub: one anonymous, read-only subscription to the relay's cell of the
+home, every document checked here, and a match handed to the same consent code as any
+request. Nothing goes out but that subscription until the owner approves; then the bundle,
+sealed to the agency's key, goes to its drop box (:mod:`porch.hub.delivery`).
+
+What is checked, in order (the first failure is the reason recorded in ``area_log``, and
+the owner never sees the request): the envelope's signature; that it is not a replay (the
+same request id again, as it was) nor altered (the same id, other content); the agency (a
+certificate from a regional CA the owner imported, or trust on first use: an agency's name
+is pinned to the key it first came with, and another key under that name is refused); the
+expiry; the window (at most ``max_window_h``, and not in the future); the area (a simple
+polygon, between ``min_area_km2`` and ``max_area_km2``, compact enough); the drop box's
+address; and last, whether the home lies inside the area. Only a request that passes all of
+it becomes a request under **Requests**.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from porch.core.area import (
+    AreaError,
+    AreaRequest,
+    Polygon,
+    Withdrawal,
+    cell,
+    cell_subscription,
+    fingerprint,
+    open_envelope,
+    parse_topic,
+)
+from porch.core.config import AreaSettings
+from porch.core.mqtt_client import connect, make_client
+from porch.hub.consent import Consent, ConsentError
+
+log = logging.getLogger(__name__)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS area_settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    enabled INTEGER NOT NULL DEFAULT 0,
+    latitude REAL,
+    longitude REAL
+);
+CREATE TABLE IF NOT EXISTS area_agencies (
+    name TEXT PRIMARY KEY,           -- as the agency signs it
+    fingerprint TEXT NOT NULL,       -- the key it came with first (trust on first use)
+    first_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS area_authorities (
+    fingerprint TEXT PRIMARY KEY,    -- a regional CA the owner imported
+    name TEXT NOT NULL,
+    pem TEXT NOT NULL,
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS area_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    request_id TEXT NOT NULL,
+    agency TEXT NOT NULL,
+    document_sha256 TEXT NOT NULL,
+    outcome TEXT NOT NULL,           -- matched | outside | refused | withdrawn
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS area_log_request ON area_log (request_id);
+"""
+SKEW_S = 300.0
+"""Clocks may disagree this much: a window may end this far 'in the future'."""
+
+
+@dataclass(frozen=True)
+class Home:
+    enabled: bool
+    latitude: float | None
+    longitude: float | None
+
+    @property
+    def cell(self) -> str | None:
+        if self.latitude is None or self.longitude is None:
+            return None
+        return cell(self.latitude, self.longitude)
+
+
+class AreaStore:
+    """The owner's choices (on, the home's location, trusted authorities) and the log of
+    every document heard, on one connection."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def home(self) -> Home:
+        row = self.conn.execute(
+            "SELECT enabled, latitude, longitude FROM area_settings WHERE id = 1"
+        ).fetchone()
+        return Home(bool(row[0]), row[1], row[2]) if row else Home(False, None, None)
+
+    def set_home(self, enabled: bool, latitude: float | None, longitude: float | None) -> None:
+        if enabled and (latitude is None or longitude is None):
+            raise ConsentError("set the home's location first: area requests are matched to it")
+        if latitude is not None and not -85 <= latitude <= 85:
+            raise ConsentError("the latitude must lie between -85 and 85 degrees")
+        if longitude is not None and not -180 <= longitude <= 180:
+            raise ConsentError("the longitude must lie between -180 and 180 degrees")
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO area_settings (id, enabled, latitude, longitude) VALUES (1, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled,"
+                " latitude = excluded.latitude, longitude = excluded.longitude",
+                (int(enabled), latitude, longitude),
+            )
+
+    def agencies(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT name, fingerprint, first_seen FROM area_agencies ORDER BY name"
+        ).fetchall()
+        return [dict(zip(("name", "fingerprint", "first_seen"), r, strict=True)) for r in rows]
+
+    def forget_agency(self, name: str) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM area_agencies WHERE name = ?", (name,))
+
+    def authorities(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT fingerprint, name, pem, added_at FROM area_authorities ORDER BY name"
+        ).fetchall()
+        keys = ("fingerprint", "name", "pem", "added_at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def add_authority(self, pem: str) -> dict:
+        try:
+            cert = x509.load_pem_x509_certificate(pem.strip().encode())
+        except ValueError:
+            raise ConsentError("not a PEM certificate") from None
+        if pem.count("BEGIN CERTIFICATE") != 1:
+            raise ConsentError("one certificate at a time: the regional authority's own")
+        basic = _basic_constraints(cert)
+        if basic is None or not basic.ca:
+            raise ConsentError("that certificate is not a certificate authority's")
+        name = _common_name(cert)
+        found = {"fingerprint": fingerprint(cert), "name": name, "pem": pem.strip()}
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO area_authorities (fingerprint, name, pem, added_at)"
+                " VALUES (?, ?, ?, ?)",
+                (found["fingerprint"], name, found["pem"], time.time()),
+            )
+        return found
+
+    def remove_authority(self, fp: str) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM area_authorities WHERE fingerprint = ?", (fp,))
+
+    def log(self, limit: int = 50) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT at, request_id, agency, outcome, reason FROM area_log"
+            " ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        keys = ("at", "request_id", "agency", "outcome", "reason")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def seen(self, request_id: str) -> list[tuple[str, str]]:
+        """(document SHA-256, outcome) of what was heard before under this request id."""
+        return self.conn.execute(
+            "SELECT document_sha256, outcome FROM area_log WHERE request_id = ?", (request_id,)
+        ).fetchall()
+
+    def record(self, request_id: str, agency: str, digest: str, outcome: str, reason: str):
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO area_log (at, request_id, agency, document_sha256, outcome, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), request_id, agency[:200], digest, outcome, reason[:500]),
+            )
+
+
+def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _common_name(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else "(no name)"
+
+
+class Refused(Exception):
+    """A document the owner will not see; ``str()`` is the reason recorded."""
+
+
+class AreaRequests:
+    """Checks what the relay brings and files what matches (one thread at a time: paho's)."""
+
+    def __init__(
+        self,
+        store: AreaStore,
+        consent: Consent,
+        settings: AreaSettings,
+        devices: Callable[[], list[str]],
+        on_request: Callable[[dict], None] | None = None,
+    ):
+        self.store = store
+        self.consent = consent
+        self.settings = settings
+        self.devices = devices
+        self.on_request = on_request
+
+    def handle(
+        self, topic: str, payload: bytes, retained: bool = False, now: float | None = None
+    ) -> str:
+        """Check one relay message; returns the outcome recorded, or 'ignored' for the
+        relay's stored copy of a document heard before (``retained``: it came from the
+        relay's store when the hub subscribed, not as a new publication)."""
+        now = time.time() if now is None else now
+        if not payload:
+            return "ignored"  # a retained message cleared
+        digest = hashlib.sha256(payload).hexdigest()
+        request_id, agency = "-" * 32, "?"
+        try:
+            _, request_id = parse_topic(topic)
+            document, chain = open_envelope(payload)
+            agency = document.agency
+            if document.request_id != request_id:
+                raise Refused("the document names another request than its topic")
+            earlier = self.store.seen(request_id)
+            if any(d == digest for d, _ in earlier):
+                if retained:
+                    return "ignored"  # the relay's copy, again after a reconnection
+                raise Refused("replayed: this very document was heard before")
+            self._trusted(document, chain, now)
+            if isinstance(document, Withdrawal):
+                return self._withdraw(document, digest, now)
+            if any(outcome != "withdrawn" for _, outcome in earlier):
+                raise Refused("another document under a request id already heard: altered")
+            if any(outcome == "withdrawn" for _, outcome in earlier):
+                raise Refused("withdrawn by the agency")
+            return self._check_and_file(document, chain, digest, now)
+        except AreaError as exc:
+            return self._refuse(request_id, agency, digest, str(exc))
+        except Refused as exc:
+            return self._refuse(request_id, agency, digest, str(exc))
+
+    def _refuse(self, request_id: str, agency: str, digest: str, reason: str) -> str:
+        log.warning("area request %s from %r refused: %s", request_id, agency[:80], reason)
+        self.store.record(request_id, agency, digest, "refused", reason)
+        return "refused"
+
+    def _trusted(self, document, chain: list[x509.Certificate], now: float) -> None:
+        """The agency's key is one the owner trusts: issued by an imported regional CA, or
+        the one this agency's name came with first."""
+        agency_cert = chain[0]
+        moment = dt.datetime.fromtimestamp(now, dt.UTC)
+        if not agency_cert.not_valid_before_utc <= moment <= agency_cert.not_valid_after_utc:
+            raise Refused("the agency's certificate is not valid now")
+        for authority in self.store.authorities():
+            ca = x509.load_pem_x509_certificate(authority["pem"].encode())
+            try:
+                agency_cert.verify_directly_issued_by(ca)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            if _common_name(agency_cert) != document.agency:
+                raise Refused("the agency's name is not the one its certificate gives")
+            return
+        fp = fingerprint(agency_cert)
+        row = self.store.conn.execute(
+            "SELECT fingerprint FROM area_agencies WHERE name = ?", (document.agency,)
+        ).fetchone()
+        if row is None:
+            if isinstance(document, Withdrawal):
+                raise Refused("a withdrawal from an agency never heard")
+            with self.store.conn:
+                self.store.conn.execute(
+                    "INSERT INTO area_agencies (name, fingerprint, first_seen) VALUES (?, ?, ?)",
+                    (document.agency, fp, now),
+                )
+            log.info("area requests: agency %r first heard, key %s", document.agency, fp)
+        elif row[0] != fp:
+            raise Refused(
+                f"the agency's key is not the one it came with first ({row[0][:16]}…):"
+                " the owner must forget the old key to accept a new one"
+            )
+
+    def _check_and_file(self, request: AreaRequest, chain, digest: str, now: float) -> str:
+        limits = self.settings
+        if request.expires <= now:
+            raise Refused("expired")
+        if request.expires - request.issued_at > limits.max_expiry_days * 86400:
+            raise Refused(f"lapses later than {limits.max_expiry_days:g} days after issue")
+        if request.issued_at > now + SKEW_S:
+            raise Refused("issued in the future")
+        if request.end_ts - request.start_ts > limits.max_window_h * 3600:
+            raise Refused(f"the window is longer than {limits.max_window_h:g} h")
+        if request.end_ts > now + SKEW_S or request.start_ts > now:
+            raise Refused("the window lies in the future: only footage that exists is asked for")
+        shape = request.area.shape()
+        if not shape.simple():
+            raise Refused("the area's edges cross")
+        size_km2 = shape.area_m2() / 1e6
+        if size_km2 < limits.min_area_km2:
+            raise Refused(f"the area ({size_km2:.4f} km²) is under {limits.min_area_km2:g} km²")
+        if size_km2 > limits.max_area_km2:
+            raise Refused(f"the area ({size_km2:.1f} km²) is over {limits.max_area_km2:g} km²")
+        if shape.compactness() < limits.min_compactness:
+            raise Refused(
+                f"the area is a strip (compactness {shape.compactness():.2f} <"
+                f" {limits.min_compactness:g}): it could single out a street"
+            )
+        self._check_dropbox(request.dropbox)
+        home = self.store.home()
+        if not home.enabled or home.latitude is None or home.longitude is None:
+            raise Refused("area requests are off on this hub")
+        if not shape.contains(home.latitude, home.longitude):
+            self.store.record(request.request_id, request.agency, digest, "outside", "")
+            return "outside"
+        devices = self.devices()
+        if not devices:
+            self.store.record(request.request_id, request.agency, digest, "outside",
+                              "no doorbell")  # fmt: skip
+            return "outside"
+        origin = {
+            "kind": "area",
+            "area_request_id": request.request_id,
+            "agency": request.agency,
+            "agency_fingerprint": fingerprint(chain[0]),
+            "case_reference": request.case_reference,
+            "area": request.area.model_dump(),
+            "area_km2": round(size_km2, 4),
+            "dropbox": request.dropbox,
+            "encryption_key": request.encryption_key,
+            "issued_at": request.issued_at,
+        }
+        reason = f"{request.reason}\n(case {request.case_reference})"
+        days = min(90.0, (request.expires - now) / 86400)
+        try:
+            filed = self.consent.file(
+                f"agency:{origin['agency_fingerprint'][:16]}", request.officer, request.agency,
+                request.contact, reason, request.legal_basis,
+                request.legal_reference or request.case_reference, devices,
+                request.start_ts, request.end_ts, days, origin=origin,
+            )  # fmt: skip
+        except ConsentError as exc:
+            raise Refused(str(exc)) from None
+        self.store.record(request.request_id, request.agency, digest, "matched",
+                          filed.request_id)  # fmt: skip
+        log.info("area request %s from %r matches this home: request %s",
+                 request.request_id, request.agency, filed.request_id)  # fmt: skip
+        if self.on_request is not None:
+            self.on_request({"request_id": filed.request_id, "organisation": request.agency})
+        return "matched"
+
+    def _check_dropbox(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.hostname:
+            return
+        loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+        if parts.scheme == "http" and loopback and self.settings.allow_http_dropbox:
+            return
+        raise Refused("the drop box is not an https:// address")
+
+    def _withdraw(self, withdrawal: Withdrawal, digest: str, now: float) -> str:
+        matched = self.store.conn.execute(
+            "SELECT reason FROM area_log WHERE request_id = ? AND outcome = 'matched'",
+            (withdrawal.request_id,),
+        ).fetchone()
+        if matched is not None:
+            self.consent.withdraw(matched[0], f"agency:{withdrawal.agency[:60]}")
+        self.store.record(withdrawal.request_id, withdrawal.agency, digest, "withdrawn", "")
+        log.info("area request %s withdrawn by %r", withdrawal.request_id, withdrawal.agency)
+        return "withdrawn"
+
+
+class AreaListener:
+    """The hub's one connection to the relay: anonymous (no user name, a client id the
+    broker picks, no will, no session), subscribed to the home's cell, reading only."""
+
+    def __init__(self, requests: AreaRequests, settings: AreaSettings):
+        self.requests = requests
+        self.settings = settings
+        self.subscribed = threading.Event()
+        self.handled = 0
+        self._cell: str | None = None
+        self._client: mqtt.Client | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """(Re)connect or stop after the owner turned area requests on or off or moved."""
+        home = self.requests.store.home()
+        wanted = home.cell if home.enabled and self.settings.relay.host else None
+        with self._lock:
+            if wanted == self._cell:
+                return
+            self._stop()
+            self._cell = wanted
+            if wanted is None:
+                return
+            client = make_client("", self.settings.relay)
+            client.on_connect = self._on_connect
+            client.on_subscribe = self._on_subscribe
+            client.on_message = self._on_message
+            self._client = client
+            connect(client, self.settings.relay)
+        log.info("area requests: listening to the relay's cell %s", wanted)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop()
+            self._cell = None
+
+    def _stop(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._client = None
+        self.subscribed.clear()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("the area relay refused the hub: %s", reason_code)
+            return
+        if self._cell is not None:
+            client.subscribe(cell_subscription(self._cell), qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if all(not code.is_failure for code in reason_codes):
+            self.subscribed.set()
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self.requests.handle(msg.topic, msg.payload, retained=bool(msg.retain))
+        except Exception:  # a bug must cost one document, never the listener
+            log.exception("area request on %r could not be handled", msg.topic[:120])
+        self.handled += 1
+
+
+def area_summary(origin: dict, home: Home) -> dict | None:
+    """What the owner is shown of an area: its size, how far it reaches from the home, and
+    an SVG path of it in metres around the home (no map tiles: nothing is fetched)."""
+    if home.latitude is None or home.longitude is None:
+        return None
+    polygon = Polygon.model_validate(origin["area"])
+    shape = polygon.shape()
+    here = shape.project(home.latitude, home.longitude)
+    points = [(x - here[0], here[1] - y) for x, y in shape.points]  # y down, home at 0,0
+    reach = max(max(abs(x), abs(y)) for x, y in points) or 1.0
+    scale = 90 / reach
+    path = "M " + " L ".join(f"{x * scale:.1f} {y * scale:.1f}" for x, y in points) + " Z"
+    return {
+        "km2": shape.area_m2() / 1e6,
+        "distance_m": shape.distance_m(home.latitude, home.longitude),
+        "reach_m": max(math.hypot(x, y) for x, y in points),
+        "path": path,
+        "bar_m": _round_bar(reach / 2),
+        "bar_px": _round_bar(reach / 2) * scale,
+    }
+
+
+def _round_bar(metres: float) -> int:
+    """A scale bar's length: 1, 2 or 5 times a power of ten, at most ``metres``."""
+    power = 1
+    while power * 10 <= metres:
+        power *= 10
+    return max(1, next(step * power for step in (5, 2, 1) if step * power <= max(metres, 1)))

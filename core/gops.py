@@ -13,17 +13,19 @@ The doorbell keeps a *GOP table* per clip, a small text file::
     device front-door
     clip 0f2c…(32 hex)
     start_us 1764500000123456
-    0 0 81000 10 9b1f…(64 hex)
-    1 90000 171000 10 4e07…
+    0 0 81000 10 9b1f…(64 hex) 52c0…(64 hex)
+    1 90000 171000 10 4e07… 0d3a…
     end
 
 one line per GOP: index, first and last frame's time in 1/90000 s from the clip's first
-frame, frame count, SHA-256. ``start_us`` is the wall-clock time of the first frame in
-microseconds. The device's Ed25519 key signs the SHA-256 of the table (as it signs a whole
-clip's SHA-256): while recording, a *checkpoint* signs the table of the GOPs finished so far
-(no ``end`` line); when the clip is finished it signs the whole table, ``end`` included.
-The table is a flat list, not a Merkle tree: an excerpt carries the whole table (about 100
-bytes a GOP) and nothing needs walking, only comparing.
+frame, frame count, SHA-256 of its bytes, and SHA-256 of its frames' times
+(:func:`times_digest`), so that the frames between keyframes cannot be re-timed either.
+``start_us`` is the wall-clock time of the first frame in microseconds. The device's
+Ed25519 key signs the SHA-256 of the table (as it signs a whole clip's SHA-256): while
+recording, a *checkpoint* signs the table of the GOPs finished so far (no ``end`` line);
+when the clip is finished it signs the whole table, ``end`` included. The table is a flat
+list, not a Merkle tree: an excerpt carries the whole table (about 160 bytes a GOP) and
+nothing needs walking, only comparing.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ FORMAT = "porch-gops/1"
 TICKS_PER_S = 90000
 MAX_GOPS = 100_000
 _START_CODE = re.compile(b"\x00\x00\x01")
-_LINE = re.compile(rb"^(\d{1,9}) (\d{1,15}) (\d{1,15}) (\d{1,9}) ([0-9a-f]{64})$")
+_LINE = re.compile(rb"^(\d{1,9}) (\d{1,15}) (\d{1,15}) (\d{1,9}) ([0-9a-f]{64}) ([0-9a-f]{64})$")
+MAX_FRAMES_PER_GOP = 3600
+MAX_FRAMES = 200_000
+"""Frames in one clip at most (ten minutes at over 300 frames a second)."""
+MAX_TICKS = 10**15
 
 
 class GopError(ValueError):
@@ -94,9 +100,17 @@ class Gop:
     last: int
     frames: int
     sha256: str
+    times: str
+    """SHA-256 of the times of its frames (:func:`times_digest`): how it plays."""
 
     def line(self) -> str:
-        return f"{self.index} {self.first} {self.last} {self.frames} {self.sha256}"
+        return f"{self.index} {self.first} {self.last} {self.frames} {self.sha256} {self.times}"
+
+
+def times_digest(ticks: list[int]) -> str:
+    """SHA-256 of frame times (1/90000 s from the clip's first frame) written as decimal
+    numbers, one space apart, with a newline after the last."""
+    return hashlib.sha256((" ".join(map(str, ticks)) + "\n").encode()).hexdigest()
 
 
 @dataclass
@@ -168,7 +182,7 @@ def parse_table(text: bytes) -> GopTable:
             raise GopError(f"GOP {at} of the table is out of order or empty")
         if gops and first <= gops[-1].last:
             raise GopError(f"GOP {at} starts before GOP {at - 1} ends")
-        gops.append(Gop(index, first, last, frames, match[5].decode()))
+        gops.append(Gop(index, first, last, frames, match[5].decode(), match[6].decode()))
     return GopTable(head[b"device"], head[b"clip"], int(head[b"start_us"]), gops, complete)
 
 
@@ -188,22 +202,40 @@ class GopHasher:
         table: GopTable,
         on_gop: Callable[[Gop, list[tuple[int, bytes]]], None] | None = None,
         annex_b: bool = False,
+        keep_units: bool = True,
     ):
         self.table = table
         self.on_gop = on_gop
         self.annex_b = annex_b
+        self.keep_units = keep_units
+        """Keep each GOP's access units for ``on_gop`` (the recorder's journal)."""
         self._units: list[tuple[int, bytes]] = []
+        self._ticks: list[int] = []
         self._digest = hashlib.sha256()
+        self.frames = 0
 
     def add(self, ticks: int, unit: bytes, keyframe: bool) -> None:
-        if keyframe and self._units:
+        """Add one access unit; GopError when it cannot be part of a clip (not after the
+        one before, a GOP of too many frames, no NAL unit)."""
+        if keyframe and self._ticks:
             self._close()
-        if not self._units and not keyframe:
+        if not self._ticks and not keyframe:
             raise GopError("a GOP must start on a keyframe")
+        last = self._ticks[-1] if self._ticks else (
+            self.table.gops[-1].last if self.table.gops else -1)  # fmt: skip
+        if not last < ticks <= MAX_TICKS:
+            raise GopError(f"a frame's time ({ticks}) does not follow the one before")
+        if len(self._ticks) >= MAX_FRAMES_PER_GOP:
+            raise GopError(f"a GOP of more than {MAX_FRAMES_PER_GOP} frames")
+        self.frames += 1
+        if self.frames > MAX_FRAMES:
+            raise GopError(f"a clip of more than {MAX_FRAMES} frames")
         spans = nal_spans(unit, self.annex_b)
         if not spans:
             raise GopError("an access unit without NAL units")
-        self._units.append((ticks, unit))
+        self._ticks.append(ticks)
+        if self.keep_units:
+            self._units.append((ticks, unit))
         if not self.annex_b:  # an MP4 sample whose lengths add up is its canonical form
             self._digest.update(unit)
             return
@@ -213,17 +245,17 @@ class GopHasher:
             update(view[start:end])
 
     def finish(self) -> GopTable:
-        if self._units:
+        if self._ticks:
             self._close()
         self.table.complete = True
         return self.table
 
     def _close(self) -> None:
-        units = self._units
-        gop = Gop(len(self.table.gops), units[0][0], units[-1][0], len(units),
-                  self._digest.hexdigest())  # fmt: skip
+        units, ticks = self._units, self._ticks
+        gop = Gop(len(self.table.gops), ticks[0], ticks[-1], len(ticks),
+                  self._digest.hexdigest(), times_digest(ticks))  # fmt: skip
         self.table.gops.append(gop)
-        self._units, self._digest = [], hashlib.sha256()
+        self._units, self._ticks, self._digest = [], [], hashlib.sha256()
         if self.on_gop is not None:
             self.on_gop(gop, units)
 

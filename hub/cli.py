@@ -112,6 +112,9 @@ def verify(bundle: Path, ca_path: Path | None) -> None:
     what = f"bundle {result.bundle_id}, {result.clips} clip(s) for {result.organisation}"
     if result.excerpts:
         what += f"; {result.excerpts} excerpt(s) of whole GOPs, each signed by its doorbell"
+    if result.redacted:
+        what += (f"; {result.redacted} redacted by the home (the doorbell signed what they"
+                 " were made from, not their pictures)")  # fmt: skip
     if result.credentials:
         what += f"; C2PA Content Credentials of {result.credentials} clip(s) trusted"
     if result.authenticated:

@@ -16,7 +16,7 @@ from porch.core.gops import GopError
 from porch.core.journal import JournalError
 from porch.core.seal import SealError, unseal, verify_digest
 from porch.core.wire import ClipMeta
-from porch.hub.excerpt import check_seal, header_of, open_journal, read_frames, table_of
+from porch.hub.excerpt import check_seal, header_of, open_journal, table_from_mp4
 from porch.provisioning.authority import HomeAuthority
 
 
@@ -48,9 +48,10 @@ class ClipOpener:
         if meta.gops is None:
             return Opened(*(opened or ()))
         try:
-            table = table_of(read_frames(opened[0] if opened else video)[0], header_of(meta))
+            source = opened[0] if opened else video
+            table = table_from_mp4(source, header_of(meta), max_gops=meta.gops.count)
             check_seal(table, meta.gops, signer)
-        except (GopError, av.FFmpegError, IndexError) as exc:
+        except GopError as exc:
             raise ClipRefused(f"its GOP proofs do not hold: {exc}") from None
         return Opened(*(opened or (None, None)), table.text())
 
@@ -61,7 +62,8 @@ class ClipOpener:
         key = self.authority.pki.seal_key() if meta.sealed and self.authority else None
         try:
             return Opened(*open_journal(meta, video.read_bytes(), key, signer))
-        except (GopError, JournalError, SealError, av.FFmpegError, ValueError) as exc:
+        except (GopError, JournalError, SealError, av.FFmpegError, ValueError,
+                ArithmeticError) as exc:  # fmt: skip
             raise ClipRefused(f"its journal does not hold what it claims: {exc}") from None
 
     def _open(self, meta: ClipMeta, video: Path, thumbnail: Path, signer):

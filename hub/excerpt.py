@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import mmap
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +23,7 @@ from porch.core.gops import (
     check_ranges,
     nal_spans,
     nal_units,
+    times_digest,
 )
 from porch.core.seal import unseal, verify_digest
 from porch.core.wire import ClipMeta, GopSeal
@@ -61,6 +61,44 @@ def _sample(data: bytes) -> bytes:
     """An MP4 sample, checked to be canonical already (4-byte lengths that add up)."""
     nal_spans(data, annex_b=False)
     return data
+
+
+def table_from_mp4(
+    source: Path | bytes, header: GopTable, complete: bool = True, max_gops: int | None = None
+) -> GopTable:
+    """The GOP table of an MP4's video, hashed as it is read (nothing is kept): what a
+    doorbell signed, when the file is what it sent. Its samples must lie in the file one
+    after the other, never overlapping or repeated (a sample table that points at one
+    frame a million times costs nothing then), and at most ``max_gops`` GOPs are read."""
+    size = len(source) if isinstance(source, bytes) else source.stat().st_size
+    hasher = GopHasher(GopTable(header.device_id, header.clip_id, header.start_us),
+                       keep_units=False)  # fmt: skip
+    end, total = 0, 0
+    try:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as box:
+            if len(box.streams) != 1 or not box.streams.video:
+                raise GopError("the file holds other streams than one video")
+            stream = box.streams.video[0]
+            base = stream.time_base or TIME_BASE
+            for packet in box.demux(stream):
+                if packet.pts is None or not packet.size:
+                    continue
+                if packet.pos is None or packet.pos < end:
+                    raise GopError("the file's samples overlap or repeat")
+                end, total = packet.pos + packet.size, total + packet.size
+                if end > size or total > size:
+                    raise GopError("the file's samples lie outside it")
+                ticks = round(packet.pts * base * TICKS_PER_S)
+                hasher.add(ticks, _sample(bytes(packet)), bool(packet.is_keyframe))
+                if max_gops is not None and len(hasher.table.gops) > max_gops:
+                    raise GopError(f"the file holds more than {max_gops} GOPs")
+    except (av.FFmpegError, OverflowError, ValueError) as exc:
+        if isinstance(exc, GopError):
+            raise
+        raise GopError(f"not a readable MP4 ({exc})") from None
+    table = hasher.finish()
+    table.complete = complete
+    return table
 
 
 def header_of(meta: ClipMeta) -> GopTable:
@@ -123,8 +161,10 @@ def _annex_b(units: list[bytes]) -> bytes:
 
 
 def samples(path: Path | bytes) -> list[tuple[int, int, int]]:
-    """(offset, length, ticks) of every sample of an MP4's video, in order."""
+    """(offset, length, ticks) of every sample of an MP4's one video stream, in order."""
     with av.open(io.BytesIO(path) if isinstance(path, bytes) else str(path)) as container:
+        if len(container.streams) != 1 or not container.streams.video:
+            raise GopError("the file holds other streams than one video")
         stream = container.streams.video[0]
         base = stream.time_base or TIME_BASE
         return [
@@ -240,6 +280,7 @@ def check_excerpt(
     times (``played``: its samples, when the caller has just read them). Raises
     :class:`GopError` with the first reason."""
     first, last = check_ranges(table, ranges, data)
+    check_layout(data, ranges)
     try:
         played = samples(data) if played is None else played
     except (av.FFmpegError, IndexError) as exc:
@@ -259,10 +300,100 @@ def check_excerpt(
             end += size
         if end != offset + length:
             raise GopError(f"GOP {index}'s frames do not fill its range")
-        if (runs[0][2] + origin, runs[-1][2] + origin) != (gop.first, gop.last):
+        if times_digest([run[2] + origin for run in runs]) != gop.times:
             raise GopError(f"GOP {index} plays at other times than the doorbell recorded")
-        if any(b[2] <= a[2] for a, b in itertools.pairwise(runs)):
-            raise GopError(f"GOP {index}'s frames are out of order")
+
+
+IDENTITY = (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+"""An MP4 transformation matrix that shows the picture as it is (ISO/IEC 14496-12)."""
+TOP = {b"ftyp", b"free", b"skip", b"mdat", b"moov"}
+IN_MOOV = {b"mvhd", b"trak", b"udta", b"free", b"skip"}
+IN_TRAK = {b"tkhd", b"edts", b"mdia", b"udta", b"free", b"skip"}
+
+
+def mp4_boxes(data, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+    """(type, start of its content, end) of each box between ``start`` and ``end``."""
+    end = len(data) if end is None else end
+    found, at = [], start
+    while at < end:
+        if at + 8 > end:
+            raise GopError("a box of the MP4 is cut short")
+        size, kind, header = (
+            int.from_bytes(data[at : at + 4], "big"),
+            bytes(data[at + 4 : at + 8]),
+            8,
+        )
+        if size == 1 and at + 16 <= end:
+            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        if size < header or at + size > end:
+            raise GopError(f"the MP4's {kind!r} box has an impossible size")
+        found.append((kind, at + header, at + size))
+        at += size
+    return found
+
+
+def check_layout(data, ranges: list[tuple[int, int, int]]) -> None:
+    """The excerpt is laid out as Porch writes one, so that what it plays is what the
+    ranges hold: one media data box holding exactly the ranges; one movie with one
+    enabled video track, shown as recorded (identity matrices), and an edit list (if any)
+    that plays it from its start at normal speed. Anything else is refused (a second
+    track, a picture turned or mirrored, bytes played from elsewhere)."""
+    top = mp4_boxes(data)
+    kinds = [kind for kind, _, _ in top]
+    if not set(kinds) <= TOP or kinds.count(b"mdat") != 1 or kinds.count(b"moov") != 1:
+        raise GopError(f"the excerpt's boxes are not those of a Porch excerpt: {kinds}")
+    ((_, media, media_end),) = [box for box in top if box[0] == b"mdat"]
+    if (media, media_end) != (ranges[0][1], ranges[-1][1] + ranges[-1][2]):
+        raise GopError("the excerpt's media data holds more or less than its GOPs")
+    ((_, moov, moov_end),) = [box for box in top if box[0] == b"moov"]
+    inside = mp4_boxes(data, moov, moov_end)
+    if (
+        not {kind for kind, _, _ in inside} <= IN_MOOV
+        or [k for k, _, _ in inside].count(b"trak") != 1
+    ):
+        raise GopError("the excerpt's movie holds other than one track")
+    for kind, start, end in inside:
+        if kind == b"mvhd":
+            _identity(data, start, end, 36, 48, "movie")
+        elif kind == b"trak":
+            _check_track(data, start, end)
+
+
+def _identity(data, start: int, end: int, at_v0: int, at_v1: int, what: str) -> None:
+    at = start + (at_v1 if data[start] == 1 else at_v0)
+    if at + 36 > end:
+        raise GopError(f"the excerpt's {what} header is cut short")
+    matrix = tuple(int.from_bytes(data[at + 4 * i : at + 4 * i + 4], "big") for i in range(9))
+    if matrix != IDENTITY:
+        raise GopError(f"the excerpt's {what} is turned or mirrored, not shown as recorded")
+
+
+def _check_track(data, start: int, end: int) -> None:
+    boxes = mp4_boxes(data, start, end)
+    if not {kind for kind, _, _ in boxes} <= IN_TRAK:
+        raise GopError("the excerpt's track holds boxes a Porch excerpt has not")
+    for kind, begin, stop in boxes:
+        if kind == b"tkhd":
+            if not int.from_bytes(data[begin + 1 : begin + 4], "big") & 1:
+                raise GopError("the excerpt's track is not enabled")
+            _identity(data, begin, stop, 40, 52, "track")
+        elif kind == b"edts":
+            for edit, at, edit_end in mp4_boxes(data, begin, stop):
+                if edit == b"elst":
+                    _check_edits(data, at, edit_end)
+
+
+def _check_edits(data, at: int, end: int) -> None:
+    """One edit that plays the track from its start at normal speed, or none."""
+    version, count = data[at], int.from_bytes(data[at + 4 : at + 8], "big")
+    width = 8 if version == 1 else 4
+    entry = at + 8
+    if count != 1 or entry + 2 * width + 4 > end:
+        raise GopError("the excerpt's edit list is not the single plain edit Porch writes")
+    media_time = int.from_bytes(data[entry + width : entry + 2 * width], "big", signed=True)
+    rate = int.from_bytes(data[entry + 2 * width : entry + 2 * width + 4], "big")
+    if media_time != 0 or rate != 0x10000:
+        raise GopError("the excerpt's edit list skips or speeds up frames")
 
 
 def open_journal(meta: ClipMeta, data: bytes, seal_key, signer) -> tuple[bytes, bytes, bytes]:
@@ -275,23 +406,29 @@ def open_journal(meta: ClipMeta, data: bytes, seal_key, signer) -> tuple[bytes, 
         return unseal(payload, seal_key) if meta.sealed else payload
 
     thumbnail, units = None, []
+    hasher = GopHasher(GopTable(meta.device_id, meta.clip_id, start_us_of(meta)),
+                       annex_b=True, keep_units=False)  # fmt: skip
     for tag, payload, _ in journal.records(data):
         if tag == journal.THUMBNAIL:
             thumbnail = opened(payload)
         elif tag == journal.GOP and len(units) < meta.gops.count:
-            units.append(journal.unpack_gop(opened(payload)))
+            gop = journal.unpack_gop(opened(payload))
+            for at, (ticks, unit) in enumerate(gop):  # checked as it comes: times, sizes
+                hasher.add(ticks, unit, at == 0)
+            units.append(gop)
     if thumbnail is None or len(units) != meta.gops.count:
         raise GopError("the journal lacks the GOPs its checkpoint signed")
+    table = hasher.finish()
+    table.complete = False
+    check_seal(table, meta.gops, signer)
     frames = [
         Frame(ticks, canonical(unit, annex_b=True), at == 0)
         for gop in units
         for at, (ticks, unit) in enumerate(gop)
     ]
-    table = table_of(frames, GopTable(meta.device_id, meta.clip_id, start_us_of(meta)), False)
-    check_seal(table, meta.gops, signer)
     out = io.BytesIO()
     write_mp4(out, frames, meta.width, meta.height)
     video = out.getvalue()
-    if table_of(read_frames(video)[0], table, False).sha256() != table.sha256():
+    if table_from_mp4(video, table, False).sha256() != table.sha256():
         raise GopError("the journal's GOPs did not survive muxing")
     return video, thumbnail, table.text()

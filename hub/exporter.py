@@ -32,7 +32,7 @@ from porch.core.gops import GopError, parse_table, ranges_text
 from porch.core.wire import ClipMeta
 from porch.hub.clipstore import HubClipStore
 from porch.hub.consent import Consent, ConsentError
-from porch.hub.excerpt import check_seal, cut, header_of, read_frames, table_of
+from porch.hub.excerpt import check_seal, cut, header_of, table_from_mp4
 from porch.hub.export import credentials
 from porch.hub.export.bundle import FORMAT, ClipFile, build_bundle
 from porch.hub.export.redact import Box, redact
@@ -83,7 +83,7 @@ def excerpt_of(
         if gops.exists():
             table = parse_table(gops.read_bytes())
         else:
-            table = table_of(read_frames(path)[0], header_of(meta), seal.complete)
+            table = table_from_mp4(path, header_of(meta), seal.complete, seal.count)
         if (table.device_id, table.clip_id) != (meta.device_id, meta.clip_id):
             raise GopError("the kept GOP table is another clip's")
         check_seal(table, seal, signer)

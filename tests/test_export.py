@@ -150,7 +150,7 @@ def test_openssl_sha256sum_and_unzip_alone_as_docs_verify_md_says(exported, tmp_
     for given in (fingerprint, colons):
         done = run_check(script, exported.bundle, given)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "bundle checks out" in done.stdout and "redacted copy" in done.stdout
+        assert "bundle checks out" in done.stdout and "redacted by the home" in done.stdout
 
     wrong = run_check(script, exported.bundle, "ab" * 32)
     assert wrong.returncode != 0 and "FAIL: the bundle's CA is" in wrong.stdout

@@ -88,7 +88,7 @@ def test_a_malformed_table_is_refused(change):
 def test_ranges_must_hold_consecutive_gops_back_to_back_as_signed():
     gops = [os.urandom(100), os.urandom(80), os.urandom(120)]
     made = GopTable("front-door", "cd" * 16, 0, [
-        Gop(i, i * 90000, i * 90000 + 84000, 15, hashlib.sha256(g).hexdigest())
+        Gop(i, i * 90000, i * 90000 + 84000, 15, hashlib.sha256(g).hexdigest(), "0" * 64)
         for i, g in enumerate(gops)
     ], complete=True)  # fmt: skip
     data = b"HEAD" + b"".join(gops) + b"TAIL"

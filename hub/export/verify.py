@@ -53,6 +53,8 @@ class Verified:
     """The bundle's CA is the home CA given to the check: it comes from that home."""
     excerpts: int = 0
     """Clips that are excerpts of whole GOPs (porch-export/3)."""
+    redacted: int = 0
+    """Clips whose pictures the home redacted: the doorbell signed what they were made from."""
 
 
 def _cert(data: bytes | memoryview, name: str) -> x509.Certificate:
@@ -81,6 +83,13 @@ def _ed25519(cert: x509.Certificate, name: str) -> ed25519.Ed25519PublicKey:
     return key
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key twice in one object")
+    return dict(pairs)
+
+
 def verify_bundle(path: Path, ca_pem: bytes | None = None) -> Verified:
     """Raises :class:`BundleError` with the first reason the bundle is not valid."""
     try:
@@ -99,9 +108,11 @@ def _verify(path: Path, ca_pem: bytes | None) -> Verified:
 
         body = bytes(read("manifest.json"))
         try:
-            manifest = json.loads(body)
-        except ValueError:
-            raise BundleError("manifest.json is not JSON") from None
+            manifest = json.loads(body, object_pairs_hook=_unique_keys)
+        except ValueError as exc:
+            raise BundleError(f"manifest.json is not JSON, or names a key twice ({exc})") from None
+        if json.dumps(manifest, indent=1, sort_keys=True).encode() != body:
+            raise BundleError("manifest.json is not laid out the one way Porch writes it")
         if not isinstance(manifest, dict) or manifest.get("format") not in FORMATS:
             raise BundleError(f"manifest.json is not a {' or '.join(FORMATS)} manifest")
         try:
@@ -151,6 +162,8 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
     if sorted(c["clip_id"] for c in clips) != sorted(scope["clip_ids"]):
         raise BundleError("the clips are not exactly the approved ones")
 
+    redaction = approval.get("redaction") or {}
+    redacting = bool(redaction.get("blur_faces") or redaction.get("boxes"))
     c2pa_serial = None
     if any("credentials" in clip for clip in clips):
         c2pa_cert = _cert(read("certs/c2pa.pem"), "certs/c2pa.pem")
@@ -166,6 +179,8 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
             raise BundleError(f"clip {clip_id} lies outside the approved window")
         if hashlib.sha256(read(clip["file"])).hexdigest() != clip["sha256"]:
             raise BundleError(f"{clip['file']} does not match its SHA-256 in the manifest")
+        if clip.get("redaction") and not redacting:
+            raise BundleError(f"clip {clip_id} says it was redacted; the approval asked for none")
         if (
             "excerpt" not in clip
             and not clip.get("redaction")
@@ -218,7 +233,8 @@ def _check(manifest, body, read, archive, mapped, ca_pem) -> Verified:
         organisation=request.get("organisation", ""),
         credentials=sum("credentials" in clip for clip in clips),
         authenticated=ca_pem is not None,
-        excerpts=sum("excerpt" in clip for clip in clips),
+        excerpts=sum("excerpt" in clip and not clip.get("redaction") for clip in clips),
+        redacted=sum(bool(clip.get("redaction")) for clip in clips),
     )
 
 

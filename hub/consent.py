@@ -410,12 +410,15 @@ def checked_trims(trims: dict[str, tuple[float, float | None]], chosen: list[dic
             )
         length = row["end_ts"] - row["start_ts"]
         end = length if end is None else end
-        if not (0 <= start < end <= length + MAX_TRIM_SLACK_S and end - start >= MIN_TRIM_S):
+        if not (0 <= start < end <= length + MAX_TRIM_SLACK_S):
+            raise ConsentError(f"clip {clip_id[:8]}'s trim must lie within its {length:.1f} s")
+        end = min(end, length)
+        if end - start < MIN_TRIM_S:
             raise ConsentError(
                 f"clip {clip_id[:8]}'s trim must lie within its {length:.1f} s and last at"
                 f" least {MIN_TRIM_S:g} s"
             )
-        checked[clip_id] = [start, min(end, length)]
+        checked[clip_id] = [start, end]
     return checked
 
 

@@ -61,8 +61,9 @@ source), given the home CA's SHA-256 fingerprint, which the home gives you by an
      clips/ID.gops, the doorbell's table of every GOP (group of pictures) of the clip.
   5. An excerpt holds whole GOPs of the clip: clips/ID.ranges gives each one's index, byte
      offset and length in clips/ID.mp4, and the SHA-256 of those bytes is the one the
-     table lists for that index (tail -c +OFFSET+1 clips/ID.mp4 | head -c LENGTH |
-     sha256sum). The manifest says which seconds of the clip it shows.
+     table lists for that index: tail -c +N clips/ID.mp4 | head -c LENGTH | sha256sum,
+     where N is OFFSET + 1. The manifest says which seconds it shows; that the MP4
+     plays only those bytes, porch verify checks.
 Each clip also carries C2PA Content Credentials, signed under the same CA: beside an
 original or excerpt (clips/ID.c2pa, so that the clip stays the bytes the doorbell signed),
 embedded in a redacted copy. Any C2PA tool shows them (c2patool clips/ID.c2pa, or the

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -1018,12 +1019,12 @@ def _trims(clips: list[str], starts: list[str], ends: list[str], ticked: set[str
         raise ConsentError("trims come as one clip, one start and one end each")
     trims: dict = {}
     for clip_id, start, end in zip(clips, starts, ends, strict=True):
-        if clip_id not in ticked or not (start.strip() or end.strip()):
+        start, end = start.strip(), end.strip()
+        if clip_id not in ticked or not (start or end):
             continue
-        try:
-            trims[clip_id] = (float(start or 0), float(end) if end.strip() else None)
-        except ValueError:
-            raise ConsentError(f"a trim is in seconds: {start[:20]!r} to {end[:20]!r}") from None
+        if not all(re.fullmatch(r"\d{1,6}(\.\d{1,3})?", v) for v in (start or "0", end or "0")):
+            raise ConsentError(f"a trim is in seconds: {start[:20]!r} to {end[:20]!r}")
+        trims[clip_id] = (float(start or 0), float(end) if end else None)
     return trims
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import socket
 import threading
@@ -13,29 +14,35 @@ import time
 import zipfile
 from types import SimpleNamespace
 
+import paho.mqtt.client as mqtt
 import pytest
 from click.testing import CliRunner
 from conftest import (
+    PASSWORD,
     TIMEOUT,
     module_home,
+    needs_chromium,
+    sign_in,
     start_hub,
     wait_for,
 )
 from cryptography.hazmat.primitives import hashes
+from paho.mqtt.enums import CallbackAPIVersion
 from test_export import record_two_clips
 
 from porch.agency.desk import Desk, relay_from
 from porch.agency.dropbox import DropBox
-from porch.agency.identity import Agency
+from porch.agency.identity import Agency, RegionalAuthority
 from porch.agency.relay import add_agency, listener_lines
 from porch.cli import main
-from porch.core.area import EARTH_RADIUS_M, circle
-from porch.core.config import AreaSettings
+from porch.core.area import EARTH_RADIUS_M, cells_covering, circle, request_topic, sign
+from porch.core.config import AreaSettings, to_toml
+from porch.hub.consent import ConsentError
 from porch.localbroker import LocalBroker, free_port
 
 pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_pub"), reason="no mosquitto")
 HOME = (51.5074, -0.1278)  # home A: inside the areas the agency asks
-AWAY = (51.5300, -0.1278)  # home B: 2.5 km north, outside them
+AWAY = (51.5300, -0.1301)  # home B: 2.5 km north, outside them
 
 
 def north_of(point: tuple[float, float], metres: float) -> tuple[float, float]:
@@ -104,8 +111,6 @@ def region(tmp_path_factory):
     box_proxy = CountingProxy(box_port)
     agency.init("Ankh-Morpork City Watch", "city-watch", f"http://127.0.0.1:{box_proxy.port}")
     settings = {**agency.settings, "relay_host": "127.0.0.1", "relay_port": relay_port}
-    from porch.core.config import to_toml
-
     (agency.root / "agency.toml").write_text(to_toml(settings))
     (agency.root / "relay.password").write_text(password)
     desk = Desk(agency)
@@ -144,7 +149,7 @@ def region(tmp_path_factory):
                 proxy.close()
 
 
-CENTRE = north_of(HOME, 120)  # the areas' centre: a burglary 120 m north of home A
+CENTRE = (north_of(HOME, 120)[0], -0.1265)  # a burglary about 150 m north-east of home A
 
 
 def ask(region, radius_m: float = 300, centre=CENTRE, hours: float = 1.0, **changes):
@@ -228,3 +233,216 @@ def test_an_approval_reaches_the_drop_box_sealed_and_verified(region):
     assert f"{request.request_id}  CW-2026-0412  open  bundles received: 1" in report.output
     audit = [e.action for e in hub.audit.entries(mine)]
     assert audit == ["request", "approved", "export", "delivered"], audit
+
+
+def publish_raw(region, topic: str, payload: bytes) -> None:
+    """Publish as the agency's relay account would (a tampered or replayed message)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set("city-watch", region.password)
+    client.connect("127.0.0.1", region.relay.port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1).wait_for_publish(TIMEOUT)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def refusal(region, request_id: str) -> str:
+    wait_for(lambda: heard(region.hub, request_id), what="home A to hear it")
+    [entry] = [h for h in heard(region.hub, request_id) if h["outcome"] == "refused"][:1] or [
+        heard(region.hub, request_id)[0]
+    ]
+    assert entry["outcome"] == "refused", entry
+    return entry["reason"]
+
+
+def strip_along_a_street() -> list[list[float]]:
+    """2 km by 40 m (0.08 km²): big enough, but one street's houses."""
+    lat, lon = CENTRE
+    dlat = 20 / EARTH_RADIUS_M * 57.29577951308232
+    dlon = 1000 / EARTH_RADIUS_M * 57.29577951308232 / 0.6225
+    return [[lon - dlon, lat - dlat], [lon + dlon, lat - dlat], [lon + dlon, lat + dlat],
+            [lon - dlon, lat + dlat], [lon - dlon, lat - dlat]]  # fmt: skip
+
+
+def bow_tie() -> list[list[float]]:
+    lat, lon = CENTRE
+    d = 0.004
+    return [[lon - d, lat - d], [lon + d, lat + d], [lon + d, lat - d], [lon - d, lat + d],
+            [lon - d, lat - d]]  # fmt: skip
+
+
+GUARDRAILS = {
+    "one house": (dict(radius_m=60), "is under 0.05 km²"),
+    "a city": (dict(radius_m=4000), "is over 25 km²"),
+    "a street": (dict(area=strip_along_a_street()), "the area is a strip"),
+    "a bow tie": (dict(area=bow_tie()), "the area's edges cross"),
+    "a week": (dict(hours=100), "the window is longer than 72 h"),
+    "tomorrow": (dict(shift_h=+24), "the window lies in the future"),
+    "expired": (dict(expires_in_h=-1), "expired"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GUARDRAILS))
+def test_each_guardrail_refuses_unseen_with_its_reason(region, case):
+    change, reason = GUARDRAILS[case]
+    before = len(area_requests(region.hub))
+    end = time.time() - 1 + change.get("shift_h", 0) * 3600
+    ring = change.get("area") or circle(*CENTRE, change.get("radius_m", 300))
+    drafted = region.desk.draft(ring, end - change.get("hours", 1) * 3600, end, "CW-1",
+                                "voluntary", "Guardrails.", "Sgt. Angua", "angua@x")  # fmt: skip
+    if "expires_in_h" in change:
+        drafted = drafted.model_copy(update={"issued_at": time.time() - 7200,
+                                             "expires": time.time() - 3600})  # fmt: skip
+    region.desk.publish(drafted, relay_from(region.agency))
+    assert reason in refusal(region, drafted.request_id)
+    assert len(area_requests(region.hub)) == before, "the owner never sees it"
+
+
+def test_altered_replayed_and_withdrawn_requests_are_refused(region):
+    hub = region.hub
+    request = ask(region)
+    mine = matched_request(region, request)
+    topic = request_topic(cells_covering(request.area.ring)[0], "city-watch", request.request_id)
+    payload = sign(request, region.agency.sign_key(), region.agency.chain())
+    envelope = json.loads(payload)
+
+    # Altered: a longer window, the signature left as it was.
+    document = json.loads(envelope["document"])
+    document["start_ts"] -= 3600
+    altered = {**envelope, "document": json.dumps(document)}
+    publish_raw(region, topic, json.dumps(altered).encode())
+    wait_for(lambda: len(heard(hub, request.request_id)) >= 2, what="the altered copy heard")
+    assert "altered" in heard(hub, request.request_id)[0]["reason"]
+
+    # Replayed: the very same document published again.
+    publish_raw(region, topic, payload)
+    wait_for(lambda: len(heard(hub, request.request_id)) >= 3, what="the replay heard")
+    assert "replayed" in heard(hub, request.request_id)[0]["reason"]
+    assert (
+        len([r for r in area_requests(hub) if r.origin["area_request_id"] == request.request_id])
+        == 1
+    )
+
+    # Withdrawn: the pending request ends, its hold with it, and nothing is ever sent.
+    region.desk.withdraw(request.request_id, relay_from(region.agency))
+    wait_for(lambda: hub.consent.get(mine).state == "withdrawn", what="the withdrawal")
+    with pytest.raises(ConsentError):
+        hub.consent.decide(mine, "owner", approve=True)
+    assert hub.deliveries.status(mine)["state"] == "none"
+
+
+def test_an_agency_under_another_key_is_refused_until_the_owner_forgets_the_old(region):
+    impostor = Agency(region.tmp / "impostor")
+    impostor.init("Ankh-Morpork City Watch", "city-watch", region.agency.settings["dropbox"])
+    (impostor.root / "agency.toml").write_text(to_toml({**region.agency.settings}))
+    (impostor.root / "relay.password").write_text(region.password)
+    desk = Desk(impostor)
+    try:
+        end = time.time() - 1
+        forged = desk.draft(circle(*CENTRE, 300), end - 3600, end, "CW-9", "voluntary",
+                            "Same name, other key.", "Cpl. Nobbs", "nobbs@x")  # fmt: skip
+        desk.publish(forged, relay_from(impostor))
+        assert "not the one it came with first" in refusal(region, forged.request_id)
+        fingerprint = region.agency.certificate().fingerprint(hashes.SHA256()).hex()
+        [pinned] = [a for a in region.hub.area.agencies() if a["name"] == forged.agency]
+        assert pinned["fingerprint"] == fingerprint
+    finally:
+        desk.close()
+
+
+def test_a_regional_authority_vouches_for_its_agencies(region):
+    authority = RegionalAuthority(region.tmp / "authority")
+    authority.init("Ankh-Morpork Regional Authority")
+    certified = Agency(region.tmp / "certified")
+    certified.init("Sto Lat Constabulary", "city-watch", region.agency.settings["dropbox"])
+    (certified.root / "agency.toml").write_text(to_toml(
+        {**region.agency.settings, "name": "Sto Lat Constabulary"}))  # fmt: skip
+    (certified.root / "relay.password").write_text(region.password)
+    authority.issue(certified)
+    region.hub.area.add_authority((authority.root / "ca.crt").read_text())
+    desk = Desk(certified)
+    try:
+        end = time.time() - 1
+        asked = desk.draft(circle(*CENTRE, 300), end - 3600, end, "SL-1", "voluntary",
+                           "Certified.", "Capt. Q", "q@x")  # fmt: skip
+        desk.publish(asked, relay_from(certified))
+        wait_for(lambda: heard(region.hub, asked.request_id), what="the certified request")
+        assert heard(region.hub, asked.request_id)[0]["outcome"] == "matched"
+        names = [a["name"] for a in region.hub.area.agencies()]
+        assert "Sto Lat Constabulary" not in names, "vouched for, not pinned"
+    finally:
+        desk.close()
+
+
+def test_nothing_leaves_on_decline_silence_or_not_being_in_the_area(region):
+    """Every connection a hub opens goes through a counting proxy: declining, ignoring, or
+    lying outside the area opens none to the drop box, and none but the one subscription
+    to the relay."""
+    hub, hub_b = region.hub, region.hub_b
+    sent_before = region.box_proxy.connections
+    declined, ignored = ask(region), ask(region)
+    elsewhere = ask(region, centre=(north_of(HOME, 3000)[0], -0.1265))  # neither home
+    for request in (declined, ignored, elsewhere):
+        for each in (hub, hub_b):
+            wait_for(lambda r=request, h=each: heard(h, r.request_id), what="both hubs hear")
+    hub.consent.decide(matched_request(region, declined), "owner", approve=False,
+                       message="Not this time.")  # fmt: skip
+    assert heard(hub, elsewhere.request_id)[0]["outcome"] == "outside"
+    assert heard(hub_b, declined.request_id)[0]["outcome"] == "outside"
+    assert region.box_proxy.connections == sent_before, "not one connection to the drop box"
+    assert region.proxies["a"].connections == 1 and region.proxies["b"].connections == 1
+    report = CliRunner().invoke(main, ["agency", "report", str(region.agency.root)])
+    for request in (declined, ignored, elsewhere):  # all the agency can know: nothing came
+        assert f"{request.request_id}  CW-2026-0412  open  bundles received: 0" in report.output
+
+
+@needs_chromium
+def test_the_owner_sees_the_area_trims_and_approves_and_the_agency_receives(region, browser):
+    hub = region.hub
+    request = ask(region)
+    mine = matched_request(region, request)
+    owner = browser.new_context().new_page()
+    sign_in(owner, hub.url, "owner")
+    owner.goto(f"{hub.url}/requests")
+    owner.click(f"tr[data-request='{mine}'] a")
+    assert "area request" in owner.inner_text("body")
+    path = owner.get_attribute("#area-view path", "d")
+    assert path.startswith("M ") and path.count(" L ") >= 60, "the area, drawn from the request"
+    caption = owner.inner_text("#area-caption")
+    assert "lies inside it" in caption and "km²" in caption
+    fingerprint = region.agency.certificate().fingerprint(hashes.SHA256()).hex()
+    assert owner.inner_text("#agency-fingerprint").strip() == fingerprint
+    clip = region.clips[1]["clip_id"]
+    owner.check(f"#matching input[value='{clip}']")
+    owner.fill(f"input[name=trim_from][data-clip='{clip}']", "0.5")
+    owner.uncheck("input[name=blur_faces]")
+    owner.fill("input[name=password]", PASSWORD)
+    owner.click("#approve")
+    owner.wait_for_selector("#request-status:has-text('approved')")
+    owner.wait_for_selector("#delivery-state:has-text('delivered')", timeout=TIMEOUT * 1000)
+    [(_, bundle, verified, _)] = received(region, request.request_id)
+    assert json.loads(verified)["excerpts"] == 1
+    result = CliRunner().invoke(main, ["verify", bundle, "--ca",
+                                       str(region.home.pki.path("ca.crt"))])  # fmt: skip
+    assert result.exit_code == 0 and "1 excerpt(s)" in result.output, result.output
+
+
+def test_the_relay_holds_no_hub_identity_or_location(region):
+    """Last in the module: the relay is stopped and its persistence and log read. They
+    hold the agencies' requests, and nothing of any hub: no name, no certificate, no
+    coordinates, not even a connection."""
+    region.relay.stop()
+    try:
+        files = {p.name: p.read_bytes() for p in region.relay_dir.iterdir() if p.is_file()}
+    finally:
+        region.relay.start()
+    assert "mosquitto.db" in files and b"porch-area/v1/" in files["mosquitto.db"]
+    everything = b"".join(files.values())
+    hub_ca = region.home.pki.path("ca.crt").read_text().splitlines()[1].encode()
+    hub_cert = region.home.pki.path("hub.crt").read_text().splitlines()[1].encode()
+    for secret in (b"porch-hub", b"front-door", hub_ca, hub_cert, b"New client connected"):
+        assert secret not in everything, secret
+    for coordinate in (*HOME, *AWAY):
+        assert not re.search(rb"%s(?!\d)" % re.escape(str(coordinate).encode()), everything)

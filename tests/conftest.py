@@ -179,7 +179,10 @@ def hub_with_a_ring(tmp: Path, broker: LocalBroker, **hub_kwargs) -> HubService:
 @pytest.fixture(scope="module")
 def furnished_site(tmp_path_factory) -> Iterator[HubService]:
     """For a module's page walks: hub_with_a_ring plus a filed footage request (its id as
-    ``request_id``), on mock pins."""
+    ``request_id``) and an area request as the relay listener files one (``area_request_id``;
+    the home's location set, area requests off), on mock pins."""
+    from porch.core.area import circle
+
     Device.pin_factory = MockFactory()
     tmp = tmp_path_factory.mktemp("site")
     with LocalBroker(tmp / "broker") as broker:
@@ -189,6 +192,17 @@ def furnished_site(tmp_path_factory) -> Iterator[HubService]:
                                        "a parcel", "warrant", "W-1", ["front-door"], now - 3600,
                                        now - 1)  # fmt: skip
         service.request_id = request.request_id
+        service.area.set_home(False, 51.5074, -0.1278)
+        origin = {"kind": "area", "area_request_id": "ab" * 16, "agency": "City Watch",
+                  "agency_fingerprint": "cd" * 32, "case_reference": "CW-1",
+                  "area": {"type": "Polygon", "coordinates": [circle(51.5085, -0.1265, 300)]},
+                  "area_km2": 0.28, "dropbox": "https://watch.example/dropbox",
+                  "encryption_key": "ef" * 32, "issued_at": now}  # fmt: skip
+        asked = service.consent.file("agency:cdcdcdcdcdcdcdcd", "Sgt. Angua", "City Watch",
+                                     "angua@example", "a burglary", "warrant", "W-2",
+                                     ["front-door"], now - 3600, now - 1,
+                                     origin=origin)  # fmt: skip
+        service.area_request_id = asked.request_id
         yield service
         service.stop()
     Device.pin_factory.reset()
@@ -209,6 +223,8 @@ def site_pages(site: HubService) -> dict[str, tuple[str, ...]]:
         "/requests": ("owner", "requester"),
         "/requests/new": ("owner", "requester"),
         f"/requests/{site.request_id}": ("owner", "requester"),
+        f"/requests/{site.area_request_id}": ("owner",),
+        "/area": ("owner",),
         f"/live/{row['device_id']}": ("owner", "member"),
     }
 

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from conftest import (
     PASSWORD,
     TIMEOUT,
+    api,
     module_home,
     needs_chromium,
     sign_in,
@@ -427,6 +428,23 @@ def test_the_owner_sees_the_area_trims_and_approves_and_the_agency_receives(regi
     result = CliRunner().invoke(main, ["verify", bundle, "--ca",
                                        str(region.home.pki.path("ca.crt"))])  # fmt: skip
     assert result.exit_code == 0 and "1 excerpt(s)" in result.output, result.output
+
+
+def test_only_the_owner_reaches_area_settings_and_deliveries(region):
+    hub = region.hub
+    mine = next(r.request_id for r in area_requests(hub))
+    for role in ("member", "installer", "requester", None):
+        assert api(hub, role, "GET", "/area").status_code in (302, 401, 403)
+        for path, data in (("/area", {"enabled": "true", "latitude": "1", "longitude": "2"}),
+                           ("/area/authorities", {"pem": "x"}),
+                           ("/area/agencies/forget", {"name": "Ankh-Morpork City Watch"}),
+                           (f"/requests/{mine}/deliver", {})):  # fmt: skip
+            assert api(hub, role, "POST", path, data=data).status_code in (401, 403), path
+        assert api(hub, role, "GET", f"/api/requests/{mine}/delivery").status_code in (401, 403)
+    assert hub.area.home().latitude == HOME[0], "nothing changed"
+    bad = api(hub, "owner", "POST", "/area", data={"enabled": "true", "latitude": "north"})
+    assert bad.status_code == 400 and "degrees" in bad.text
+    assert hub.area.home().enabled and hub.area.home().latitude == HOME[0]
 
 
 def test_the_relay_holds_no_hub_identity_or_location(region):

@@ -24,6 +24,7 @@ BENCHMARKS = [
     "export_throughput.py",
     "face_blur.py",
     "push_latency.py",
+    "area_fanout.py",
     "device_footprint.py",
 ]
 

@@ -5,6 +5,7 @@ sends anything (sealed to the agency), and nobody learns who has a camera."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import shutil
@@ -14,6 +15,7 @@ import time
 import zipfile
 from types import SimpleNamespace
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from click.testing import CliRunner
@@ -36,7 +38,16 @@ from porch.agency.dropbox import DropBox
 from porch.agency.identity import Agency, RegionalAuthority
 from porch.agency.relay import add_agency, listener_lines
 from porch.cli import main
-from porch.core.area import EARTH_RADIUS_M, cells_covering, circle, request_topic, sign
+from porch.core.area import (
+    CHUNK_TYPE,
+    EARTH_RADIUS_M,
+    OFFSET_HEADER,
+    UPLOADS_PATH,
+    cells_covering,
+    circle,
+    request_topic,
+    sign,
+)
 from porch.core.config import AreaSettings, to_toml
 from porch.hub.consent import ConsentError
 from porch.localbroker import LocalBroker, free_port
@@ -60,12 +71,22 @@ class CountingProxy:
         self.port = self.listener.getsockname()[1]
         self.connections = 0
         self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
 
-    def _accept(self) -> None:
+    def pause(self) -> None:
+        """Refuse connections (the far end is down) until :meth:`resume`."""
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() waiting on it
+        self.listener.close()
+
+    def resume(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
         while not self._stop:
             try:
-                client, _ = self.listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             self.connections += 1
@@ -428,6 +449,36 @@ def test_the_owner_sees_the_area_trims_and_approves_and_the_agency_receives(regi
     result = CliRunner().invoke(main, ["verify", bundle, "--ca",
                                        str(region.home.pki.path("ca.crt"))])  # fmt: skip
     assert result.exit_code == 0 and "1 excerpt(s)" in result.output, result.output
+
+
+def test_a_delivery_waits_out_a_drop_box_that_is_down_and_resumes_a_cut_upload(region):
+    hub = region.hub
+    request = ask(region)
+    mine = matched_request(region, request)
+    hub.consent.decide(mine, "owner", approve=True, clip_ids=[region.clips[0]["clip_id"]])
+    region.box_proxy.pause()
+    try:
+        hub.builds.schedule(mine, "owner")
+        wait_for(lambda: "retrying" in hub.deliveries.status(mine)["error"],
+                 what="the delivery to meet a drop box that is down")  # fmt: skip
+        [sealed] = (region.home.root / "hub" / "exports").glob(".*.sealed")
+        data = sealed.read_bytes()
+        # Half of it had gone before the connection was cut (sent here straight to the box).
+        box = f"http://127.0.0.1:{region.box.server.config.port}{UPLOADS_PATH}"
+        opened = httpx.post(box, json={"request_id": request.request_id, "size": len(data),
+                                       "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
+        half = len(data) // 2
+        cut = httpx.patch(f"{box}/{opened.json()['upload']}", content=data[:half],
+                          headers={OFFSET_HEADER: "0", "Content-Type": CHUNK_TYPE})  # fmt: skip
+        assert cut.status_code == 204 and cut.headers[OFFSET_HEADER] == str(half)
+    finally:
+        region.box_proxy.resume()
+    wait_for(lambda: hub.deliveries.status(mine)["state"] == "delivered",
+             what="the delivery once the drop box is back")  # fmt: skip
+    rows = region.desk.conn.execute(
+        "SELECT received, size, bundle FROM received WHERE request_id = ?", (request.request_id,)
+    ).fetchall()
+    assert len(rows) == 1 and rows[0][0] == rows[0][1] == len(data) and rows[0][2], rows
 
 
 def test_only_the_owner_reaches_area_settings_and_deliveries(region):

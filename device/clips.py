@@ -290,11 +290,13 @@ class ClipRecorder:
         self.on_clip = on_clip
         self._active: _Recording | None = None
         self.failed = 0
+        self._finishing = False
         self.last_clip: StoredClip | None = None
 
     @property
     def recording(self) -> bool:
-        return self._active is not None
+        """A clip is being recorded, or being finished (sealed, committed, announced)."""
+        return self._active is not None or self._finishing
 
     def trigger(self, event_id: str, media_ts: float, wall_ts: float, image: np.ndarray) -> None:
         """An event at media time ``media_ts``: start a clip, or join the one being recorded."""
@@ -367,6 +369,13 @@ class ClipRecorder:
 
     def finish(self) -> StoredClip | None:
         """Close the clip being recorded and commit it to the store."""
+        self._finishing = True
+        try:
+            return self._finish()
+        finally:
+            self._finishing = False
+
+    def _finish(self) -> StoredClip | None:
         active, self._active = self._active, None
         if active is None:
             return None

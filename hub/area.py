@@ -78,6 +78,10 @@ CREATE INDEX IF NOT EXISTS area_log_request ON area_log (request_id);
 """
 SKEW_S = 300.0
 """Clocks may disagree this much: a window may end this far 'in the future'."""
+OPEN_PER_AGENCY = 20
+"""Pending area requests one agency may have on a hub: a flood stops there."""
+LOG_ROWS = 5000
+"""Documents heard that the log keeps (the newest)."""
 
 
 @dataclass(frozen=True)
@@ -181,11 +185,16 @@ class AreaStore:
 
     def record(self, request_id: str, agency: str, digest: str, outcome: str, reason: str):
         with self.conn:
-            self.conn.execute(
+            cursor = self.conn.execute(
                 "INSERT INTO area_log (at, request_id, agency, document_sha256, outcome, reason)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (time.time(), request_id, agency[:200], digest, outcome, reason[:500]),
             )
+            if cursor.lastrowid % 100 == 0:  # now and then: the newest LOG_ROWS stay
+                self.conn.execute(
+                    "DELETE FROM area_log WHERE seq <= ? AND outcome != 'matched'",
+                    (cursor.lastrowid - LOG_ROWS,),
+                )
 
 
 def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
@@ -328,6 +337,13 @@ class AreaRequests:
         if not shape.contains(home.latitude, home.longitude):
             self.store.record(request.request_id, request.agency, digest, "outside", "")
             return "outside"
+        fp = fingerprint(chain[0])
+        open_ones = sum(
+            1 for r in self.consent.all()
+            if r.status == "pending" and r.origin.get("agency_fingerprint") == fp
+        )  # fmt: skip
+        if open_ones >= OPEN_PER_AGENCY:
+            raise Refused(f"the agency has {open_ones} requests open here already")
         devices = self.devices()
         if not devices:
             self.store.record(request.request_id, request.agency, digest, "outside",

@@ -442,8 +442,8 @@ def test_the_owner_sees_the_area_trims_and_approves_and_the_agency_receives(regi
     owner.uncheck("input[name=blur_faces]")
     owner.fill("input[name=password]", PASSWORD)
     owner.click("#approve")
-    owner.wait_for_selector("#request-status:has-text('approved')")
-    owner.wait_for_selector("#delivery-state:has-text('delivered')", timeout=TIMEOUT * 1000)
+    owner.wait_for_selector("#request-status:has-text('approved')", timeout=TIMEOUT * 1000)
+    owner.wait_for_selector("#delivery-state:has-text('delivered')", timeout=2 * TIMEOUT * 1000)
     [(_, bundle, verified, _)] = received(region, request.request_id)
     assert json.loads(verified)["excerpts"] == 1
     result = CliRunner().invoke(main, ["verify", bundle, "--ca",

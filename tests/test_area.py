@@ -176,8 +176,9 @@ CENTRE = (north_of(HOME, 120)[0], -0.1265)  # a burglary about 150 m north-east 
 
 def ask(region, radius_m: float = 300, centre=CENTRE, hours: float = 1.0, **changes):
     """The agency asks every home within ``radius_m`` of ``centre`` for the last ``hours``
-    (the clips' time among them); returns the published request."""
-    end = time.time() - 1
+    (the clips' time among them, up to a few seconds from now, as clocks differ); returns
+    the published request."""
+    end = time.time() + 30
     drafted = region.desk.draft(circle(*centre, radius_m), end - hours * 3600, end,
                                 "CW-2026-0412", "warrant", "A burglary on Elm Street.",
                                 "Sgt. Angua", "angua@watch.example", "W-77")  # fmt: skip

@@ -12,14 +12,12 @@ Only then is it kept. The agency learns how many bundles came per request, nothi
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import secrets
 import threading
 import time
 import zipfile
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -27,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from porch.agency.desk import Desk
 from porch.core.area import MAX_UPLOAD_BYTES, OFFSET_HEADER, UPLOADS_PATH
+from porch.core.fsutil import sha256_file
 from porch.core.seal import SealError, open_stream
 from porch.hub.export.bundle import BundleError
 from porch.hub.export.verify import verify_bundle
@@ -125,7 +124,7 @@ def create_dropbox(desk: Desk) -> FastAPI:
         part = uploads / f"{upload_id}.part"
         bundle = bundles / f"{upload_id}.zip"
         try:
-            if _sha256(part) != digest:
+            if sha256_file(part) != digest:
                 raise BundleError("the upload is not the one announced (SHA-256)")
             with open(part, "rb") as source, open(bundle, "wb") as target:
                 open_stream(source, target, desk.agency.encrypt_key())
@@ -157,14 +156,6 @@ def create_dropbox(desk: Desk) -> FastAPI:
         return {"state": "received", "verified": True, "bundle_id": result.bundle_id}
 
     return app
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class DropBox:

@@ -43,7 +43,12 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def sha256_file(path: Path) -> str:
-    return file_digests(path, 1 << 20)[0]
+    """SHA-256 of a file, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_digests(path: Path, chunk_bytes: int) -> tuple[str, list[str]]:

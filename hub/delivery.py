@@ -12,7 +12,6 @@ answer says whether the drop box received and verified the bundle.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
@@ -25,6 +24,7 @@ from pathlib import Path
 import requests
 
 from porch.core.area import CHUNK_TYPE, OFFSET_HEADER, UPLOADS_PATH
+from porch.core.fsutil import sha256_file
 from porch.core.seal import seal_stream
 from porch.hub.consent import Consent
 
@@ -150,7 +150,7 @@ class Deliveries:
                 os.fsync(target.fileno())
             os.replace(partial, sealed)
         size = sealed.stat().st_size
-        digest = _sha256(sealed)
+        digest = sha256_file(sealed)
         error = ""
         for attempt in range(ATTEMPTS):
             if self._stopping.is_set():
@@ -207,11 +207,3 @@ class Deliveries:
 
 def _said(response: requests.Response) -> str:
     return f"{response.status_code} {response.text[:200]}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()

@@ -28,6 +28,7 @@ from typing import TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from porch.core.fsutil import sha256_file
 from porch.core.gops import GopError, parse_table, ranges_text
 from porch.core.wire import ClipMeta
 from porch.hub.clipstore import HubClipStore
@@ -59,7 +60,7 @@ def credential_clip(
     once for both (C2PA reads from memory faster than through a file)."""
     small = path.stat().st_size <= IN_MEMORY_BYTES
     source: Path | bytes = path.read_bytes() if small else path
-    digest = hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else file_sha256(path)
+    digest = hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else sha256_file(path)
     if digest != original:
         raise ConsentError(f"clip {story.clip_id} changed on the hub's disk", 500)
     sidecar = credentials.sidecar(source, story, chain, key)
@@ -141,14 +142,6 @@ class _Progress:
             last[0] = fraction
 
         return done
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Exporter:
@@ -233,7 +226,7 @@ class Exporter:
                 signature = bytes.fromhex(meta.signature)
                 if not redacting:
                     return entry, credential_clip(path, original, signature, told, chain, key)
-                if file_sha256(path) != original:
+                if sha256_file(path) != original:
                     raise ConsentError(f"clip {meta.clip_id} changed on the hub's disk", 500)
                 return entry, redacted(path, path, entry, told, signature, size)
 

@@ -356,12 +356,20 @@ def test_altered_replayed_and_withdrawn_requests_are_refused(region):
     assert hub.deliveries.status(mine)["state"] == "none"
 
 
+def another_agency(region, folder: str, name: str, authority=None) -> Desk:
+    """A second agency on the relay's same account (certified by ``authority``, if given)."""
+    found = Agency(region.tmp / folder)
+    found.init(name, "city-watch", region.agency.settings["dropbox"])
+    (found.root / "agency.toml").write_text(to_toml({**region.agency.settings, "name": name}))
+    (found.root / "relay.password").write_text(region.password)
+    if authority is not None:
+        authority.issue(found)
+    return Desk(found)
+
+
 def test_an_agency_under_another_key_is_refused_until_the_owner_forgets_the_old(region):
-    impostor = Agency(region.tmp / "impostor")
-    impostor.init("Ankh-Morpork City Watch", "city-watch", region.agency.settings["dropbox"])
-    (impostor.root / "agency.toml").write_text(to_toml({**region.agency.settings}))
-    (impostor.root / "relay.password").write_text(region.password)
-    desk = Desk(impostor)
+    desk = another_agency(region, "impostor", "Ankh-Morpork City Watch")
+    impostor = desk.agency
     try:
         end = time.time() - 1
         forged = desk.draft(circle(*CENTRE, 300), end - 3600, end, "CW-9", "voluntary",
@@ -378,14 +386,9 @@ def test_an_agency_under_another_key_is_refused_until_the_owner_forgets_the_old(
 def test_a_regional_authority_vouches_for_its_agencies(region):
     authority = RegionalAuthority(region.tmp / "authority")
     authority.init("Ankh-Morpork Regional Authority")
-    certified = Agency(region.tmp / "certified")
-    certified.init("Sto Lat Constabulary", "city-watch", region.agency.settings["dropbox"])
-    (certified.root / "agency.toml").write_text(to_toml(
-        {**region.agency.settings, "name": "Sto Lat Constabulary"}))  # fmt: skip
-    (certified.root / "relay.password").write_text(region.password)
-    authority.issue(certified)
+    desk = another_agency(region, "certified", "Sto Lat Constabulary", authority)
+    certified = desk.agency
     region.hub.area.add_authority((authority.root / "ca.crt").read_text())
-    desk = Desk(certified)
     try:
         end = time.time() - 1
         asked = desk.draft(circle(*CENTRE, 300), end - 3600, end, "SL-1", "voluntary",

@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import threading
 import time
 import zipfile
@@ -31,6 +32,10 @@ from porch.hub.export.bundle import BundleError
 from porch.hub.export.verify import verify_bundle
 
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
+OPEN_PER_REQUEST = 200
+"""Unfinished uploads one request may have (hubs are anonymous: anyone may start one)."""
+FREE_RESERVE_BYTES = 1024**3
+"""An upload is refused when it would leave less than this free on the drop box's disk."""
 
 
 class Opening(BaseModel):
@@ -68,6 +73,14 @@ def create_dropbox(desk: Desk) -> FastAPI:
             if found is not None:  # the same bundle again: resume (or it is in already)
                 state = "received" if found[2] else "receiving"
                 return {"upload": found[0], "offset": found[1], "state": state}
+            (unfinished,) = desk.conn.execute(
+                "SELECT COUNT(*) FROM received WHERE request_id = ? AND finished IS NULL",
+                (opening.request_id,),
+            ).fetchone()
+            if unfinished >= OPEN_PER_REQUEST:
+                raise HTTPException(429, "too many unfinished uploads for this request")
+            if shutil.disk_usage(uploads).free < opening.size * 2 + FREE_RESERVE_BYTES:
+                raise HTTPException(507, "no room for that upload now")
             upload_id = secrets.token_hex(16)
             desk.conn.execute(
                 "INSERT INTO received (upload_id, request_id, size, sha256, started)"

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import logging
 import math
+import socket
 import sqlite3
 import threading
 import time
@@ -381,13 +383,9 @@ class AreaRequests:
         return "matched"
 
     def _check_dropbox(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme == "https" and parts.hostname:
-            return
-        loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
-        if parts.scheme == "http" and loopback and self.settings.allow_http_dropbox:
-            return
-        raise Refused("the drop box is not an https:// address")
+        reason = dropbox_refusal(url, self.settings.allow_http_dropbox)
+        if reason:
+            raise Refused(reason)
 
     def _withdraw(self, withdrawal: Withdrawal, digest: str, now: float) -> str:
         matched = self.store.conn.execute(
@@ -399,6 +397,34 @@ class AreaRequests:
         self.store.record(withdrawal.request_id, withdrawal.agency, digest, "withdrawn", "")
         log.info("area request %s withdrawn by %r", withdrawal.request_id, withdrawal.agency)
         return "withdrawn"
+
+
+def dropbox_refusal(url: str, allow_loopback_http: bool, resolve: bool = False) -> str:
+    """Why the hub will not send a bundle to ``url`` ('' when it will): only https://, and
+    only to a public address, so that an agency cannot make the hub post into the home's
+    own network (its router, its printer). ``resolve``: look the name up too (at delivery:
+    the address the connection will go to). Tests may allow http:// on 127.0.0.1."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    loopback = host in ("127.0.0.1", "::1", "localhost")
+    if loopback and allow_loopback_http and parts.scheme in ("http", "https"):
+        return ""
+    if parts.scheme != "https" or not host or parts.username or parts.password:
+        return "the drop box is not a plain https:// address"
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        addresses = []
+        if resolve:
+            try:
+                found = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                return f"the drop box's name does not resolve ({exc})"
+            addresses = [ipaddress.ip_address(info[4][0]) for info in found]
+    for address in addresses:
+        if not address.is_global:
+            return f"the drop box is not on the internet ({address}): the hub posts only there"
+    return ""
 
 
 class AreaListener:

@@ -26,6 +26,7 @@ import requests
 from porch.core.area import CHUNK_TYPE, OFFSET_HEADER, UPLOADS_PATH
 from porch.core.fsutil import sha256_file
 from porch.core.seal import seal_stream
+from porch.hub.area import dropbox_refusal
 from porch.hub.consent import Consent
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,11 @@ class Deliveries:
         conn: sqlite3.Connection,
         consent: Consent,
         root: Path,
+        allow_loopback_http: bool = False,
         backoff_s: Callable[[int], float] = lambda attempt: min(60.0, 0.5 * 2**attempt),
     ):
         self.conn = conn
+        self.allow_loopback_http = allow_loopback_http
         self.consent = consent
         self.root = root
         self.backoff_s = backoff_s
@@ -141,6 +144,10 @@ class Deliveries:
             self._set(request_id, "withdrawn", 0, 0, "the agency withdrew the request")
             return
         origin = request.origin
+        refusal = dropbox_refusal(origin["dropbox"], self.allow_loopback_http, resolve=True)
+        if refusal:
+            self._set(request_id, "failed", 0, 0, refusal)
+            return
         sealed = self.root / f".{bundle['bundle_id']}.sealed"
         if not sealed.exists():
             partial = sealed.with_suffix(".partial")

@@ -115,6 +115,7 @@ class HubService:
             delivery_db.conn,
             Consent(delivery_db.conn, AuditLog(delivery_db.conn, export_key)),
             data / "exports",
+            config.area.allow_http_dropbox,
         )
         build_consent = Consent(build_db.conn, AuditLog(build_db.conn, export_key))
         self.builds = BundleBuilds(

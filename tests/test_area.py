@@ -304,6 +304,8 @@ GUARDRAILS = {
     "a week": (dict(hours=100), "the window is longer than 72 h"),
     "tomorrow": (dict(shift_h=+24), "the window lies in the future"),
     "expired": (dict(expires_in_h=-1), "expired"),
+    "the home's router": (dict(dropbox="https://192.168.1.1/upload"), "not on the internet"),
+    "plain http": (dict(dropbox="http://dropbox.example/"), "not a plain https://"),
 }
 
 
@@ -315,6 +317,8 @@ def test_each_guardrail_refuses_unseen_with_its_reason(region, case):
     ring = change.get("area") or circle(*CENTRE, change.get("radius_m", 300))
     drafted = region.desk.draft(ring, end - change.get("hours", 1) * 3600, end, "CW-1",
                                 "voluntary", "Guardrails.", "Sgt. Angua", "angua@x")  # fmt: skip
+    if "dropbox" in change:
+        drafted = drafted.model_copy(update={"dropbox": change["dropbox"]})
     if "expires_in_h" in change:
         drafted = drafted.model_copy(update={"issued_at": time.time() - 7200,
                                              "expires": time.time() - 3600})  # fmt: skip

@@ -25,6 +25,7 @@ import socket
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -57,7 +58,8 @@ CREATE TABLE IF NOT EXISTS area_settings (
     longitude REAL
 );
 CREATE TABLE IF NOT EXISTS area_agencies (
-    name TEXT PRIMARY KEY,           -- as the agency signs it
+    name TEXT PRIMARY KEY,           -- as pins compare it (plain_name)
+    shown TEXT NOT NULL,             -- as the agency signed it first
     fingerprint TEXT NOT NULL,       -- the key it came with first (trust on first use)
     first_seen REAL NOT NULL
 );
@@ -82,6 +84,8 @@ SKEW_S = 300.0
 """Clocks may disagree this much: a window may end this far 'in the future'."""
 OPEN_PER_AGENCY = 20
 """Pending area requests one agency may have on a hub: a flood stops there."""
+OPEN_AREA_REQUESTS = 50
+"""Pending area requests of all agencies together (each holds clips against retention)."""
 LOG_ROWS = 5000
 """Documents heard that the log keeps (the newest)."""
 
@@ -131,13 +135,13 @@ class AreaStore:
 
     def agencies(self) -> list[dict]:
         rows = self.conn.execute(
-            "SELECT name, fingerprint, first_seen FROM area_agencies ORDER BY name"
+            "SELECT shown, fingerprint, first_seen FROM area_agencies ORDER BY name"
         ).fetchall()
         return [dict(zip(("name", "fingerprint", "first_seen"), r, strict=True)) for r in rows]
 
     def forget_agency(self, name: str) -> None:
         with self.conn:
-            self.conn.execute("DELETE FROM area_agencies WHERE name = ?", (name,))
+            self.conn.execute("DELETE FROM area_agencies WHERE name = ?", (plain_name(name),))
 
     def authorities(self) -> list[dict]:
         rows = self.conn.execute(
@@ -254,14 +258,16 @@ class AreaRequests:
                 if retained:
                     return "ignored"  # the relay's copy, again after a reconnection
                 raise Refused("replayed: this very document was heard before")
-            self._trusted(document, chain, now)
+            if not _printable(document.agency):
+                raise Refused("the agency's name holds invisible or control characters")
+            new_name = self._trusted(document, chain, now)
             if isinstance(document, Withdrawal):
-                return self._withdraw(document, digest, now)
+                return self._withdraw(document, chain, digest)
             if any(outcome != "withdrawn" for _, outcome in earlier):
                 raise Refused("another document under a request id already heard: altered")
             if any(outcome == "withdrawn" for _, outcome in earlier):
                 raise Refused("withdrawn by the agency")
-            return self._check_and_file(document, chain, digest, now)
+            return self._check_and_file(document, chain, digest, now, new_name)
         except AreaError as exc:
             return self._refuse(request_id, agency, digest, str(exc))
         except Refused as exc:
@@ -272,9 +278,11 @@ class AreaRequests:
         self.store.record(request_id, agency, digest, "refused", reason)
         return "refused"
 
-    def _trusted(self, document, chain: list[x509.Certificate], now: float) -> None:
+    def _trusted(self, document, chain: list[x509.Certificate], now: float) -> str | None:
         """The agency's key is one the owner trusts: issued by an imported regional CA, or
-        the one this agency's name came with first."""
+        the one this agency's name came with first. Returns the name to pin to this key
+        when the name is new (the caller pins it once the document passed every check),
+        None otherwise."""
         agency_cert = chain[0]
         moment = dt.datetime.fromtimestamp(now, dt.UTC)
         if not agency_cert.not_valid_before_utc <= moment <= agency_cert.not_valid_after_utc:
@@ -287,27 +295,35 @@ class AreaRequests:
                 continue
             if _common_name(agency_cert) != document.agency:
                 raise Refused("the agency's name is not the one its certificate gives")
-            return
+            return None
         fp = fingerprint(agency_cert)
+        name = plain_name(document.agency)
         row = self.store.conn.execute(
-            "SELECT fingerprint FROM area_agencies WHERE name = ?", (document.agency,)
+            "SELECT fingerprint FROM area_agencies WHERE name = ?", (name,)
         ).fetchone()
         if row is None:
             if isinstance(document, Withdrawal):
                 raise Refused("a withdrawal from an agency never heard")
-            with self.store.conn:
-                self.store.conn.execute(
-                    "INSERT INTO area_agencies (name, fingerprint, first_seen) VALUES (?, ?, ?)",
-                    (document.agency, fp, now),
-                )
-            log.info("area requests: agency %r first heard, key %s", document.agency, fp)
-        elif row[0] != fp:
+            return document.agency
+        if row[0] != fp:
             raise Refused(
                 f"the agency's key is not the one it came with first ({row[0][:16]}…):"
                 " the owner must forget the old key to accept a new one"
             )
+        return None
 
-    def _check_and_file(self, request: AreaRequest, chain, digest: str, now: float) -> str:
+    def _pin(self, name: str, fp: str, now: float) -> None:
+        with self.store.conn:
+            self.store.conn.execute(
+                "INSERT OR IGNORE INTO area_agencies (name, shown, fingerprint, first_seen)"
+                " VALUES (?, ?, ?, ?)",
+                (plain_name(name), name, fp, now),
+            )
+        log.info("area requests: agency %r first heard, key %s", name, fp)
+
+    def _check_and_file(
+        self, request: AreaRequest, chain, digest: str, now: float, new_name: str | None
+    ) -> str:
         limits = self.settings
         if request.expires <= now:
             raise Refused("expired")
@@ -333,6 +349,8 @@ class AreaRequests:
                 f" {limits.min_compactness:g}): it could single out a street"
             )
         self._check_dropbox(request.dropbox)
+        if new_name is not None:  # a valid request: its agency's name is pinned to its key
+            self._pin(new_name, fingerprint(chain[0]), now)
         home = self.store.home()
         if not home.enabled or home.latitude is None or home.longitude is None:
             raise Refused("area requests are off on this hub")
@@ -346,6 +364,9 @@ class AreaRequests:
         )  # fmt: skip
         if open_ones >= OPEN_PER_AGENCY:
             raise Refused(f"the agency has {open_ones} requests open here already")
+        open_all = sum(1 for r in self.consent.all() if r.status == "pending" and r.from_area)
+        if open_all >= OPEN_AREA_REQUESTS:
+            raise Refused(f"{open_all} area requests are open here already")
         devices = self.devices()
         if not devices:
             self.store.record(request.request_id, request.agency, digest, "outside",
@@ -387,16 +408,30 @@ class AreaRequests:
         if reason:
             raise Refused(reason)
 
-    def _withdraw(self, withdrawal: Withdrawal, digest: str, now: float) -> str:
+    def _withdraw(self, withdrawal: Withdrawal, chain, digest: str) -> str:
+        """Only the agency that made a request may withdraw it: the same key."""
         matched = self.store.conn.execute(
             "SELECT reason FROM area_log WHERE request_id = ? AND outcome = 'matched'",
             (withdrawal.request_id,),
         ).fetchone()
         if matched is not None:
+            request = self.consent.get(matched[0])
+            if request is None or request.origin.get("agency_fingerprint") != fingerprint(chain[0]):
+                raise Refused("a withdrawal signed by another key than the request's")
             self.consent.withdraw(matched[0], f"agency:{withdrawal.agency[:60]}")
         self.store.record(withdrawal.request_id, withdrawal.agency, digest, "withdrawn", "")
         log.info("area request %s withdrawn by %r", withdrawal.request_id, withdrawal.agency)
         return "withdrawn"
+
+
+def plain_name(name: str) -> str:
+    """An agency's name as pins compare it: NFKC, case folded, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def _printable(name: str) -> bool:
+    """No invisible (format), control, private or unassigned characters in a name."""
+    return all(unicodedata.category(ch) not in ("Cf", "Cc", "Co", "Cn", "Cs") for ch in name)
 
 
 def dropbox_refusal(url: str, allow_loopback_http: bool, resolve: bool = False) -> str:

@@ -43,6 +43,7 @@ from porch.core.area import (
     EARTH_RADIUS_M,
     OFFSET_HEADER,
     UPLOADS_PATH,
+    Withdrawal,
     cells_covering,
     circle,
     request_topic,
@@ -523,3 +524,42 @@ def test_the_relay_holds_no_hub_identity_or_location(region):
         assert secret not in everything, secret
     for coordinate in (*HOME, *AWAY):
         assert not re.search(rb"%s(?!\d)" % re.escape(str(coordinate).encode()), everything)
+
+
+def test_only_the_asking_agency_withdraws_and_only_valid_requests_pin_a_name(region):
+    hub = region.hub
+    request = ask(region)
+    mine = matched_request(region, request)
+    mallory = another_agency(region, "mallory", "Mallory Ltd")
+    try:
+        # An expired request pins nothing: the real agency of that name is not shut out.
+        end = time.time() - 1
+        stale = mallory.draft(circle(*CENTRE, 300), end - 3600, end, "M-1", "voluntary",
+                              "Stale.", "M", "m@x")  # fmt: skip
+        stale = stale.model_copy(update={"agency": "Sto Lat Watch", "issued_at": end - 7200,
+                                         "expires": end - 60})  # fmt: skip
+        mallory.publish(stale, relay_from(mallory.agency))
+        assert "expired" in refusal(region, stale.request_id)
+        assert "sto lat watch" not in [a["name"].casefold() for a in hub.area.agencies()]
+        # Mallory asks once, validly (pinned then), then withdraws City Watch's request.
+        own = mallory.draft(circle(*CENTRE, 300), end - 3600, end, "M-0", "voluntary",
+                            "Valid.", "M", "m@x")  # fmt: skip
+        mallory.publish(own, relay_from(mallory.agency))
+        wait_for(lambda: heard(hub, own.request_id), what="Mallory's own request")
+        forged = Withdrawal(request_id=request.request_id, agency="Mallory Ltd",
+                            issued_at=time.time(), expires=time.time() + 3600)  # fmt: skip
+        payload = sign(forged, mallory.agency.sign_key(), mallory.agency.chain())
+        topic = request_topic(cells_covering(request.area.ring)[0], "city-watch",
+                              request.request_id)  # fmt: skip
+        publish_raw(region, topic, payload)
+        wait_for(lambda: len(heard(hub, request.request_id)) >= 2, what="the forged withdrawal")
+        assert "another key" in heard(hub, request.request_id)[0]["reason"]
+        assert hub.consent.get(mine).state == "pending"
+        # A name with invisible characters is refused outright.
+        hidden = mallory.draft(circle(*CENTRE, 300), end - 3600, end, "M-2", "voluntary",
+                               "Look-alike.", "M", "m@x")  # fmt: skip
+        hidden = hidden.model_copy(update={"agency": "Ankh-Morpork City\u200b Watch"})
+        mallory.publish(hidden, relay_from(mallory.agency))
+        assert "invisible" in refusal(region, hidden.request_id)
+    finally:
+        mallory.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import pwd
 import shutil
 import sys
 import time
@@ -53,6 +55,11 @@ def init(directory, name, account, dropbox, relay_at, relay_ca, relay_password_f
     host, _, port = relay_at.rpartition(":")
     if not host or not port.isdigit():
         _fail(f"--relay is host:port, not {relay_at!r}")
+    if len(name) > 64:
+        _fail("the agency's name is at most 64 characters (its certificate's common name)")
+    if not dropbox.startswith("https://"):
+        _fail("the drop box must be an https:// address: hubs send nowhere else")
+    relay_ca = str(Path(relay_ca).resolve()) if relay_ca else ""
     found = Agency(directory)
     try:
         fp = found.init(name, account, dropbox, force)
@@ -86,8 +93,9 @@ def init(directory, name, account, dropbox, relay_at, relay_ca, relay_password_f
 @click.option("--contact", required=True, help="How owners reach the officer.")
 @click.option("--expires-h", type=float, default=72, show_default=True,
               help="Hours until the request lapses.")  # fmt: skip
+@click.option("--anyway", is_flag=True, help="Publish even what hubs would refuse.")
 def request(directory, area_file, point, radius_m, start, end, case_reference, basis,
-            reference, reason, officer, contact, expires_h):  # fmt: skip
+            reference, reason, officer, contact, expires_h, anyway):  # fmt: skip
     """Sign a request and publish it on the relay, in every cell its area touches."""
     from porch.agency.desk import DeskError, relay_from
 
@@ -112,7 +120,9 @@ def request(directory, area_file, point, radius_m, start, end, case_reference, b
     try:
         drafted = desk.draft(ring, _when(start), _when(end), case_reference, basis, reason,
                              officer, contact, reference, expires_h)  # fmt: skip
-        drafted.area.shape()  # the geometry is checked before anything is sent
+        problems = desk.precheck(drafted)  # hubs refuse these silently: say so here
+        if problems and not anyway:
+            _fail("hubs would refuse this request: " + "; ".join(problems))
         cells = desk.publish(drafted, relay_from(desk.agency))
     except (DeskError, AreaError, IdentityError) as exc:
         _fail(str(exc))
@@ -233,6 +243,15 @@ def relay_config(directory, port, bind, certfile, keyfile):
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "mosquitto.conf").write_text(config_text(directory, port, bind, certfile,
                                                           keyfile))  # fmt: skip
+    if os.geteuid() == 0:  # Mosquitto started as root drops to its own user
+        try:
+            user = pwd.getpwnam("mosquitto")
+        except KeyError:
+            user = None
+        if user is not None:
+            os.chown(directory, user.pw_uid, user.pw_gid)
+            click.echo(f"{directory} now belongs to mosquitto (it keeps requests there);"
+                       + (f" make {keyfile} readable by it too" if keyfile else ""))  # fmt: skip
     click.echo(f"wrote {directory / 'mosquitto.conf'}; run: mosquitto -c"
                f" {directory / 'mosquitto.conf'}")  # fmt: skip
 
@@ -249,3 +268,5 @@ def relay_add_agency(directory, account):
     except RelayError as exc:
         _fail(str(exc))
     click.echo(password)
+    click.echo("(Mosquitto reads new accounts on SIGHUP: systemctl reload mosquitto, or"
+               " kill -HUP its process.)", err=True)  # fmt: skip

@@ -103,6 +103,32 @@ class Desk:
         except ValueError as exc:
             raise DeskError(f"the request is not valid: {exc}") from None
 
+    @staticmethod
+    def precheck(request: AreaRequest) -> list[str]:
+        """What hubs would refuse the request for, under their default limits (the agency
+        would otherwise hear nothing back: a refusal looks like everyone declining)."""
+        from porch.core.config import AreaSettings
+
+        limits, problems = AreaSettings(), []
+        shape = request.area.shape()
+        km2 = shape.area_m2() / 1e6
+        if not limits.min_area_km2 <= km2 <= limits.max_area_km2:
+            problems.append(f"the area is {km2:.3f} km²; hubs take {limits.min_area_km2:g} to"
+                            f" {limits.max_area_km2:g} km²")  # fmt: skip
+        if not shape.simple():
+            problems.append("the area's edges meet or cross")
+        if shape.compactness() < limits.min_compactness:
+            problems.append(f"the area is a strip (compactness {shape.compactness():.2f})")
+        if request.end_ts - request.start_ts > limits.max_window_h * 3600:
+            problems.append(f"the window is longer than {limits.max_window_h:g} h")
+        if request.start_ts > time.time() or request.end_ts > time.time() + 300:
+            problems.append("the window lies in the future")
+        if request.expires - request.issued_at > limits.max_expiry_days * 86400:
+            problems.append(f"it lapses more than {limits.max_expiry_days:g} days after issue")
+        if not request.dropbox.startswith("https://"):
+            problems.append("the drop box is not an https:// address")
+        return problems
+
     def publish(self, request: AreaRequest, relay: Relay) -> list[str]:
         """Sign and publish a request in every cell its area touches; returns the cells."""
         cells = cells_covering(request.area.ring)
@@ -166,7 +192,7 @@ class Desk:
 def _publish(relay: Relay, messages: list[tuple[str, bytes]], expires: float) -> None:
     """Publish retained QoS 1 messages that the relay drops at ``expires``, and wait until
     the relay has every one."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"agency-{relay.account}",
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"agency-{uuid.uuid4().hex}",
                          protocol=mqtt.MQTTv5)  # fmt: skip
     client.username_pw_set(relay.account, relay.password)
     if relay.tls_ca:

@@ -32,6 +32,8 @@ from porch.hub.export.bundle import BundleError
 from porch.hub.export.verify import verify_bundle
 
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
+STALE_S = 24 * 3600
+"""An unfinished upload untouched this long is deleted (its hub starts again if it lives)."""
 OPEN_PER_REQUEST = 200
 """Unfinished uploads one request may have (hubs are anonymous: anyone may start one)."""
 FREE_RESERVE_BYTES = 1024**3
@@ -60,19 +62,34 @@ def create_dropbox(desk: Desk) -> FastAPI:
             (upload_id,),
         ).fetchone()
 
+    def forget_stale(now: float) -> None:
+        stale = desk.conn.execute(
+            "SELECT upload_id FROM received WHERE finished IS NULL AND started < ?",
+            (now - STALE_S,),
+        ).fetchall()
+        for (upload_id,) in stale:
+            (uploads / f"{upload_id}.part").unlink(missing_ok=True)
+            desk.conn.execute("DELETE FROM received WHERE upload_id = ?", (upload_id,))
+
     @app.post(UPLOADS_PATH, status_code=201)
     def open_upload(opening: Opening) -> dict:
         if not desk.active(opening.request_id):
             raise HTTPException(404, "no open request of this agency has that id")
         with lock, desk.conn:
+            forget_stale(time.time())
             found = desk.conn.execute(
-                "SELECT upload_id, received, bundle FROM received WHERE request_id = ?"
-                " AND sha256 = ? AND size = ?",
+                "SELECT upload_id, received, bundle, finished, verified FROM received"
+                " WHERE request_id = ? AND sha256 = ? AND size = ?",
                 (opening.request_id, opening.sha256, opening.size),
             ).fetchone()
             if found is not None:  # the same bundle again: resume (or it is in already)
-                state = "received" if found[2] else "receiving"
-                return {"upload": found[0], "offset": found[1], "state": state}
+                upload_id, received, bundle, finished, verified = found
+                if bundle:
+                    return {"upload": upload_id, "offset": received, "state": "received"}
+                if finished is not None:
+                    return {"upload": upload_id, "offset": received, "state": "refused",
+                            "reason": verified}  # fmt: skip
+                return {"upload": upload_id, "offset": received, "state": "receiving"}
             (unfinished,) = desk.conn.execute(
                 "SELECT COUNT(*) FROM received WHERE request_id = ? AND finished IS NULL",
                 (opening.request_id,),

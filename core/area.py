@@ -42,7 +42,7 @@ UPLOADS_PATH = "/v1/uploads"
 """The drop box's uploads, under the address a request gives (porch.hub.delivery)."""
 OFFSET_HEADER = "Upload-Offset"
 CHUNK_TYPE = "application/offset+octet-stream"
-MAX_UPLOAD_BYTES = 16 * 1024**3
+MAX_UPLOAD_BYTES = 4 * 1024**3
 _BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
 _ID = r"^[0-9a-f]{32}$"
 
@@ -159,14 +159,21 @@ class Shape:
         return 4 * math.pi * self.area_m2() / perimeter**2 if perimeter else 0.0
 
     def simple(self) -> bool:
-        """No two edges cross (a bow tie could hide a small target in a large area)."""
+        """No corner twice, and no two edges that meet anywhere but at the corner they
+        share: a bow tie, or a ring traced twice, could count a large area while matching
+        a small one."""
+        if len(set(self.points)) != len(self.points):
+            return False
         edges = self.edges()
         for i, (a, b) in enumerate(edges):
             for j in range(i + 1, len(edges)):
-                if j == i + 1 or (i == 0 and j == len(edges) - 1):
-                    continue  # neighbours share a corner
                 c, d = edges[j]
-                if _cross(a, b, c) * _cross(a, b, d) < 0 and _cross(c, d, a) * _cross(c, d, b) < 0:
+                if j == i + 1 or (i == 0 and j == len(edges) - 1):
+                    # neighbours share a corner; they may not fold back over each other
+                    if _cross(a, b, d if j == i + 1 else c) == 0 and _overlap(a, b, c, d):
+                        return False
+                    continue
+                if _touch(a, b, c, d):
                     return False
         return True
 
@@ -188,6 +195,33 @@ class Shape:
 
 def _cross(o, a, b) -> float:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _on(p, a, b) -> bool:
+    """``p`` lies on segment ``a``-``b`` (given it is on their line)."""
+    return min(a[0], b[0]) <= p[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= p[1] <= max(a[1], b[1])
+
+
+def _touch(a, b, c, d) -> bool:
+    """Segments a-b and c-d meet at all (crossing, touching or overlapping)."""
+    d1, d2, d3, d4 = _cross(c, d, a), _cross(c, d, b), _cross(a, b, c), _cross(a, b, d)
+    if d1 * d2 < 0 and d3 * d4 < 0:
+        return True
+    return (
+        (d1 == 0 and _on(a, c, d)) or (d2 == 0 and _on(b, c, d))
+        or (d3 == 0 and _on(c, a, b)) or (d4 == 0 and _on(d, a, b))
+    )  # fmt: skip
+
+
+def _overlap(a, b, c, d) -> bool:
+    """Two collinear neighbouring edges run back over each other (more than their corner)."""
+    shared = b if b in (c, d) else a
+    far1 = a if shared == b else b
+    far2 = d if shared == c else c
+    along = (far1[0] - shared[0]) * (far2[0] - shared[0]) + (far1[1] - shared[1]) * (
+        far2[1] - shared[1]
+    )
+    return along > 0
 
 
 def _to_segment(p, a, b) -> float:
@@ -222,7 +256,7 @@ class _Document(BaseModel):
 
     v: Literal[1] = VERSION
     request_id: str = Field(pattern=_ID)
-    agency: str = Field(min_length=1, max_length=200)
+    agency: str = Field(min_length=1, max_length=64, description="as its certificate's CN")
     issued_at: float
     expires: float
 

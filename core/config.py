@@ -382,10 +382,13 @@ class AreaSettings(_Section):
         " and read-only; empty: area requests are not available on this hub.",
     )
     relay_port: int = Field(8883, ge=1, le=65535, description="The relay's port.")
+    relay_tls: bool = Field(
+        True, description="Reach the relay over TLS (off only for a relay on this machine)."
+    )
     relay_tls_ca: str = Field(
         "",
-        description="CA certificate (PEM) to check the relay's TLS with; empty: plain MQTT"
-        " (only for a relay on this machine or network).",
+        description="CA certificate (PEM) to check the relay's TLS with; empty: the system's"
+        " trusted CAs.",
     )
     min_area_km2: float = Field(
         0.05, ge=0.05, le=100,

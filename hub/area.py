@@ -487,7 +487,12 @@ class AreaListener:
             if wanted is None:
                 return
             client = make_client("", self.settings.relay)
+            if self.settings.relay_tls and not self.settings.relay_tls_ca:
+                client.tls_set()  # the system's trusted CAs
             client.on_connect = self._on_connect
+            client.on_connect_fail = lambda c, u: log.warning(
+                "cannot reach the area relay %s:%d", self.settings.relay_host,
+                self.settings.relay_port)  # fmt: skip
             client.on_subscribe = self._on_subscribe
             client.on_message = self._on_message
             self._client = client
@@ -511,7 +516,9 @@ class AreaListener:
             log.error("the area relay refused the hub: %s", reason_code)
             return
         if self._cell is not None:
-            client.subscribe(cell_subscription(self._cell), qos=1)
+            # QoS 0: no acknowledgement whose timing could tell the relay which hub matched
+            # (requests are retained: one lost on a dropped connection comes again).
+            client.subscribe(cell_subscription(self._cell), qos=0)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if all(not code.is_failure for code in reason_codes):

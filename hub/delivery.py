@@ -59,7 +59,11 @@ def delivery_status(conn: sqlite3.Connection, request_id: str) -> dict:
 
 
 class DeliveryError(Exception):
-    """The drop box did not take the bundle; ``str()`` says why."""
+    """The drop box did not take the bundle (yet: it is tried again); ``str()`` says why."""
+
+
+class DeliveryRefused(DeliveryError):
+    """The drop box will not take this bundle: not tried again."""
 
 
 class Deliveries:
@@ -164,7 +168,10 @@ class Deliveries:
                 return
             try:
                 answer = self._upload(request_id, origin, sealed, size, digest)
-            except (requests.RequestException, DeliveryError) as exc:
+            except DeliveryRefused as exc:
+                self._set(request_id, "failed", 0, size, str(exc))
+                return
+            except (requests.RequestException, DeliveryError, ValueError) as exc:
                 error = str(exc)[:300]
                 log.warning("delivery of request %s, attempt %d: %s", request_id, attempt + 1,
                             error)  # fmt: skip
@@ -181,6 +188,8 @@ class Deliveries:
         self._set(request_id, "failed", 0, size, error)
 
     def _upload(self, request_id: str, origin: dict, sealed: Path, size: int, digest: str):
+        """Open (or find) the upload and send what the drop box lacks; DeliveryRefused when
+        it has all and will not take it (no retry: the same bytes would be refused again)."""
         base = origin["dropbox"].rstrip("/") + UPLOADS_PATH
         with requests.Session() as session:
             session.max_redirects = 0
@@ -191,9 +200,11 @@ class Deliveries:
             if opened.status_code not in (200, 201):
                 raise DeliveryError(f"the drop box refused the upload: {_said(opened)}")
             reply = opened.json()
-            url, offset = f"{base}/{reply['upload']}", int(reply["offset"])
-            if offset == size and reply.get("state") == "received":
+            url, offset = f"{base}/{reply['upload']}", _offset(reply.get("offset"), size)
+            if reply.get("state") == "received":
                 return reply
+            if reply.get("state") == "refused" or offset == size:
+                raise DeliveryRefused(f"the drop box has it and refused it: {reply}"[:300])
             with open(sealed, "rb") as source:
                 while True:
                     source.seek(offset)
@@ -202,14 +213,35 @@ class Deliveries:
                     sent = session.patch(url, data=chunk, timeout=TIMEOUT_S, headers=headers,
                                          allow_redirects=False)  # fmt: skip
                     if sent.status_code == 409:  # out of step: the drop box says where it is
-                        offset = int(sent.headers.get(OFFSET_HEADER, offset))
+                        said = _offset(sent.headers.get(OFFSET_HEADER), size)
+                        if said == offset:
+                            raise DeliveryError("the drop box takes no more of it")
+                        offset = said
+                        if offset == size:
+                            raise DeliveryRefused("the drop box has it all and did not take it")
                         continue
+                    if sent.status_code == 422:
+                        raise DeliveryRefused(f"the drop box refused the bundle: {_said(sent)}")
                     if sent.status_code not in (200, 201, 204):
                         raise DeliveryError(f"the drop box refused a chunk: {_said(sent)}")
-                    offset = int(sent.headers.get(OFFSET_HEADER, offset + len(chunk)))
+                    said = _offset(sent.headers.get(OFFSET_HEADER, offset + len(chunk)), size)
+                    if said <= offset:
+                        raise DeliveryError("the drop box took a chunk without moving on")
+                    offset = said
                     self._set(request_id, "sending", offset, size, "")
-                    if offset >= size:
+                    if offset == size:
                         return sent.json() if sent.content else {}
+
+
+def _offset(value, size: int) -> int:
+    """An offset the drop box gave: a whole number within the upload."""
+    try:
+        offset = int(value)
+    except (TypeError, ValueError):
+        raise DeliveryError(f"the drop box gave no usable offset ({value!r})") from None
+    if not 0 <= offset <= size:
+        raise DeliveryError(f"the drop box gave an offset outside the upload ({offset})")
+    return offset
 
 
 def _said(response: requests.Response) -> str:

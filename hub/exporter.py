@@ -144,6 +144,21 @@ class _Progress:
         return done
 
 
+def told_of(request, decision: dict) -> tuple[dict, dict]:
+    """What a bundle says of the request and the approval. For an area request, nothing
+    of the home beyond what the owner sends: not who approved (a login name), not the
+    doorbells left out, not the hub's own ids; the request is named by the agency's id."""
+    keys = ("decision", "decided_by", "decided_at", "expires", "scope", "redaction")
+    approval = {key: decision[key] for key in keys}
+    public = request.public()
+    if request.from_area:
+        public.pop("filed_by")
+        public["request_id"] = request.origin["area_request_id"]
+        public["devices"] = list(decision["scope"]["devices"])
+        approval["decided_by"] = "the owner"
+    return public, approval
+
+
 class Exporter:
     def __init__(
         self, consent: Consent, clips: HubClipStore, authority: HomeAuthority | None, root: Path
@@ -184,6 +199,7 @@ class Exporter:
         redacting = redaction["blur_faces"] or bool(boxes)
         bundle_id = secrets.token_hex(8)
         exported_at = time.time()
+        public, approval = told_of(request, decision)
         pki, registry = self.authority.pki, self.authority.registry
         chain, key = pki.content_credentials()
         work = self.root / f".{bundle_id}"
@@ -199,8 +215,8 @@ class Exporter:
             total = sum(sizes) * ((REDACT_WEIGHT if redacting else 0) + 1) or 1
             counted = _Progress(progress, total)
             story = partial(
-                credentials.ClipStory, exported_at=exported_at, request=request.public(),
-                approved_by=decision["decided_by"], approved_at=decision["decided_at"],
+                credentials.ClipStory, exported_at=exported_at, request=public,
+                approved_by=approval["decided_by"], approved_at=decision["decided_at"],
                 redaction=None,
             )  # fmt: skip
 
@@ -294,18 +310,8 @@ class Exporter:
                 "bundle_id": bundle_id,
                 "exported_at": exported_at,
                 "home_ca_sha256": pki.cert("ca.crt").fingerprint(hashes.SHA256()).hex(),
-                "request": request.public(),
-                "approval": {
-                    k: decision[k]
-                    for k in (
-                        "decision",
-                        "decided_by",
-                        "decided_at",
-                        "expires",
-                        "scope",
-                        "redaction",
-                    )
-                },
+                "request": public,
+                "approval": approval,
                 "clips": entries,
             }
             partial_zip = work / "bundle.zip"

@@ -143,7 +143,7 @@ def region(tmp_path_factory):
 
     def area_settings(name: str) -> AreaSettings:
         return AreaSettings(relay_host="127.0.0.1", relay_port=proxies[name].port,
-                            allow_http_dropbox=True)  # fmt: skip
+                            relay_tls=False, allow_http_dropbox=True)  # fmt: skip
 
     with module_home("porch-area-", area_settings("a")) as home:
         clips = record_two_clips(home, postroll_s=2.0, every_s=3.0)
@@ -250,6 +250,12 @@ def test_an_approval_reaches_the_drop_box_sealed_and_verified(region):
     assert origin["area_request_id"] == request.request_id
     text = json.dumps(manifest)
     assert "encryption_key" not in origin
+    assert manifest["request"]["request_id"] == request.request_id, "named by the agency's id"
+    assert "filed_by" not in manifest["request"] and mine not in text, "no hub-side ids"
+    assert manifest["approval"]["decided_by"] == "the owner" and "owner" not in [
+        manifest["request"]["name"]]  # fmt: skip
+    assert manifest["request"]["devices"] == ["front-door"] == manifest["approval"]["scope"][
+        "devices"]  # fmt: skip
     assert f"[{HOME[1]}, {HOME[0]}]" not in text and "latitude" not in text, "no home location"
     sealed_left = list((region.home.root / "hub" / "exports").glob(".*.sealed"))
     assert not sealed_left, "the sealed copy goes once it is delivered"
@@ -563,3 +569,38 @@ def test_only_the_asking_agency_withdraws_and_only_valid_requests_pin_a_name(reg
         assert "invisible" in refusal(region, hidden.request_id)
     finally:
         mallory.close()
+
+
+def test_the_agency_tool_refuses_what_hubs_would_refuse_before_sending(region):
+    end = time.time() - 60
+    args = [
+        "agency",
+        "request",
+        str(region.agency.root),
+        "--point",
+        f"{CENTRE[0]},{CENTRE[1]}",
+        "--from",
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(end - 3600)),
+        "--to",
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(end)),
+        "--case",
+        "CW-5",
+        "--basis",
+        "voluntary",
+        "--reason",
+        "Small.",
+        "--officer",
+        "A",
+        "--contact",
+        "a@x",
+    ]
+    before = region.desk.requests()
+    tiny = CliRunner().invoke(main, [*args, "--radius-m", "60"])
+    assert tiny.exit_code == 2 and "hubs would refuse this request: the area is" in tiny.output
+    assert region.desk.requests() == before, "nothing was published"
+    # This test's drop box is plain http on 127.0.0.1 (the test hubs allow it): said, then
+    # sent when the agency insists.
+    fine = CliRunner().invoke(main, [*args, "--radius-m", "300"])
+    assert fine.exit_code == 2 and fine.output.count(";") == 0 and "drop box" in fine.output
+    sent = CliRunner().invoke(main, [*args, "--radius-m", "300", "--anyway"])
+    assert sent.exit_code == 0 and "published in" in sent.output, sent.output

@@ -337,7 +337,7 @@ class AreaRequests:
             raise Refused("the window lies in the future: only footage that exists is asked for")
         shape = request.area.shape()
         if not shape.simple():
-            raise Refused("the area's edges cross")
+            raise Refused("the area's edges meet or cross, or a corner comes twice")
         size_km2 = shape.area_m2() / 1e6
         if size_km2 < limits.min_area_km2:
             raise Refused(f"the area ({size_km2:.4f} km²) is under {limits.min_area_km2:g} km²")

@@ -303,11 +303,27 @@ def bow_tie() -> list[list[float]]:
             [lon - d, lat - d]]  # fmt: skip
 
 
+def traced_twice() -> list[list[float]]:
+    """A 20 m square at the home with a 250 m square traced twice at its corner: counted as
+    0.125 km², matching the 20 m square alone."""
+    lat0, lon0 = HOME
+
+    def at(north: float, east: float) -> list[float]:
+        dlat = north / EARTH_RADIUS_M * 57.29577951308232
+        return [lon0 + east / EARTH_RADIUS_M * 57.29577951308232 / 0.6225, lat0 + dlat]
+
+    small = [at(-10, -10), at(-10, 10), at(10, 10), at(10, -10)]
+    big = [at(10, 260), at(260, 260), at(260, 10)]
+    ring = [*small[:3], *big, at(10, 10), *big, at(10, 10), small[3]]
+    return [*ring, ring[0]]
+
+
 GUARDRAILS = {
+    "a ring traced twice": (dict(area=traced_twice()), "the area's edges meet or cross"),
     "one house": (dict(radius_m=60), "is under 0.05 km²"),
     "a city": (dict(radius_m=4000), "is over 25 km²"),
     "a street": (dict(area=strip_along_a_street()), "the area is a strip"),
-    "a bow tie": (dict(area=bow_tie()), "the area's edges cross"),
+    "a bow tie": (dict(area=bow_tie()), "the area's edges meet or cross"),
     "a week": (dict(hours=100), "the window is longer than 72 h"),
     "tomorrow": (dict(shift_h=+24), "the window lies in the future"),
     "expired": (dict(expires_in_h=-1), "expired"),

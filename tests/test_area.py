@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 import zipfile
@@ -620,3 +621,49 @@ def test_the_agency_tool_refuses_what_hubs_would_refuse_before_sending(region):
     assert fine.exit_code == 2 and fine.output.count(";") == 0 and "drop box" in fine.output
     sent = CliRunner().invoke(main, [*args, "--radius-m", "300", "--anyway"])
     assert sent.exit_code == 0 and "published in" in sent.output, sent.output
+
+
+def test_a_drop_box_that_never_moves_on_ends_the_delivery_instead_of_spinning(tmp_path):
+    """A hostile (or broken) drop box answers every chunk with 409 at offset 0: the
+    delivery gives up with a reason, after a handful of requests, not a thousand a second."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from porch.hub.delivery import Deliveries, DeliveryError
+
+    calls = []
+
+    class Stuck(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: bytes = b"", offset: str = "0") -> None:
+            calls.append(self.command)
+            self.send_response(status)
+            self.send_header(OFFSET_HEADER, offset)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._answer(201, json.dumps({"upload": "u", "offset": 0,
+                                          "state": "receiving"}).encode())  # fmt: skip
+
+        def do_PATCH(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._answer(409)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stuck)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sealed = tmp_path / "sealed"
+    sealed.write_bytes(b"x" * 5000)
+    deliveries = Deliveries(sqlite3.connect(tmp_path / "d.sqlite", check_same_thread=False),
+                            None, tmp_path, allow_loopback_http=True)  # fmt: skip
+    origin = {"dropbox": f"http://127.0.0.1:{server.server_address[1]}",
+              "area_request_id": "ab" * 16}  # fmt: skip
+    try:
+        with pytest.raises(DeliveryError, match="takes no more"):
+            deliveries._upload("r", origin, sealed, 5000, "cd" * 32)
+    finally:
+        server.shutdown()
+    assert calls == ["POST", "PATCH"]

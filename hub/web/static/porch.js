@@ -129,18 +129,28 @@ function listen() {
   });
 }
 
+// Ask `url` for a status every second until `more(state)` says no (every 3 s after an
+// error), handing each status to `show`.
+function follow(url, show, more) {
+  const poll = async () => {
+    let status;
+    try {
+      const reply = await fetch(url, { headers: { accept: "application/json" } });
+      if (!reply.ok) return setTimeout(poll, 3000);
+      status = await reply.json();
+    } catch (e) { return setTimeout(poll, 3000); }
+    show(status);
+    if (more(status.state)) setTimeout(poll, 1000);
+  };
+  poll();
+}
+
 // A request's bundle is built in the background after the approval: show how far it got,
 // and the download once it is ready.
 function followBundle(box) {
   const show = (id, on) => { document.getElementById(id).hidden = !on; };
-  const poll = async () => {
-    let status;
-    try {
-      const reply = await fetch(`/api/requests/${box.dataset.request}/bundle`,
-                                { headers: { accept: "application/json" } });
-      if (!reply.ok) return setTimeout(poll, 3000);
-      status = await reply.json();
-    } catch (e) { return setTimeout(poll, 3000); }
+  if (box.dataset.state === "ready" || box.dataset.state === "failed") return;
+  follow(`/api/requests/${box.dataset.request}/bundle`, (status) => {
     box.dataset.state = status.state;
     document.getElementById("bundle-progress").value = status.percent;
     document.getElementById("bundle-percent").textContent = `${status.percent} %`;
@@ -148,29 +158,20 @@ function followBundle(box) {
     show("bundle-ready", status.state === "ready");
     show("bundle-building", status.state === "queued" || status.state === "building");
     show("bundle-failed", status.state === "failed");
-    if (status.state === "queued" || status.state === "building") setTimeout(poll, 1000);
-  };
-  if (box.dataset.state !== "ready" && box.dataset.state !== "failed") poll();
+  }, (state) => state === "queued" || state === "building");
 }
 
 // An approved area request's bundle travels to the agency's drop box: show how far.
 function followDelivery(box) {
-  const poll = async () => {
-    let status;
-    try {
-      const reply = await fetch(`/api/requests/${box.dataset.request}/delivery`,
-                                { headers: { accept: "application/json" } });
-      if (!reply.ok) return setTimeout(poll, 3000);
-      status = await reply.json();
-    } catch (e) { return setTimeout(poll, 3000); }
+  const over = (state) => ["delivered", "failed", "withdrawn"].includes(state);
+  if (over(box.dataset.state)) return;
+  follow(`/api/requests/${box.dataset.request}/delivery`, (status) => {
     box.dataset.state = status.state;
     document.getElementById("delivery-progress").value = status.percent;
     document.getElementById("delivery-state").textContent =
       status.state + (status.state === "sending" ? ` (${status.percent} %)` : "");
     document.getElementById("delivery-error").textContent = status.error;
-    if (!["delivered", "failed", "withdrawn"].includes(status.state)) setTimeout(poll, 1000);
-  };
-  if (!["delivered", "failed", "withdrawn"].includes(box.dataset.state)) poll();
+  }, (state) => !over(state));
 }
 
 // Copy buttons: the text of the element their data-copy names (an invite link, a fingerprint).

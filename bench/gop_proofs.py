@@ -37,7 +37,7 @@ from porch.core.gops import TICKS_PER_S, GopHasher, GopTable, nal_units, ranges_
 from porch.core.seal import seal, sign_digest
 from porch.core.wire import new_id
 from porch.device.clips import CHECKPOINT_S
-from porch.hub.excerpt import cut, read_frames, table_of
+from porch.hub.excerpt import cut, read_frames, table_from_mp4
 
 
 def timed(action, repeat: int) -> float:
@@ -120,7 +120,7 @@ def run(seconds: float, repeat: int, work: Path, bitrate: int | None = None) -> 
           " per s of video")  # fmt: skip
 
     # The excerpt: the middle third, cut and checked, against copying as many bytes.
-    header = table_of(frames, GopTable("front-door", "ab" * 16, 0))
+    header = table_from_mp4(clip, GopTable("front-door", "ab" * 16, 0))
     third = len(header.gops) // 3
     first, last = third, 2 * third - 1
     target = work / "excerpt.mp4"

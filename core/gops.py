@@ -133,10 +133,6 @@ class GopTable:
     def sha256(self, count: int | None = None) -> str:
         return hashlib.sha256(self.text(count)).hexdigest()
 
-    def prefix(self, count: int) -> GopTable:
-        """The table as a checkpoint after ``count`` GOPs signed it."""
-        return GopTable(self.device_id, self.clip_id, self.start_us, self.gops[:count])
-
     def span_s(self, first: int, last: int) -> tuple[float, float]:
         """Seconds from the clip's start of GOP ``first``'s first frame and GOP ``last``'s
         last frame: what an excerpt of those GOPs shows."""

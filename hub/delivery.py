@@ -89,8 +89,6 @@ class Deliveries:
         self._lock = threading.Lock()
         """The connection is shared by this thread and the builder's (which schedules)."""
         self._schedule = threading.Lock()
-        self.connections = 0
-        """Connections opened to drop boxes (tests count them)."""
 
     def start(self) -> None:
         self._thread.start()
@@ -193,7 +191,6 @@ class Deliveries:
         base = origin["dropbox"].rstrip("/") + UPLOADS_PATH
         with requests.Session() as session:
             session.max_redirects = 0
-            self.connections += 1
             opened = session.post(base, json={"request_id": origin["area_request_id"],
                                               "size": size, "sha256": digest},
                                   timeout=TIMEOUT_S, allow_redirects=False)  # fmt: skip

@@ -106,16 +106,6 @@ def header_of(meta: ClipMeta) -> GopTable:
     return GopTable(meta.device_id, meta.clip_id, round(meta.start_ts * 1e6))
 
 
-def table_of(frames: list[Frame], header: GopTable, complete: bool = True) -> GopTable:
-    """The GOP table of ``frames``, as the doorbell computed it while recording."""
-    hasher = GopHasher(GopTable(header.device_id, header.clip_id, header.start_us))
-    for frame in frames:
-        hasher.add(frame.ticks, frame.data, frame.keyframe)
-    table = hasher.finish()
-    table.complete = complete
-    return table
-
-
 def check_seal(table: GopTable, seal: GopSeal, signer) -> None:
     """``table`` is the one the device signed: same count, hash and (with a key) signature."""
     if len(table.gops) != seal.count:
@@ -126,10 +116,6 @@ def check_seal(table: GopTable, seal: GopSeal, signer) -> None:
         seal.signature and verify_digest(signer, seal.table_sha256, seal.signature)
     ):
         raise GopError("the GOP table does not carry the device's signature")
-
-
-def start_us_of(meta: ClipMeta) -> int:
-    return round(meta.start_ts * 1e6)
 
 
 def write_mp4(dest: Path | io.BytesIO, frames: list[Frame], width: int, height: int) -> None:
@@ -406,7 +392,7 @@ def open_journal(meta: ClipMeta, data: bytes, seal_key, signer) -> tuple[bytes, 
         return unseal(payload, seal_key) if meta.sealed else payload
 
     thumbnail, units = None, []
-    hasher = GopHasher(GopTable(meta.device_id, meta.clip_id, start_us_of(meta)),
+    hasher = GopHasher(header_of(meta),
                        annex_b=True, keep_units=False)  # fmt: skip
     for tag, payload, _ in journal.records(data):
         if tag == journal.THUMBNAIL:

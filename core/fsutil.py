@@ -32,13 +32,18 @@ def publish_file(partial: Path, final: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one,
+    and a failure (a full disk) no half-written file."""
     partial = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
-    with open(partial, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    try:
+        with open(partial, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:  # a full disk, say: nothing half-written stays behind
+        partial.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import statistics
 import time
 
@@ -19,23 +18,31 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from porch.core.config import EncoderSettings
 from porch.core.seal import seal, sign_digest, unseal, verify_digest
+from porch.device.camera import EncodedPacket
 from porch.device.camera.synthetic import SyntheticScene
 from porch.device.clips import Mp4Writer
 from porch.device.encoder import H264Encoder
 
 
-def make_clip(seconds: float, bitrate_kbps: int | None = None) -> bytes:
+def encoded(seconds: float, bitrate_kbps: int | None = None) -> list[EncodedPacket]:
+    """The synthetic scene's access units as the agent's encoder gives them (Annex B)."""
     scene = SyntheticScene.default(1280, 720, 1)
     settings = (
         EncoderSettings() if bitrate_kbps is None else EncoderSettings(bitrate_kbps=bitrate_kbps)
     )
     encoder = H264Encoder(1280, 720, 15, settings)
-    writer = None
-    for index in range(round(seconds * 15)):
-        for packet in encoder.encode(scene.render(index / 15), index / 15):
-            writer = writer or Mp4Writer(None, 1280, 720, packet)
-            writer.write(packet)
-    assert writer is not None and isinstance(writer.buffer, io.BytesIO)
+    return [
+        packet
+        for index in range(round(seconds * 15))
+        for packet in encoder.encode(scene.render(index / 15), index / 15)
+    ]
+
+
+def make_clip(seconds: float, bitrate_kbps: int | None = None) -> bytes:
+    packets = encoded(seconds, bitrate_kbps)
+    writer = Mp4Writer(1280, 720, packets[0])
+    for packet in packets:
+        writer.write(packet)
     writer.close()
     return writer.buffer.getvalue()
 

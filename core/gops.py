@@ -4,8 +4,8 @@ of whole GOPs cut from a clip still proves that the doorbell recorded it.
 A GOP is the access units from one keyframe up to the next. Its hash is the SHA-256 of its
 *canonical bytes*: every NAL unit of every access unit, in order, each preceded by its length
 as 4 bytes big-endian. That is exactly how an MP4 stores H.264 samples, so the bytes survive
-re-muxing, and in an excerpt written by Porch each GOP is one contiguous run of the file
-(``sha256sum`` can check it; docs/verify.md).
+re-muxing, and in an MP4 each GOP is one contiguous run of the file: the doorbell hashes
+it there, in the MP4 it writes, and ``sha256sum`` can check it in an excerpt (docs/verify.md).
 
 The doorbell keeps a *GOP table* per clip, a small text file::
 
@@ -39,7 +39,6 @@ FORMAT = "porch-gops/1"
 """The proof format, named in the table's first line and in :class:`~porch.core.wire.GopSeal`."""
 TICKS_PER_S = 90000
 MAX_GOPS = 100_000
-_START_CODE = re.compile(b"\x00\x00\x01")
 _LINE = re.compile(rb"^(\d{1,9}) (\d{1,15}) (\d{1,15}) (\d{1,9}) ([0-9a-f]{64}) ([0-9a-f]{64})$")
 MAX_FRAMES_PER_GOP = 3600
 MAX_FRAMES = 200_000
@@ -51,45 +50,46 @@ class GopError(ValueError):
     """GOP proofs that do not hold; ``str()`` says which and why."""
 
 
-def nal_spans(access_unit: bytes, annex_b: bool) -> list[tuple[int, int]]:
-    """Where each NAL unit of one access unit lies in it, (start, end): given in Annex B
-    (start codes, as encoders give them) or as an MP4 sample (4-byte lengths; ``annex_b``
-    False). The caller says which: a length of 256 to 511 looks like a start code."""
-    spans = []
-    if annex_b:
-        # Emulation prevention keeps 00 00 01 out of NAL units; a NAL unit never ends in
-        # 00, so zeros before a start code belong to it (a 4-byte start code, padding).
-        codes = [match.start() for match in _START_CODE.finditer(access_unit)]
-        if not codes:
-            return spans
-        for at, following in zip(codes, [*codes[1:], len(access_unit)], strict=True):
-            start, end = at + 3, following
-            while end > start and access_unit[end - 1] == 0:
-                end -= 1
-            if end > start:
-                spans.append((start, end))
-        return spans
-    at = 0
-    while at < len(access_unit):
-        size = int.from_bytes(access_unit[at : at + 4], "big")
-        if size == 0 or at + 4 + size > len(access_unit):
-            raise GopError("an access unit is neither Annex B nor 4-byte length-prefixed")
+def nal_spans(sample: bytes) -> list[tuple[int, int]]:
+    """Where each NAL unit of an MP4 sample lies in it, (start, end): each NAL unit comes
+    after its length, 4 bytes big-endian, and the lengths must add up to the sample."""
+    spans, at = [], 0
+    while at < len(sample):
+        size = int.from_bytes(sample[at : at + 4], "big")
+        if size == 0 or at + 4 + size > len(sample):
+            raise GopError("an access unit is not a run of 4-byte length-prefixed NAL units")
         spans.append((at + 4, at + 4 + size))
         at += 4 + size
     return spans
 
 
-def nal_units(access_unit: bytes, annex_b: bool) -> list[bytes]:
-    """The NAL units of one access unit (see :func:`nal_spans`)."""
-    return [access_unit[start:end] for start, end in nal_spans(access_unit, annex_b)]
+def nal_units(sample: bytes) -> list[bytes]:
+    """The NAL units of an MP4 sample (see :func:`nal_spans`)."""
+    return [sample[start:end] for start, end in nal_spans(sample)]
 
 
-def canonical(access_unit: bytes, annex_b: bool = True) -> bytes:
-    """An access unit's canonical bytes: each NAL unit with its 4-byte length before it."""
-    units = nal_units(access_unit, annex_b)
-    if not units:
-        raise GopError("an access unit without NAL units")
-    return b"".join(len(unit).to_bytes(4, "big") + unit for unit in units)
+def parameter_sets(annex_b: bytes) -> bytes:
+    """The SPS and PPS NAL units of an Annex B keyframe, with start codes (MP4 extradata)."""
+    units = [u for u in annex_b.split(b"\x00\x00\x01") if u]
+    keep = [u.rstrip(b"\x00") for u in units if u[0] & 0x1F in (7, 8)]
+    return b"".join(b"\x00\x00\x00\x01" + u for u in keep)
+
+
+def mdat_offset(data) -> int:
+    """Where the media data of an MP4 with one mdat box begins (ISO/IEC 14496-12 boxes):
+    the first sample, in an MP4 as FFmpeg writes one (``data`` may end inside the box)."""
+    at = 0
+    while at + 8 <= len(data):
+        size, kind = int.from_bytes(data[at : at + 4], "big"), bytes(data[at + 4 : at + 8])
+        header = 8
+        if size == 1:
+            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        if kind == b"mdat":
+            return at + header
+        if size < header:
+            break
+        at += size
+    raise GopError("the MP4 has no media data box")
 
 
 @dataclass(frozen=True)
@@ -185,34 +185,38 @@ def parse_table(text: bytes) -> GopTable:
 class GopHasher:
     """Builds a clip's GOP table from its access units as they are written.
 
-    ``add`` each access unit (Annex B when ``annex_b``, as an encoder gives it, else an MP4
-    sample; its time in ticks from the clip's first frame; whether it is a keyframe): its
-    canonical bytes are hashed where they lie, without a copy. A keyframe closes the GOP
-    before it, and ``on_gop`` then receives the closed GOP and its access units as they
-    were given (the recorder's checkpoint). ``finish`` closes the last one and marks the
-    table complete.
+    ``add`` each access unit (an MP4 sample; its time in ticks from the clip's first frame;
+    whether it is a keyframe): a keyframe closes the GOP before it, and ``on_gop`` then
+    receives the closed GOP and its access units as they were given (the recorder's
+    checkpoint). ``finish`` closes the last one and marks the table complete.
+
+    The samples are hashed as they are added, unless ``placed`` is given: then the caller
+    has the bytes of each GOP in one run of the MP4 it is writing, and ``placed()`` returns
+    the SHA-256 of the GOP just closed (the doorbell: :class:`porch.device.clips.Mp4Writer`).
     """
 
     def __init__(
         self,
         table: GopTable,
         on_gop: Callable[[Gop, list[tuple[int, bytes]]], None] | None = None,
-        annex_b: bool = False,
         keep_units: bool = True,
+        placed: Callable[[], str] | None = None,
     ):
         self.table = table
         self.on_gop = on_gop
-        self.annex_b = annex_b
         self.keep_units = keep_units
         """Keep each GOP's access units for ``on_gop`` (the recorder's journal)."""
+        self.placed = placed
         self._units: list[tuple[int, bytes]] = []
         self._ticks: list[int] = []
         self._digest = hashlib.sha256()
+        self._table_digest = hashlib.sha256(table.text())
+        self._table_count = len(table.gops)
         self.frames = 0
 
     def add(self, ticks: int, unit: bytes, keyframe: bool) -> None:
         """Add one access unit; GopError when it cannot be part of a clip (not after the
-        one before, a GOP of too many frames, no NAL unit)."""
+        one before, a GOP of too many frames, a sample whose NAL unit lengths do not add up)."""
         if keyframe and self._ticks:
             self._close()
         if not self._ticks and not keyframe:
@@ -226,19 +230,13 @@ class GopHasher:
         self.frames += 1
         if self.frames > MAX_FRAMES:
             raise GopError(f"a clip of more than {MAX_FRAMES} frames")
-        spans = nal_spans(unit, self.annex_b)
-        if not spans:
-            raise GopError("an access unit without NAL units")
+        if self.placed is None:
+            if not nal_spans(unit):
+                raise GopError("an access unit without NAL units")
+            self._digest.update(unit)
         self._ticks.append(ticks)
         if self.keep_units:
             self._units.append((ticks, unit))
-        if not self.annex_b:  # an MP4 sample whose lengths add up is its canonical form
-            self._digest.update(unit)
-            return
-        view, update = memoryview(unit), self._digest.update
-        for start, end in spans:
-            update((end - start).to_bytes(4, "big"))
-            update(view[start:end])
 
     def finish(self) -> GopTable:
         if self._ticks:
@@ -246,11 +244,25 @@ class GopHasher:
         self.table.complete = True
         return self.table
 
+    def table_sha256(self) -> str:
+        """``self.table.sha256()``, kept up to date as GOPs close: a checkpoint of a long
+        clip costs the same as one of a short clip."""
+        if self._table_count != len(self.table.gops):  # the table was changed by others
+            return self.table.sha256()
+        digest = self._table_digest.copy()
+        if self.table.complete:
+            digest.update(b"end\n")
+        return digest.hexdigest()
+
     def _close(self) -> None:
         units, ticks = self._units, self._ticks
-        gop = Gop(len(self.table.gops), ticks[0], ticks[-1], len(ticks),
-                  self._digest.hexdigest(), times_digest(ticks))  # fmt: skip
+        sha256 = self._digest.hexdigest() if self.placed is None else self.placed()
+        gop = Gop(len(self.table.gops), ticks[0], ticks[-1], len(ticks), sha256,
+                  times_digest(ticks))  # fmt: skip
         self.table.gops.append(gop)
+        if self._table_count == len(self.table.gops) - 1:
+            self._table_digest.update(gop.line().encode() + b"\n")
+            self._table_count += 1
         self._units, self._ticks, self._digest = [], [], hashlib.sha256()
         if self.on_gop is not None:
             self.on_gop(gop, units)

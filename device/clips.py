@@ -1,4 +1,5 @@
-"""Event clips: pre-roll + event + post-roll, muxed to MP4, kept in a bounded store on disk.
+"""Event clips: pre-roll + event + post-roll, muxed to MP4 in memory, kept in a bounded
+store on disk.
 
 A clip is whole only when its metadata file exists. It is written last, after the MP4 and
 the JPEG thumbnail have been fsync'd and renamed into place, so a kill -9 or a power cut at
@@ -31,7 +32,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from porch.core import journal
 from porch.core.config import ClipSettings
 from porch.core.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
-from porch.core.gops import FORMAT, TICKS_PER_S, Gop, GopHasher, GopTable
+from porch.core.gops import (
+    FORMAT,
+    TICKS_PER_S,
+    Gop,
+    GopHasher,
+    GopTable,
+    mdat_offset,
+    parameter_sets,
+)
 from porch.core.seal import seal, sign_digest
 from porch.core.wire import MAX_CHUNKS, ClipMeta, GopSeal, new_id
 from porch.device.camera import EncodedPacket
@@ -44,29 +53,32 @@ CHECKPOINT_S = 2.0
 after the last checkpoint (so: every GOP when keyframes are 2 s apart or more)."""
 
 
-def parameter_sets(annex_b: bytes) -> bytes:
-    """The SPS and PPS NAL units of an Annex B keyframe, with start codes (MP4 extradata)."""
-    units = [u for u in annex_b.split(b"\x00\x00\x01") if u]
-    keep = [u.rstrip(b"\x00") for u in units if u[0] & 0x1F in (7, 8)]
-    return b"".join(b"\x00\x00\x00\x01" + u for u in keep)
-
-
 class Mp4Writer:
-    """Muxes Annex B packets into an MP4 file, or into memory (``path`` None: a clip to be
-    sealed never touches the disk in the clear); timestamps start at the first packet."""
+    """Muxes Annex B packets into an MP4 in memory (:attr:`buffer`: a clip to be sealed
+    never touches the disk in the clear); timestamps start at the first packet.
 
-    def __init__(self, path: Path | None, width: int, height: int, first: EncodedPacket):
+    FFmpeg's muxer turns each access unit into its canonical form (:mod:`porch.core.gops`:
+    a 4-byte length before each NAL unit) and writes it out before :meth:`write` returns,
+    right after the one before. So each GOP lies in one run of the buffer, and
+    :meth:`gop_sha256` hashes the GOP that the last keyframe (or :meth:`close`) finished
+    there: no second pass over the encoder's bytes to find their NAL units.
+    """
+
+    def __init__(self, width: int, height: int, first: EncodedPacket):
         if not first.keyframe:
             raise ValueError("a clip must start on a keyframe")
-        self.path = path
-        self.buffer = io.BytesIO() if path is None else None
+        self.buffer = io.BytesIO()
         self._origin = first.pts
-        self._container = av.open(self.buffer or str(path), "w", format="mp4")
+        # flush_packets: every sample reaches the buffer as it is muxed.
+        self._container = av.open(self.buffer, "w", format="mp4", options={"flush_packets": "1"})
         self._stream = self._container.add_stream("h264")
         self._stream.width, self._stream.height = width, height
         self._stream.time_base = TIME_BASE
         self._stream.codec_context.extradata = parameter_sets(first.data)
         self._last_pts = -1
+        self._gop_start = 0
+        self._finished = (0, 0)
+        """The byte range of the GOP that the last keyframe (or close) finished."""
 
     def write(self, packet: EncodedPacket) -> int:
         """Mux one access unit; returns its time in the file (1/90000 s from the start)."""
@@ -79,10 +91,26 @@ class Mp4Writer:
         out.time_base = TIME_BASE
         out.is_keyframe = packet.keyframe
         out.stream = self._stream
+        start = self.buffer.tell()
         self._container.mux(out)
+        if self.buffer.tell() - start < 5:  # not even one length and one byte: held back
+            raise ValueError("the MP4 muxer held an access unit back; GOPs cannot be hashed")
+        if start == 0:
+            with self.buffer.getbuffer() as view:
+                self._gop_start = mdat_offset(view[:4096])
+        elif packet.keyframe:
+            self._finished = (self._gop_start, start)
+            self._gop_start = start
         return pts
 
+    def gop_sha256(self) -> str:
+        """SHA-256 of the GOP that the last keyframe, or :meth:`close`, finished."""
+        start, end = self._finished
+        with self.buffer.getbuffer() as view:
+            return hashlib.sha256(view[start:end]).hexdigest()
+
     def close(self) -> None:
+        self._finished = (self._gop_start, self.buffer.tell())
         self._container.close()
 
 
@@ -309,13 +337,11 @@ class ClipRecorder:
             log.warning("no video yet: event %s has no clip", event_id)
             return
         clip_id = new_id()
-        partial = self.store.partial_path(clip_id)
         writer = record = None
         start_wall = wall_ts - (media_ts - packets[0].pts)
         table = GopTable(self.device_id, clip_id, round(start_wall * 1e6))
         try:
-            target = None if self.protection.sealing else partial
-            writer = Mp4Writer(target, self.width, self.height, packets[0])
+            writer = Mp4Writer(self.width, self.height, packets[0])
             thumb = thumbnail_jpeg(image, self.settings.thumbnail_width)
             record = journal.JournalWriter(self.store.journal_path(clip_id))
             record.append_json(journal.HEADER, {
@@ -333,7 +359,7 @@ class ClipRecorder:
                 until_media=media_ts + self.settings.postroll_s,
                 thumbnail=thumb,
                 journal=record,
-                hasher=GopHasher(table, annex_b=True),
+                hasher=GopHasher(table, placed=writer.gop_sha256),
                 event_ids=[event_id],
             )
             active.hasher.on_gop = partial_checkpoint(self.protection, active)
@@ -387,12 +413,14 @@ class ClipRecorder:
             active.journal.close()
             thumbnail = active.thumbnail
             plain_sha256 = None
-            if active.writer.buffer is not None:  # sealing: the clear text exists only here
-                plain = active.writer.buffer.getvalue()
+            plain = active.writer.buffer.getvalue()
+            if protection.sealing:  # the clear text exists only here, in memory
                 plain_sha256 = hashlib.sha256(plain).hexdigest()
                 atomic_write(partial, protection.seal(plain))
                 thumbnail = protection.seal(thumbnail)
-                del plain
+            else:
+                atomic_write(partial, plain)
+            del plain
             whole = offered(partial, self.settings.chunk_bytes, thumbnail)
             meta = ClipMeta(
                 **whole,
@@ -411,8 +439,8 @@ class ClipRecorder:
                     format=FORMAT,
                     count=len(table.gops),
                     complete=True,
-                    table_sha256=table.sha256(),
-                    signature=protection.sign(table.sha256()),
+                    table_sha256=active.hasher.table_sha256(),
+                    signature=protection.sign(active.hasher.table_sha256()),
                 ),
             )
             clip = self.store.commit(partial, thumbnail, meta)
@@ -470,7 +498,7 @@ def partial_checkpoint(
         if gop.last - last[0] < CHECKPOINT_S * TICKS_PER_S:
             return
         last[0] = gop.last
-        digest = table.sha256()
+        digest = active.hasher.table_sha256()
         active.journal.append_json(journal.CHECKPOINT, {
             "count": len(table.gops), "table_sha256": digest,
             "signature": protection.sign(digest), "event_ids": active.event_ids,

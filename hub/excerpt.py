@@ -4,9 +4,11 @@ excerpt's samples, and the MP4 of a journal left by a doorbell's crash."""
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import io
 import mmap
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -15,18 +17,27 @@ import av
 
 from porch.core import journal
 from porch.core.gops import (
+    MAX_FRAMES,
     TICKS_PER_S,
     GopError,
     GopHasher,
     GopTable,
-    canonical,
     check_ranges,
     nal_spans,
-    nal_units,
+    parameter_sets,
     times_digest,
 )
 from porch.core.seal import unseal, verify_digest
 from porch.core.wire import ClipMeta, GopSeal
+from porch.hub.mp4track import (
+    IDENTITY,
+    Sample,
+    Track,
+    mp4_boxes,
+    read_track,
+    runs,
+    write_mp4,
+)
 
 TIME_BASE = Fraction(1, TICKS_PER_S)
 
@@ -35,7 +46,8 @@ TIME_BASE = Fraction(1, TICKS_PER_S)
 class Frame:
     ticks: int
     data: bytes
-    """Canonical bytes (4-byte length before each NAL unit): the MP4 sample."""
+    """The access unit: canonical bytes (a 4-byte length before each NAL unit, the MP4
+    sample), or Annex B where a function says so (:func:`mux_annex_b`)."""
     keyframe: bool
 
 
@@ -59,7 +71,7 @@ def read_frames(source: Path | bytes) -> tuple[list[Frame], int, int]:
 
 def _sample(data: bytes) -> bytes:
     """An MP4 sample, checked to be canonical already (4-byte lengths that add up)."""
-    nal_spans(data, annex_b=False)
+    nal_spans(data)
     return data
 
 
@@ -118,32 +130,27 @@ def check_seal(table: GopTable, seal: GopSeal, signer) -> None:
         raise GopError("the GOP table does not carry the device's signature")
 
 
-def write_mp4(dest: Path | io.BytesIO, frames: list[Frame], width: int, height: int) -> None:
-    """Mux canonical frames into an MP4 (their times from the first frame's). They go in as
-    Annex B, the way FFmpeg's MP4 muxer takes a camera's H.264, and it stores each as the
-    canonical bytes it came from (callers check: :func:`check_excerpt`)."""
-    first = nal_units(frames[0].data, annex_b=False)
-    parameter_sets = [u for u in first if u[0] & 0x1F in (7, 8)]
-    if len(parameter_sets) < 2:
-        raise GopError("the first keyframe carries no SPS and PPS")
-    origin = frames[0].ticks
-    target = dest if isinstance(dest, io.BytesIO) else str(dest)
-    with av.open(target, "w", format="mp4") as container:
-        stream = container.add_stream("h264")
-        stream.width, stream.height = width, height
-        stream.time_base = TIME_BASE
-        stream.codec_context.extradata = _annex_b(parameter_sets)
-        for frame in frames:
-            packet = av.Packet(_annex_b(nal_units(frame.data, annex_b=False)))
-            packet.pts = packet.dts = frame.ticks - origin
-            packet.time_base = TIME_BASE
-            packet.is_keyframe = frame.keyframe
-            packet.stream = stream
-            container.mux(packet)
-
-
-def _annex_b(units: list[bytes]) -> bytes:
-    return b"".join(b"\x00\x00\x00\x01" + unit for unit in units)
+def mux_annex_b(frames: list[Frame], width: int, height: int) -> bytes:
+    """An MP4 of access units in Annex B (``Frame.data`` as an encoder gives it; times from
+    the first frame's), muxed by FFmpeg as the doorbell muxes them: each becomes the
+    canonical sample the doorbell's GOP hashes were taken of (callers check)."""
+    out = io.BytesIO()
+    try:
+        with av.open(out, "w", format="mp4") as container:
+            stream = container.add_stream("h264")
+            stream.width, stream.height = width, height
+            stream.time_base = TIME_BASE
+            stream.codec_context.extradata = parameter_sets(frames[0].data)
+            for frame in frames:
+                packet = av.Packet(frame.data)
+                packet.pts = packet.dts = frame.ticks - frames[0].ticks
+                packet.time_base = TIME_BASE
+                packet.is_keyframe = frame.keyframe
+                packet.stream = stream
+                container.mux(packet)
+    except (av.FFmpegError, ValueError, OverflowError) as exc:
+        raise GopError(f"the access units cannot be muxed ({exc})") from None
+    return out.getvalue()
 
 
 def samples(path: Path | bytes) -> list[tuple[int, int, int]]:
@@ -170,89 +177,82 @@ def gop_frames(frames: list[Frame]) -> list[list[Frame]]:
 
 
 def cut(source: Path, dest: Path, table: GopTable, first: int, last: int):
-    """Write GOPs ``first``..``last`` of ``source`` to ``dest`` without re-encoding (the
-    samples are copied as they are, from a seek to the first GOP's keyframe), check the
-    result against ``table``, and return its ranges: (GOP index, offset, length), each GOP
-    one contiguous run of the file."""
+    """Write GOPs ``first``..``last`` of ``source`` to ``dest`` without re-muxing: the
+    samples' bytes are copied as they lie (by the kernel) into a new MP4 whose sample table
+    is theirs (:func:`~porch.hub.mp4track.write_mp4`). Checks that they are the GOPs of
+    ``table``: frame counts and times first, then their bytes, hashed on another thread
+    while the kernel copies them. Returns the excerpt's ranges: (GOP index, offset,
+    length), each GOP one run of the file."""
     if not 0 <= first <= last < len(table.gops):
         raise GopError("the excerpt's GOPs are not in the clip")
-    try:
-        return _cut(source, dest, table, first, last, seek=True)
-    except GopError:  # a file whose index made the seek land late: from the start, then
-        return _cut(source, dest, table, first, last, seek=False)
+    with open(source, "rb") as src, mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        track = read_track(data)
+        gops = _gop_samples(track, table, first, last)
+        with ThreadPoolExecutor(1, thread_name_prefix="excerpt-check") as pool:
+            checked = pool.submit(_signed, data, table, first, gops)
+            with open(dest, "wb") as out:
 
+                def copy(runs) -> None:
+                    for offset, length in runs:
+                        _copy_range(src.fileno(), out.fileno(), offset, length)
 
-def _cut(source: Path, dest: Path, table: GopTable, first: int, last: int, seek: bool):
-    start, end = table.gops[first].first, table.gops[last].last
-    sizes = []
-    with av.open(str(source)) as inp:
-        stream = inp.streams.video[0]
-        base = stream.time_base or TIME_BASE
-        num, den = base.numerator * TICKS_PER_S, base.denominator  # ticks = pts * num / den
-        offset = start * den // num  # the first GOP's time in the stream's units
-        if seek:
-            inp.seek(offset, stream=stream, backward=True, any_frame=False)
-        with av.open(str(dest), "w", format="mp4") as out:
-            copy = out.add_stream_from_template(stream)
-            for packet in inp.demux(stream):
-                if packet.pts is None or not packet.size:
-                    continue
-                ticks = packet.pts * num // den
-                if ticks > end:
-                    break
-                if ticks < start:
-                    continue
-                packet.pts -= offset
-                packet.dts = packet.pts
-                packet.time_base = base
-                packet.stream = copy
-                sizes.append(packet.size)
-                out.mux(packet)
-    # The muxer writes the samples back to back into the file's one mdat box, in order;
-    # their bytes are checked against the table where they lie (which checks the source).
-    failure = None
-    with open(dest, "rb") as handle:
-        data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            ranges = _placed(table, first, last, sizes, data)
-        except GopError as exc:  # raised again once its views of the map are gone
-            failure = str(exc)
-        with contextlib.suppress(BufferError):
-            data.close()
+                at = write_mp4(out, track, [s for gop in gops for s in gop], copy)
+            failure = checked.result()
     if failure is not None:
+        dest.unlink(missing_ok=True)
         raise GopError(failure)
-    return ranges
-
-
-def _placed(table: GopTable, first: int, last: int, sizes: list[int], data) -> list:
-    at, ranges = mdat_offset(data), []
-    for index in range(first, last + 1):
-        count = table.gops[index].frames
-        length = sum(sizes[:count])
-        if len(sizes) < count:
-            raise GopError(f"GOP {index} did not reach the excerpt")
+    ranges = []
+    for index, gop in zip(range(first, last + 1), gops, strict=True):
+        length = sum(sample.size for sample in gop)
         ranges.append((index, at, length))
-        at, sizes = at + length, sizes[count:]
-    if sizes:
-        raise GopError("the excerpt holds more frames than its GOPs")
-    check_ranges(table, ranges, memoryview(data))  # porch verify checks the sample table too
+        at += length
     return ranges
 
 
-def mdat_offset(data: bytes) -> int:
-    """Where the media data of an MP4 with one mdat box begins (ISO/IEC 14496-12 boxes)."""
-    at = 0
-    while at + 8 <= len(data):
-        size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
-        header = 8
-        if size == 1:
-            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
-        if kind == b"mdat":
-            return at + header
-        if size < header:
-            break
-        at += size
-    raise GopError("the excerpt has no media data box")
+def _signed(data: mmap.mmap, table: GopTable, first: int, gops: list[list[Sample]]) -> str | None:
+    """Why the GOPs' bytes in ``data`` are not those the doorbell signed, or None."""
+    with memoryview(data) as view:
+        for index, gop in enumerate(gops, first):
+            digest = hashlib.sha256()
+            for offset, length in runs(gop):
+                with view[offset : offset + length] as part:
+                    digest.update(part)
+            if digest.hexdigest() != table.gops[index].sha256:
+                return f"GOP {index} is not the GOP the doorbell signed"
+    return None
+
+
+def _gop_samples(track: Track, table: GopTable, first: int, last: int) -> list[list[Sample]]:
+    """The samples of GOPs ``first``..``last``, checked to be those GOPs: each starts on a
+    keyframe, has the table's frame count and plays at the times the doorbell signed."""
+    at = sum(gop.frames for gop in table.gops[:first])
+    gops = []
+    for gop in table.gops[first : last + 1]:
+        chosen = track.samples(at, at + gop.frames)
+        at += gop.frames
+        ticks = [_ticks(s.time, track.timescale) for s in chosen]
+        if len(chosen) != gop.frames or not chosen[0].keyframe or ticks[0] != gop.first:
+            raise GopError(f"GOP {gop.index} is not where the clip's sample table puts it")
+        if times_digest(ticks) != gop.times:
+            raise GopError(f"GOP {gop.index} plays at other times than the doorbell recorded")
+        gops.append(chosen)
+    return gops
+
+
+def _ticks(time: int, timescale: int) -> int:
+    """A time in a track's timescale in ticks, rounded as FFmpeg's readers round it."""
+    if timescale == TICKS_PER_S:
+        return time
+    return round(Fraction(time * TICKS_PER_S, timescale))
+
+
+def _copy_range(source: int, dest: int, offset: int, length: int) -> None:
+    """Append ``length`` bytes of ``source`` from ``offset`` to ``dest`` in the kernel."""
+    while length:
+        done = os.copy_file_range(source, dest, length, offset)
+        if done <= 0:
+            raise GopError("the clip ends before its samples do")
+        offset, length = offset + done, length - done
 
 
 def check_excerpt(
@@ -290,32 +290,9 @@ def check_excerpt(
             raise GopError(f"GOP {index} plays at other times than the doorbell recorded")
 
 
-IDENTITY = (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-"""An MP4 transformation matrix that shows the picture as it is (ISO/IEC 14496-12)."""
 TOP = {b"ftyp", b"free", b"skip", b"mdat", b"moov"}
 IN_MOOV = {b"mvhd", b"trak", b"udta", b"free", b"skip"}
 IN_TRAK = {b"tkhd", b"edts", b"mdia", b"udta", b"free", b"skip"}
-
-
-def mp4_boxes(data, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
-    """(type, start of its content, end) of each box between ``start`` and ``end``."""
-    end = len(data) if end is None else end
-    found, at = [], start
-    while at < end:
-        if at + 8 > end:
-            raise GopError("a box of the MP4 is cut short")
-        size, kind, header = (
-            int.from_bytes(data[at : at + 4], "big"),
-            bytes(data[at + 4 : at + 8]),
-            8,
-        )
-        if size == 1 and at + 16 <= end:
-            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
-        if size < header or at + size > end:
-            raise GopError(f"the MP4's {kind!r} box has an impossible size")
-        found.append((kind, at + header, at + size))
-        at += size
-    return found
 
 
 def check_layout(data, ranges: list[tuple[int, int, int]]) -> None:
@@ -384,37 +361,28 @@ def _check_edits(data, at: int, end: int) -> None:
 
 def open_journal(meta: ClipMeta, data: bytes, seal_key, signer) -> tuple[bytes, bytes, bytes]:
     """The MP4, thumbnail and GOP table of a journal clip (a recording a crash cut short):
-    the GOPs its checkpoint signed, checked against that signature, re-muxed. ``seal_key``:
-    the hub's key when the clip is sealed."""
+    the GOPs its checkpoint signed, muxed as the doorbell would have muxed them, and
+    checked against that signature. ``seal_key``: the hub's key when the clip is sealed."""
     assert meta.gops is not None
 
     def opened(payload: bytes) -> bytes:
         return unseal(payload, seal_key) if meta.sealed else payload
 
-    thumbnail, units = None, []
-    hasher = GopHasher(header_of(meta),
-                       annex_b=True, keep_units=False)  # fmt: skip
+    thumbnail, frames, gops = None, [], 0
     for tag, payload, _ in journal.records(data):
         if tag == journal.THUMBNAIL:
             thumbnail = opened(payload)
-        elif tag == journal.GOP and len(units) < meta.gops.count:
-            gop = journal.unpack_gop(opened(payload))
-            for at, (ticks, unit) in enumerate(gop):  # checked as it comes: times, sizes
-                hasher.add(ticks, unit, at == 0)
-            units.append(gop)
-    if thumbnail is None or len(units) != meta.gops.count:
+        elif tag == journal.GOP and gops < meta.gops.count:
+            units = journal.unpack_gop(opened(payload))
+            frames += [Frame(ticks, unit, at == 0) for at, (ticks, unit) in enumerate(units)]
+            gops += 1
+            if len(frames) > MAX_FRAMES:
+                raise GopError(f"the journal holds more than {MAX_FRAMES} frames")
+    if thumbnail is None or gops != meta.gops.count or not frames:
         raise GopError("the journal lacks the GOPs its checkpoint signed")
-    table = hasher.finish()
-    table.complete = False
+    video = mux_annex_b(frames, meta.width, meta.height)
+    table = table_from_mp4(video, header_of(meta), False, meta.gops.count)
+    if frames[0].ticks != 0:
+        raise GopError("the journal's first frame is not the clip's start")
     check_seal(table, meta.gops, signer)
-    frames = [
-        Frame(ticks, canonical(unit, annex_b=True), at == 0)
-        for gop in units
-        for at, (ticks, unit) in enumerate(gop)
-    ]
-    out = io.BytesIO()
-    write_mp4(out, frames, meta.width, meta.height)
-    video = out.getvalue()
-    if table_from_mp4(video, table, False).sha256() != table.sha256():
-        raise GopError("the journal's GOPs did not survive muxing")
     return video, thumbnail, table.text()

@@ -40,10 +40,10 @@ from test_export import (
 )
 
 from porch.core import journal
-from porch.core.gops import TICKS_PER_S, parse_ranges, parse_table, ranges_text
+from porch.core.gops import TICKS_PER_S, nal_units, parse_ranges, parse_table, ranges_text
 from porch.core.wire import ClipMeta
 from porch.hub.consent import ConsentError
-from porch.hub.excerpt import gop_frames, read_frames, samples, write_mp4
+from porch.hub.excerpt import gop_frames, mux_annex_b, read_frames, samples
 from porch.hub.export.bundle import ClipFile, build_bundle
 
 pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_pub"), reason="no mosquitto")
@@ -154,7 +154,13 @@ def rebuilt(clip: dict, path: Path, members: dict, order: list[int], swap=None) 
                     strict=True))  # fmt: skip
     chosen = [swap if swap is not None and at == 1 else gops[i] for at, i in enumerate(order)]
     flat = [f for gop in chosen for f in gop]
-    write_mp4(path, [replace(f, ticks=k * 6000) for k, f in enumerate(flat)], width, height)
+    annex_b = [  # as an encoder gives them, for FFmpeg's muxer
+        replace(
+            f, ticks=k * 6000, data=b"".join(b"\x00\x00\x00\x01" + u for u in nal_units(f.data))
+        )
+        for k, f in enumerate(flat)
+    ]
+    path.write_bytes(mux_annex_b(annex_b, width, height))
     placed, ranges, at = samples(path), [], 0
     for index, gop in zip(order, chosen, strict=True):
         runs = placed[at : at + len(gop)]

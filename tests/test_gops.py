@@ -1,57 +1,90 @@
 """The GOP proof format (porch-gops/1) and the clip journal, byte by byte: canonical access
-units, strict tables, byte ranges, torn journals."""
+units as the doorbell hashes them, strict tables, byte ranges, torn journals."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from porch.core import journal
+from porch.core.config import EncoderSettings
 from porch.core.gops import (
     FORMAT,
     Gop,
     GopError,
     GopHasher,
     GopTable,
-    canonical,
     check_ranges,
+    nal_spans,
+    nal_units,
     parse_ranges,
     parse_table,
 )
 from porch.core.wire import ClipMeta, GopSeal, WireError, parse
+from porch.device.camera import EncodedPacket
+from porch.device.camera.synthetic import SyntheticScene
+from porch.device.clips import Mp4Writer
+from porch.device.encoder import H264Encoder
+from porch.hub.excerpt import read_frames, table_from_mp4
 
-NAL = st.binary(min_size=1, max_size=600).map(lambda b: b"\x65" + b.replace(b"\x00", b"\x01"))
+
+def annex_b(sample: bytes, start: int, padding: int) -> bytes:
+    """An MP4 sample as an encoder might give it: start codes of ``start`` bytes, and
+    ``padding`` zero bytes after each NAL unit."""
+    return b"".join(b"\x00" * (start - 1) + b"\x01" + unit + b"\x00" * padding
+                    for unit in nal_units(sample))  # fmt: skip
 
 
-@given(st.lists(NAL, min_size=1, max_size=5), st.sampled_from([3, 4]), st.integers(0, 2))
-def test_annex_b_and_mp4_samples_give_the_same_canonical_bytes(units, start, padding):
-    annex_b = b"".join(b"\x00" * (start - 1) + b"\x01" + u + b"\x00" * padding for u in units)
-    sample = b"".join(len(u).to_bytes(4, "big") + u for u in units)
-    assert canonical(annex_b) == sample
-    # A length of 256-511 starts 00 00 01: the caller says which form it hands over.
-    assert canonical(sample, annex_b=False) == sample
-    # The device hashes the canonical bytes where they lie in what the encoder gave it.
-    for form, unit in ((True, annex_b), (False, sample)):
-        hasher = GopHasher(GopTable("front-door", "ab" * 16, 0), annex_b=form)
-        hasher.add(0, unit, True)
-        assert hasher.finish().gops[0].sha256 == hashlib.sha256(sample).hexdigest()
+@pytest.fixture(scope="module")
+def encoded() -> list[EncodedPacket]:
+    """Four seconds of the synthetic scene as the agent's encoder gives them."""
+    scene = SyntheticScene.default(320, 180, 1)
+    encoder = H264Encoder(320, 180, 15, EncoderSettings(keyframe_interval_s=1))
+    return [p for i in range(60) for p in encoder.encode(scene.render(i / 15), i / 15)]
+
+
+@pytest.mark.parametrize(("start", "padding"), [(4, 0), (3, 0), (3, 1), (4, 2)])
+def test_the_doorbell_hashes_each_gop_where_its_muxer_wrote_it(encoded, start, padding):
+    """FFmpeg's muxer makes each access unit canonical; the doorbell hashes the GOP in the
+    MP4 it writes, and the hub, reading that file sample by sample, gets the same table,
+    whatever start codes and padding the encoder used."""
+    first = Mp4Writer(320, 180, encoded[0])
+    for packet in encoded:
+        first.write(packet)
+    first.close()
+    samples = read_frames(first.buffer.getvalue())[0]
+    pairs = zip(encoded, samples, strict=True)
+    packets = [replace(p, data=annex_b(s.data, start, padding)) for p, s in pairs]
+    writer = Mp4Writer(320, 180, packets[0])
+    hasher = GopHasher(GopTable("front-door", "ab" * 16, 0), placed=writer.gop_sha256)
+    for packet in packets:
+        hasher.add(writer.write(packet), packet.data, packet.keyframe)
+    writer.close()
+    table = hasher.finish()
+    assert len(table.gops) == 4
+    assert hasher.table_sha256() == table.sha256()
+    from_file = table_from_mp4(writer.buffer.getvalue(), GopTable("front-door", "ab" * 16, 0))
+    assert from_file.text() == table.text()
+    if (start, padding) == (4, 0):
+        assert writer.buffer.getvalue() == first.buffer.getvalue()
 
 
 def test_a_sample_that_is_not_length_prefixed_is_refused():
+    for sample in (b"\x00\x00\x00\x09abc", b"\x00\x00\x00\x00", b"\x00\x00\x01\x65abc"):
+        with pytest.raises(GopError):
+            nal_spans(sample)
+    hasher = GopHasher(GopTable("front-door", "ab" * 16, 0))
     with pytest.raises(GopError):
-        canonical(b"\x00\x00\x00\x09abc", annex_b=False)
-    with pytest.raises(GopError):
-        canonical(b"\x00\x00\x00\x00", annex_b=True)
+        hasher.add(0, b"\x00\x00\x00\x01\x65\x88\x84\x00", True)  # Annex B is not a sample
 
 
 def table(count: int = 3, complete: bool = True) -> GopTable:
-    hasher = GopHasher(GopTable("front-door", "ab" * 16, 1_764_500_000_123_456), annex_b=True)
+    hasher = GopHasher(GopTable("front-door", "ab" * 16, 1_764_500_000_123_456))
     for i in range(count * 3):
-        hasher.add(i * 6000, b"\x00\x00\x00\x01\x41" + os.urandom(20), i % 3 == 0)
+        hasher.add(i * 6000, b"\x00\x00\x00\x15\x41" + os.urandom(20), i % 3 == 0)
     made = hasher.finish()
     made.complete = complete
     return made

@@ -185,6 +185,20 @@ def cut(source: Path, dest: Path, table: GopTable, first: int, last: int):
     length), each GOP one run of the file."""
     if not 0 <= first <= last < len(table.gops):
         raise GopError("the excerpt's GOPs are not in the clip")
+    try:
+        at, gops = _write_excerpt(source, dest, table, first, last)
+    except BaseException:  # nothing of a failed excerpt stays behind
+        dest.unlink(missing_ok=True)
+        raise
+    ranges = []
+    for index, gop in zip(range(first, last + 1), gops, strict=True):
+        length = sum(sample.size for sample in gop)
+        ranges.append((index, at, length))
+        at += length
+    return ranges
+
+
+def _write_excerpt(source: Path, dest: Path, table: GopTable, first: int, last: int):
     with open(source, "rb") as src, mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as data:
         track = read_track(data)
         gops = _gop_samples(track, table, first, last)
@@ -199,14 +213,8 @@ def cut(source: Path, dest: Path, table: GopTable, first: int, last: int):
                 at = write_mp4(out, track, [s for gop in gops for s in gop], copy)
             failure = checked.result()
     if failure is not None:
-        dest.unlink(missing_ok=True)
         raise GopError(failure)
-    ranges = []
-    for index, gop in zip(range(first, last + 1), gops, strict=True):
-        length = sum(sample.size for sample in gop)
-        ranges.append((index, at, length))
-        at += length
-    return ranges
+    return at, gops
 
 
 def _signed(data: mmap.mmap, table: GopTable, first: int, gops: list[list[Sample]]) -> str | None:
@@ -380,9 +388,9 @@ def open_journal(meta: ClipMeta, data: bytes, seal_key, signer) -> tuple[bytes, 
                 raise GopError(f"the journal holds more than {MAX_FRAMES} frames")
     if thumbnail is None or gops != meta.gops.count or not frames:
         raise GopError("the journal lacks the GOPs its checkpoint signed")
-    video = mux_annex_b(frames, meta.width, meta.height)
-    table = table_from_mp4(video, header_of(meta), False, meta.gops.count)
     if frames[0].ticks != 0:
         raise GopError("the journal's first frame is not the clip's start")
+    video = mux_annex_b(frames, meta.width, meta.height)
+    table = table_from_mp4(video, header_of(meta), False, meta.gops.count)
     check_seal(table, meta.gops, signer)
     return video, thumbnail, table.text()

@@ -109,6 +109,13 @@ def _table(data, start: int, end: int, skip: int, fields: int, fmt: str = "I") -
 def read_track(data) -> Track:
     """The MP4's one video track with its samples resolved; :class:`GopError` for any file
     that is not one H.264 track of samples inside the file, in decode order."""
+    try:
+        return _read_track(data)
+    except (struct.error, IndexError):
+        raise GopError("the MP4's boxes are cut short") from None
+
+
+def _read_track(data) -> Track:
     top = mp4_boxes(data)
     moovs = [(s, e) for k, s, e in top if k == b"moov"]
     if len(moovs) != 1:
@@ -197,16 +204,14 @@ def write_mp4(
     then ``copy`` of the samples' byte runs (offset, length) in order, which must append
     their bytes to the file, then the sample table. Returns where the first sample lies."""
     payload = sum(s.size for s in samples)
-    large = payload + 8 > 0xFFFFFFFF
-    if large:  # FFmpeg's way: the free box's 8 bytes become the 64-bit size
-        head = FTYP + struct.pack(">I4sQ", 1, b"mdat", payload + 16)
-    else:
-        head = FTYP + struct.pack(">I4sI4s", 8, b"free", payload + 8, b"mdat")
+    if payload + 8 > 0xFFFFFFFF:  # a clip is at most ten minutes: far below
+        raise GopError("an excerpt of 4 GiB or more")
+    head = FTYP + struct.pack(">I4sI4s", 8, b"free", payload + 8, b"mdat")
     handle.write(head)
     handle.flush()
     copy(runs(samples))
     handle.seek(0, os.SEEK_END)
-    handle.write(_moov(track, samples, len(head), large))
+    handle.write(_moov(track, samples, len(head)))
     return len(head)
 
 
@@ -230,7 +235,7 @@ def _full(kind: bytes, flags: int, *parts: bytes) -> bytes:
     return _box(kind, flags.to_bytes(4, "big"), *parts)
 
 
-def _moov(track: Track, samples: list[Sample], first: int, large: bool) -> bytes:
+def _moov(track: Track, samples: list[Sample], first: int) -> bytes:
     """The movie box of one video track whose samples lie back to back from ``first``,
     all in one chunk; times in ticks of the track's timescale from the first sample."""
     matrix = struct.pack(">9I", *IDENTITY)
@@ -263,9 +268,7 @@ def _moov(track: Track, samples: list[Sample], first: int, large: bool) -> bytes
         _full(b"stss", 0, struct.pack(f">I{len(keys)}I", len(keys), *keys)),
         _full(b"stsc", 0, struct.pack(">IIII", 1, 1, count, 1)),
         _full(b"stsz", 0, struct.pack(f">II{count}I", 0, count, *(s.size for s in samples))),
-        _full(b"co64", 0, struct.pack(">IQ", 1, first))
-        if large
-        else _full(b"stco", 0, struct.pack(">II", 1, first)),
+        _full(b"stco", 0, struct.pack(">II", 1, first)),
     )
     dinf = _box(b"dinf", _full(b"dref", 0, struct.pack(">I", 1), _full(b"url ", 1)))
     minf = _box(b"minf", _full(b"vmhd", 1, bytes(8)), dinf, stbl)

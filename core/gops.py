@@ -212,6 +212,7 @@ class GopHasher:
         self._digest = hashlib.sha256()
         self._table_digest = hashlib.sha256(table.text())
         self._table_count = len(table.gops)
+        self._last = table.gops[-1].last if table.gops else -1
         self.frames = 0
 
     def add(self, ticks: int, unit: bytes, keyframe: bool) -> None:
@@ -219,13 +220,12 @@ class GopHasher:
         one before, a GOP of too many frames, a sample whose NAL unit lengths do not add up)."""
         if keyframe and self._ticks:
             self._close()
-        if not self._ticks and not keyframe:
+        pending = self._ticks
+        if not pending and not keyframe:
             raise GopError("a GOP must start on a keyframe")
-        last = self._ticks[-1] if self._ticks else (
-            self.table.gops[-1].last if self.table.gops else -1)  # fmt: skip
-        if not last < ticks <= MAX_TICKS:
+        if not self._last < ticks <= MAX_TICKS:
             raise GopError(f"a frame's time ({ticks}) does not follow the one before")
-        if len(self._ticks) >= MAX_FRAMES_PER_GOP:
+        if len(pending) >= MAX_FRAMES_PER_GOP:
             raise GopError(f"a GOP of more than {MAX_FRAMES_PER_GOP} frames")
         self.frames += 1
         if self.frames > MAX_FRAMES:
@@ -234,7 +234,8 @@ class GopHasher:
             if not nal_spans(unit):
                 raise GopError("an access unit without NAL units")
             self._digest.update(unit)
-        self._ticks.append(ticks)
+        pending.append(ticks)
+        self._last = ticks
         if self.keep_units:
             self._units.append((ticks, unit))
 

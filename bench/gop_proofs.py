@@ -6,16 +6,16 @@ hub, and how many bytes the proofs add, each against a baseline in the same run.
 The video is the synthetic scene at 1280×720, 15 fps, encoded with libx264 as the agent
 does (1 s between keyframes, 1500 kbit/s unless ``--bitrate`` says otherwise).
 
-* Signing: per second of video, what the device's recording costs with GOP signing (each
-  GOP hashed where FFmpeg's muxer wrote it, a signed checkpoint of the GOP table every
-  ``CHECKPOINT_S``) minus what muxing alone costs, as the device muxed before GOP proofs,
-  against the SHA-256 of the same bytes alone; runs interleaved, for a clip muxed in memory
-  (sealed clips: the default once a doorbell is enrolled) and one written to a file. The
-  journal (sealing each GOP, fsync) is timed on its own: it is the price of keeping a clip
-  through a crash, not of signing.
+* Signing: per second of video, the time the device's recording spends on GOP signing
+  (each GOP hashed where FFmpeg's muxer wrote it in memory, a signed checkpoint of the GOP
+  table every ``CHECKPOINT_S``, the check that the MP4 puts each GOP where it was
+  hashed), timed around those calls, against the SHA-256 of the same bytes; runs
+  interleaved. The journal (sealing each GOP, fsync) is timed on
+  its own: it is the price of keeping a clip through a crash, not of signing.
 * Excerpt: :func:`porch.hub.excerpt.cut` of the middle third of the clip (read its sample
   table, write the excerpt's, copy the samples, check them against the table) against
-  copying the excerpt's bytes from one file to another.
+  copying the excerpt's bytes from one file to another, both into new files; and the cut
+  without its check, and the SHA-256 of as many bytes, to show where the time goes.
 * Overhead: the GOP table and ranges an excerpt carries, in bytes per minute of video.
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import os
 import shutil
 import statistics
@@ -34,17 +33,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import av
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
-from seal_cost import encoded
+from seal_cost import encoded, mp4_of
 from seal_cost import timed as median_ms
 
 from porch.core import journal
-from porch.core.gops import TICKS_PER_S, GopHasher, GopTable, parameter_sets, ranges_text
+from porch.core.gops import TICKS_PER_S, GopHasher, GopTable, ranges_text
+from porch.core.mp4track import PAGE, read_track_file, runs, write_mp4
 from porch.core.seal import seal, sign_digest
 from porch.core.wire import new_id
-from porch.device.clips import CHECKPOINT_S, TIME_BASE, Mp4Writer
-from porch.hub.excerpt import cut, read_frames, table_from_mp4
+from porch.device.clips import CHECKPOINT_S, Mp4Writer
+from porch.hub.excerpt import cut, excerpt_track, read_frames, table_from_mp4
 
 
 def timed(action, repeat: int) -> float:
@@ -68,7 +67,7 @@ def main() -> None:
 def run(seconds: float, repeat: int, work: Path, bitrate: int | None = None) -> None:
     packets = encoded(seconds, bitrate)
     clip = work / "clip.mp4"
-    clip.write_bytes(mux(None, packets))
+    clip.write_bytes(mp4_of(packets))
     video = [f.data for f in read_frames(clip)[0]]  # the samples: what the device hashes
     video_bytes = sum(len(sample) for sample in video)
     key = ed25519.Ed25519PrivateKey.generate()
@@ -95,25 +94,21 @@ def run(seconds: float, repeat: int, work: Path, bitrate: int | None = None) -> 
         hasher.finish()
         writer.close()
 
-    runs: dict[str, list[float]] = {name: [] for name in ("sha", "old", "mux", "signed")}
+    runs: dict[str, list[float]] = {name: [] for name in ("sha", "mux", "signing")}
     for _ in range(repeat):  # interleaved, so that the machine's drift hits all alike
         runs["sha"].append(timed(baseline, 1))
-        runs["old"].append(timed(lambda: mux(None, packets), 1))
-        runs["mux"].append(timed(lambda: signed(packets, None), 1))
-        runs["signed"].append(timed(lambda: signed(packets, key), 1))
-    base, old, muxed, with_proofs = (statistics.median(runs[name]) for name in runs)
+        runs["mux"].append(timed(lambda: muxing(packets), 1))
+        runs["signing"].append(signing(packets, key)[0])
+    base, muxed, cost = (statistics.median(runs[name]) for name in runs)
     journal_s = timed(journalled, max(3, repeat // 3))
-    table = signed(packets, key)
+    table = signing(packets, key)[1]
     per_s = 1e3 / seconds
     print(f"{seconds:.0f} s at 1280x720 15 fps: {video_bytes / 1e6:.2f} MB of H.264,"
           f" {len(table.gops)} GOPs; medians of {repeat}, ms per second of video")  # fmt: skip
     print(f"  SHA-256 of the bytes (baseline)         {base * per_s:7.3f}"
           f"   ({base / video_bytes * 1e9:.2f} ns a byte)")  # fmt: skip
-    cost = with_proofs - muxed
-    print(f"  muxing alone (the device's MP4 writer)  {muxed * per_s:7.3f}"
-          f"   (as before GOP proofs, no flush per packet: {old * per_s:.3f})")  # fmt: skip
-    print(f"  muxing with GOP signing                 {with_proofs * per_s:7.3f}")
-    print(f"  GOP signing: the difference             {cost * per_s:7.3f}"
+    print(f"  muxing (the device's MP4 writer alone)  {muxed * per_s:7.3f}")
+    print(f"  GOP signing, timed around its calls     {cost * per_s:7.3f}"
           f"   ({cost / base:.2f}x the SHA-256)")  # fmt: skip
     digest = table.sha256()  # the device keeps it up to date as GOPs close
     sign_us = timed(lambda: sign_digest(key, digest), 200) * 1e6
@@ -121,29 +116,34 @@ def run(seconds: float, repeat: int, work: Path, bitrate: int | None = None) -> 
           " of video")  # fmt: skip
     print(f"  journal (seal each GOP, fsync, checkpoint) {journal_s * per_s:7.3f}")
 
-    # The excerpt: the middle third, cut and checked, against copying as many bytes.
+    # The excerpt: the middle third, cut and checked, against copying as many bytes; each
+    # into a new file, as an export makes one (a file written over is emptied first, which
+    # costs as much as the copy and would hide the difference).
     header = table_from_mp4(clip, GopTable("front-door", "ab" * 16, 0))
     third = len(header.gops) // 3
     first, last = third, 2 * third - 1
     target = work / "excerpt.mp4"
-    cut(clip, target, header, first, last)
+    ranges = cut(clip, target, header, first, last)
     excerpt_bytes = target.stat().st_size
     source = work / "same-bytes.bin"
     source.write_bytes(os.urandom(excerpt_bytes))
-    cuts, copies = [], []
+    runs_of: dict[str, list[float]] = {"cut": [], "built": [], "copy": []}
     for _ in range(repeat):  # interleaved
-        cuts.append(timed(lambda: cut(clip, target, header, first, last), 1))
-        copies.append(timed(lambda: shutil.copyfile(source, work / "copy.bin"), 1))
-    cut_s, copy_s = statistics.median(cuts), statistics.median(copies)
-    cpu = time.process_time()
-    for _ in range(repeat):
-        cut(clip, target, header, first, last)
-    cpu_s = (time.process_time() - cpu) / repeat
-    ranges = cut(clip, target, header, first, last)
-    print(f"  excerpt of GOPs {first}-{last} ({excerpt_bytes / 1e6:.2f} MB): cut and checked"
-          f" {cut_s * 1e3:.1f} ms; copying as many bytes {copy_s * 1e3:.1f} ms"
-          f"  (speed {copy_s / cut_s:.2f}x of a copy); CPU time of a cut {cpu_s * 1e3:.1f} ms"
-          " (the check hashes on a second core while the kernel copies)")  # fmt: skip
+        for name, action, out in (
+            ("cut", lambda: cut(clip, target, header, first, last), target),
+            ("built", lambda: built(clip, target, header, first, last), target),
+            ("copy", lambda: shutil.copyfile(source, work / "copy.bin"), work / "copy.bin"),
+        ):
+            out.unlink(missing_ok=True)
+            runs_of[name].append(timed(action, 1))
+    cut_s, built_s, copy_s = (statistics.median(runs_of[name]) for name in runs_of)
+    digest_s = timed(lambda: hashlib.sha256(source.read_bytes()).digest(), repeat)
+    print(f"  excerpt of GOPs {first}-{last} ({excerpt_bytes / 1e6:.2f} MB) into a new file:"
+          f" cut and checked {cut_s * 1e3:.2f} ms; copying as many bytes {copy_s * 1e3:.2f} ms"
+          f"  (speed {copy_s / cut_s:.2f}x of a copy)")  # fmt: skip
+    print(f"    of which the copy and the new sample table alone {built_s * 1e3:.2f} ms"
+          f" ({copy_s / built_s:.2f}x of a copy); SHA-256 of as many bytes"
+          f" {digest_s * 1e3:.2f} ms ({copy_s / digest_s:.2f}x of a copy)")  # fmt: skip
     minute = 60 / seconds
     table_bytes = len(header.text())
     ranges_bytes = len(ranges_text(ranges))
@@ -154,34 +154,13 @@ def run(seconds: float, repeat: int, work: Path, bitrate: int | None = None) -> 
           f" an excerpt's ranges {ranges_bytes} B for {last - first + 1} GOPs")  # fmt: skip
 
 
-def mux(target: Path | None, packets: list) -> bytes:
-    """The clip muxed as the device muxed it before GOP proofs: no flush per packet."""
-    buffer = io.BytesIO() if target is None else None
-    with av.open(buffer or str(target), "w", format="mp4") as container:
-        stream = container.add_stream("h264")
-        stream.width, stream.height = 1280, 720
-        stream.time_base = TIME_BASE
-        stream.codec_context.extradata = parameter_sets(packets[0].data)
-        for packet in packets:
-            out = av.Packet(packet.data)
-            out.pts = out.dts = round((packet.pts - packets[0].pts) / TIME_BASE)
-            out.time_base = TIME_BASE
-            out.is_keyframe = packet.keyframe
-            out.stream = stream
-            container.mux(out)
-    return buffer.getvalue() if buffer is not None else b""
-
-
-def signed(packets: list, key) -> GopTable:
-    """The device's recording without the journal: the MP4, its GOPs hashed where they lie,
-    a signed checkpoint at the end of the first GOP :data:`CHECKPOINT_S` after the last
-    (``key`` None: the same MP4 writer with neither, the baseline)."""
+def signing(packets: list, key) -> tuple[float, GopTable]:
+    """The device's recording without the journal, and the seconds of it spent on GOP
+    signing, timed around each call (the MP4 writer's own work left out): each access unit
+    added to the GOP table (at a keyframe the GOP before it is hashed where it lies, and a
+    checkpoint signed when due), then the last GOP, the whole table's signature, and the
+    check that the finished MP4 puts each GOP where it was hashed."""
     writer = Mp4Writer(1280, 720, packets[0])
-    if key is None:
-        for packet in packets:
-            writer.write(packet)
-        writer.close()
-        return GopTable("front-door", new_id(), 0)
     last = [-CHECKPOINT_S * TICKS_PER_S]
 
     def checkpoint(gop, _) -> None:
@@ -190,12 +169,40 @@ def signed(packets: list, key) -> GopTable:
             sign_digest(key, hasher.table_sha256())
 
     hasher = GopHasher(GopTable("front-door", new_id(), 0), checkpoint, placed=writer.gop_sha256)
+    spent, clock = 0.0, time.perf_counter
     for packet in packets:
-        hasher.add(writer.write(packet), packet.data, packet.keyframe)
-    writer.close()
+        ticks = writer.write(packet)
+        start = clock()
+        hasher.add(ticks, packet.data, packet.keyframe)
+        spent += clock() - start
+    writer.close()  # which checks the placement; timed again below
+    start = clock()
     table = hasher.finish()
     sign_digest(key, hasher.table_sha256())
-    return table
+    writer.check_placement()
+    return spent + clock() - start, table
+
+
+def muxing(packets: list) -> None:
+    """The device's MP4 writer alone."""
+    writer = Mp4Writer(1280, 720, packets[0])
+    for packet in packets:
+        writer.write(packet)
+    writer.close()
+
+
+def built(clip: Path, target: Path, table: GopTable, first: int, last: int) -> None:
+    """The cut without its check of every GOP's bytes: the copy and the sample table."""
+    with open(clip, "rb") as src, open(target, "wb") as out:
+        track, _ = excerpt_track(read_track_file(src.fileno()), table, first, last)
+
+        def copy() -> None:
+            for offset, length in runs(track.offsets, track.sizes):
+                while length:
+                    done = os.sendfile(out.fileno(), src.fileno(), offset, length)
+                    offset, length = offset + done, length - done
+
+        write_mp4(out, track, copy, track.offsets[0] % PAGE)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,11 @@ def encoded(seconds: float, bitrate_kbps: int | None = None) -> list[EncodedPack
 
 
 def make_clip(seconds: float, bitrate_kbps: int | None = None) -> bytes:
-    packets = encoded(seconds, bitrate_kbps)
+    return mp4_of(encoded(seconds, bitrate_kbps))
+
+
+def mp4_of(packets: list[EncodedPacket]) -> bytes:
+    """The packets muxed as the device muxes a clip."""
     writer = Mp4Writer(1280, 720, packets[0])
     for packet in packets:
         writer.write(packet)

@@ -136,7 +136,12 @@ class ClipSettings(_Section):
     postroll_s: float = Field(
         10.0, ge=1, le=120, description="Seconds recorded after the last press or motion."
     )
-    max_clip_s: float = Field(120.0, ge=5, le=600, description="Longest clip, seconds.")
+    max_clip_s: float = Field(
+        120.0,
+        ge=5,
+        le=600,
+        description="Longest clip, seconds (a clip is muxed in memory: this times the bitrate).",
+    )
     preroll_max_bytes: int = Field(
         32 * 1024 * 1024, ge=64 * 1024, description="RAM cap of the pre-roll buffer, bytes."
     )

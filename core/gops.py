@@ -3,9 +3,11 @@ of whole GOPs cut from a clip still proves that the doorbell recorded it.
 
 A GOP is the access units from one keyframe up to the next. Its hash is the SHA-256 of its
 *canonical bytes*: every NAL unit of every access unit, in order, each preceded by its length
-as 4 bytes big-endian. That is exactly how an MP4 stores H.264 samples, so the bytes survive
-re-muxing, and in an MP4 each GOP is one contiguous run of the file: the doorbell hashes
-it there, in the MP4 it writes, and ``sha256sum`` can check it in an excerpt (docs/verify.md).
+as 4 bytes big-endian, as the doorbell's MP4 muxer (FFmpeg) wrote them (a NAL unit keeps
+any zero bytes an encoder padded it with). That is exactly how an MP4 stores H.264 samples,
+so the bytes survive re-muxing, and in an MP4 each GOP is one contiguous run of the file:
+the doorbell hashes it there, in the MP4 it writes, and ``sha256sum`` can check it in an
+excerpt (docs/verify.md).
 
 The doorbell keeps a *GOP table* per clip, a small text file::
 
@@ -66,30 +68,6 @@ def nal_spans(sample: bytes) -> list[tuple[int, int]]:
 def nal_units(sample: bytes) -> list[bytes]:
     """The NAL units of an MP4 sample (see :func:`nal_spans`)."""
     return [sample[start:end] for start, end in nal_spans(sample)]
-
-
-def parameter_sets(annex_b: bytes) -> bytes:
-    """The SPS and PPS NAL units of an Annex B keyframe, with start codes (MP4 extradata)."""
-    units = [u for u in annex_b.split(b"\x00\x00\x01") if u]
-    keep = [u.rstrip(b"\x00") for u in units if u[0] & 0x1F in (7, 8)]
-    return b"".join(b"\x00\x00\x00\x01" + u for u in keep)
-
-
-def mdat_offset(data) -> int:
-    """Where the media data of an MP4 with one mdat box begins (ISO/IEC 14496-12 boxes):
-    the first sample, in an MP4 as FFmpeg writes one (``data`` may end inside the box)."""
-    at = 0
-    while at + 8 <= len(data):
-        size, kind = int.from_bytes(data[at : at + 4], "big"), bytes(data[at + 4 : at + 8])
-        header = 8
-        if size == 1:
-            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
-        if kind == b"mdat":
-            return at + header
-        if size < header:
-            break
-        at += size
-    raise GopError("the MP4 has no media data box")
 
 
 @dataclass(frozen=True)
@@ -192,7 +170,8 @@ class GopHasher:
 
     The samples are hashed as they are added, unless ``placed`` is given: then the caller
     has the bytes of each GOP in one run of the MP4 it is writing, and ``placed()`` returns
-    the SHA-256 of the GOP just closed (the doorbell: :class:`porch.device.clips.Mp4Writer`).
+    the SHA-256 of the GOP just closed (the doorbell: :class:`porch.device.clips.Mp4Writer`,
+    which must have written each access unit before it is added here).
     """
 
     def __init__(

@@ -38,9 +38,8 @@ from porch.core.gops import (
     Gop,
     GopHasher,
     GopTable,
-    mdat_offset,
-    parameter_sets,
 )
+from porch.core.mp4track import mdat_offset, read_track
 from porch.core.seal import seal, sign_digest
 from porch.core.wire import MAX_CHUNKS, ClipMeta, GopSeal, new_id
 from porch.device.camera import EncodedPacket
@@ -48,9 +47,11 @@ from porch.device.preroll import PrerollBuffer
 
 log = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, 90000)
-CHECKPOINT_S = 2.0
+CHECKPOINT_S = 3.0
 """A recording's GOP table is signed at the end of the first GOP that ends at least this long
-after the last checkpoint (so: every GOP when keyframes are 2 s apart or more)."""
+after the last checkpoint (so: every GOP when keyframes are 3 s apart or more). A crash
+loses at most this much of a recording, and the GOP being recorded; each checkpoint costs
+an Ed25519 signature (docs/performance.md)."""
 
 
 class Mp4Writer:
@@ -71,23 +72,26 @@ class Mp4Writer:
         self._origin = first.pts
         # flush_packets: every sample reaches the buffer as it is muxed.
         self._container = av.open(self.buffer, "w", format="mp4", options={"flush_packets": "1"})
-        self._stream = self._container.add_stream("h264")
-        self._stream.width, self._stream.height = width, height
+        # A stream for encoded packets: its decoder configuration (avcC) comes from the SPS
+        # and PPS the first keyframe carries, as it must (no encoder is opened to make one).
+        self._stream = self._container.add_mux_stream("h264", width=width, height=height)
         self._stream.time_base = TIME_BASE
-        self._stream.codec_context.extradata = parameter_sets(first.data)
         self._last_pts = -1
         self._gop_start = 0
-        self._finished = (0, 0)
-        """The byte range of the GOP that the last keyframe (or close) finished."""
+        self._finished: list[tuple[int, int]] = []
+        """The byte range of each GOP that a keyframe (or close) finished."""
 
     def write(self, packet: EncodedPacket) -> int:
         """Mux one access unit; returns its time in the file (1/90000 s from the start)."""
         pts = round((packet.pts - self._origin) / TIME_BASE)
         if pts <= self._last_pts:  # a camera clock that stalls must not break the file
             pts = self._last_pts + 1
-        self._last_pts = pts
         out = av.Packet(packet.data)
         out.pts = out.dts = pts
+        # Only the last frame's duration reaches the file: as long as the one before it
+        # (with none, players drop the last frame, which would end at its own start).
+        out.duration = pts - self._last_pts if self._last_pts >= 0 else 0
+        self._last_pts = pts
         out.time_base = TIME_BASE
         out.is_keyframe = packet.keyframe
         out.stream = self._stream
@@ -99,19 +103,35 @@ class Mp4Writer:
             with self.buffer.getbuffer() as view:
                 self._gop_start = mdat_offset(view[:4096])
         elif packet.keyframe:
-            self._finished = (self._gop_start, start)
+            self._finished.append((self._gop_start, start))
             self._gop_start = start
         return pts
 
     def gop_sha256(self) -> str:
         """SHA-256 of the GOP that the last keyframe, or :meth:`close`, finished."""
-        start, end = self._finished
+        start, end = self._finished[-1]
         with self.buffer.getbuffer() as view:
             return hashlib.sha256(view[start:end]).hexdigest()
 
     def close(self) -> None:
-        self._finished = (self._gop_start, self.buffer.tell())
+        """Finish the MP4, and :meth:`check_placement`."""
+        self._finished.append((self._gop_start, self.buffer.tell()))
         self._container.close()
+        self.check_placement()
+
+    def check_placement(self) -> None:
+        """The finished MP4's sample table puts each GOP where it was hashed: a muxer that
+        held a sample back or moved one would otherwise cost the whole clip at the hub,
+        which checks the same."""
+        with self.buffer.getbuffer() as view:
+            track = read_track(view)
+        count = len(track.sizes)
+        keys = list(range(count)) if track.sync is None else sorted(n - 1 for n in track.sync)
+        ends = [*keys[1:], count]
+        placed = [(track.offsets[a], track.offsets[b - 1] + track.sizes[b - 1])
+                  for a, b in zip(keys, ends, strict=True)]  # fmt: skip
+        if placed != self._finished:
+            raise ValueError("the MP4's GOPs are not where they were hashed")
 
 
 @dataclass
@@ -465,7 +485,7 @@ class ClipRecorder:
         if record is not None:
             record.close()
         if writer is not None:
-            with contextlib.suppress(OSError, av.FFmpegError):
+            with contextlib.suppress(OSError, ValueError, av.FFmpegError):
                 writer.close()
         with contextlib.suppress(OSError):
             self.store.partial_path(clip_id).unlink(missing_ok=True)

@@ -1,12 +1,13 @@
 """GOP proofs on the hub, with the MP4s they are about (:mod:`porch.core.gops`): the table of
-a stored clip, excerpts of whole GOPs re-muxed without re-encoding, the check of an
-excerpt's samples, and the MP4 of a journal left by a doorbell's crash."""
+a stored clip, excerpts of whole GOPs copied without re-encoding or re-muxing, the check of
+an excerpt's samples, and the MP4 of a journal left by a doorbell's crash."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import mmap
+import operator
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,20 +25,19 @@ from porch.core.gops import (
     GopTable,
     check_ranges,
     nal_spans,
-    parameter_sets,
     times_digest,
 )
-from porch.core.seal import unseal, verify_digest
-from porch.core.wire import ClipMeta, GopSeal
-from porch.hub.mp4track import (
+from porch.core.mp4track import (
     IDENTITY,
-    Sample,
+    PAGE,
     Track,
     mp4_boxes,
-    read_track,
+    read_track_file,
     runs,
     write_mp4,
 )
+from porch.core.seal import unseal, verify_digest
+from porch.core.wire import ClipMeta, GopSeal
 
 TIME_BASE = Fraction(1, TICKS_PER_S)
 
@@ -137,13 +137,12 @@ def mux_annex_b(frames: list[Frame], width: int, height: int) -> bytes:
     out = io.BytesIO()
     try:
         with av.open(out, "w", format="mp4") as container:
-            stream = container.add_stream("h264")
-            stream.width, stream.height = width, height
+            stream = container.add_mux_stream("h264", width=width, height=height)
             stream.time_base = TIME_BASE
-            stream.codec_context.extradata = parameter_sets(frames[0].data)
-            for frame in frames:
+            for before, frame in zip([frames[0], *frames], frames, strict=False):
                 packet = av.Packet(frame.data)
                 packet.pts = packet.dts = frame.ticks - frames[0].ticks
+                packet.duration = frame.ticks - before.ticks  # the last one's is kept
                 packet.time_base = TIME_BASE
                 packet.is_keyframe = frame.keyframe
                 packet.stream = stream
@@ -167,84 +166,121 @@ def samples(path: Path | bytes) -> list[tuple[int, int, int]]:
         ]
 
 
-def gop_frames(frames: list[Frame]) -> list[list[Frame]]:
-    gops: list[list[Frame]] = []
-    for frame in frames:
-        if frame.keyframe or not gops:
-            gops.append([])
-        gops[-1].append(frame)
-    return gops
-
-
-def cut(source: Path, dest: Path, table: GopTable, first: int, last: int):
+def cut(
+    source: Path,
+    dest: Path,
+    table: GopTable,
+    first: int,
+    last: int,
+    size: tuple[int, int] | None = None,
+) -> list[tuple[int, int, int]]:
     """Write GOPs ``first``..``last`` of ``source`` to ``dest`` without re-muxing: the
     samples' bytes are copied as they lie (by the kernel) into a new MP4 whose sample table
-    is theirs (:func:`~porch.hub.mp4track.write_mp4`). Checks that they are the GOPs of
-    ``table``: frame counts and times first, then their bytes, hashed on another thread
-    while the kernel copies them. Returns the excerpt's ranges: (GOP index, offset,
-    length), each GOP one run of the file."""
+    is written from what the doorbell signed (:func:`~porch.core.mp4track.write_mp4`):
+    frame times and keyframes from ``table``, the decoder's configuration only if it is the
+    one the first keyframe carries, the picture ``size`` (width, height) if given. Each
+    GOP's bytes are read back from ``dest`` (mapped: the excerpt's own new file, unlike
+    the clip, which is only ever read with pread) and matched against ``table`` on a
+    second thread while the kernel copies the next. Returns the excerpt's ranges: (GOP
+    index, offset, length), each GOP one run of the file. A failed cut leaves no file."""
     if not 0 <= first <= last < len(table.gops):
         raise GopError("the excerpt's GOPs are not in the clip")
     try:
-        at, gops = _write_excerpt(source, dest, table, first, last)
-    except BaseException:  # nothing of a failed excerpt stays behind
+        return _write_excerpt(source, dest, table, first, last, size)
+    except BaseException:
         dest.unlink(missing_ok=True)
         raise
-    ranges = []
-    for index, gop in zip(range(first, last + 1), gops, strict=True):
-        length = sum(sample.size for sample in gop)
-        ranges.append((index, at, length))
-        at += length
-    return ranges
 
 
-def _write_excerpt(source: Path, dest: Path, table: GopTable, first: int, last: int):
-    with open(source, "rb") as src, mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        track = read_track(data)
-        gops = _gop_samples(track, table, first, last)
-        with ThreadPoolExecutor(1, thread_name_prefix="excerpt-check") as pool:
-            checked = pool.submit(_signed, data, table, first, gops)
-            with open(dest, "wb") as out:
+def _write_excerpt(source: Path, dest: Path, table: GopTable, first: int, last: int, size):
+    with open(source, "rb") as src:
+        clip = read_track_file(src.fileno())
+        if size is not None and (clip.width, clip.height) != size:
+            raise GopError(f"the clip says its picture is {clip.width}x{clip.height}")
+        excerpt, bounds = excerpt_track(clip, table, first, last)
+        key = os.pread(src.fileno(), excerpt.sizes[0], excerpt.offsets[0])
+        _check_configuration(clip.avcc, key)
+        placed: list[tuple[int, int, int]] = []
+        digests: list[str] = []
+        with open(dest, "w+b") as out, ThreadPoolExecutor(1, "excerpt-check") as pool:
 
-                def copy(runs) -> None:
-                    for offset, length in runs:
-                        _copy_range(src.fileno(), out.fileno(), offset, length)
+            def copy() -> None:
+                at = out.tell()
+                end = at + sum(excerpt.sizes)
+                os.ftruncate(out.fileno(), end)  # the excerpt's own file, mapped to be read
+                with mmap.mmap(out.fileno(), end, access=mmap.ACCESS_READ) as written:
+                    checks = []
+                    for index, (a, b) in enumerate(bounds, first):
+                        start = at
+                        for offset, length in runs(excerpt.offsets[a:b], excerpt.sizes[a:b]):
+                            _send(out.fileno(), src.fileno(), offset, length)
+                            at += length
+                        placed.append((index, start, at - start))
+                        checks.append(pool.submit(_sha256_of, written, start, at))
+                    digests.extend(check.result() for check in checks)
 
-                at = write_mp4(out, track, [s for gop in gops for s in gop], copy)
-            failure = checked.result()
-    if failure is not None:
-        raise GopError(failure)
-    return at, gops
-
-
-def _signed(data: mmap.mmap, table: GopTable, first: int, gops: list[list[Sample]]) -> str | None:
-    """Why the GOPs' bytes in ``data`` are not those the doorbell signed, or None."""
-    with memoryview(data) as view:
-        for index, gop in enumerate(gops, first):
-            digest = hashlib.sha256()
-            for offset, length in runs(gop):
-                with view[offset : offset + length] as part:
-                    digest.update(part)
-            if digest.hexdigest() != table.gops[index].sha256:
-                return f"GOP {index} is not the GOP the doorbell signed"
-    return None
+            write_mp4(out, excerpt, copy, excerpt.offsets[0] % PAGE)
+    for (index, _, _), digest in zip(placed, digests, strict=True):
+        if digest != table.gops[index].sha256:
+            raise GopError(f"GOP {index} is not the GOP the doorbell signed")
+    return placed
 
 
-def _gop_samples(track: Track, table: GopTable, first: int, last: int) -> list[list[Sample]]:
-    """The samples of GOPs ``first``..``last``, checked to be those GOPs: each starts on a
-    keyframe, has the table's frame count and plays at the times the doorbell signed."""
-    at = sum(gop.frames for gop in table.gops[:first])
-    gops = []
+def excerpt_track(clip: Track, table: GopTable, first: int, last: int):
+    """The excerpt's track (its samples where they lie in the clip) and each GOP's samples
+    in it (from, to), once they are checked to be GOPs ``first``..``last`` of ``table``:
+    each starts on a keyframe, has the table's frame count and the frame times the doorbell
+    signed. What the excerpt says of them comes from the table: times in ticks from its
+    first frame, the last frame lasting until the next GOP the doorbell signed (or as long
+    as the one before it), keyframes where its GOPs start."""
+    start = sum(gop.frames for gop in table.gops[:first])
+    stop = start + sum(gop.frames for gop in table.gops[first : last + 1])
+    if stop > len(clip.sizes):
+        raise GopError("the clip's sample table holds fewer frames than its GOPs")
+    times = clip.times[start:stop]
+    ticks = times if clip.timescale == TICKS_PER_S else [_ticks(t, clip.timescale) for t in times]
+    bounds, at = [], 0
     for gop in table.gops[first : last + 1]:
-        chosen = track.samples(at, at + gop.frames)
-        at += gop.frames
-        ticks = [_ticks(s.time, track.timescale) for s in chosen]
-        if len(chosen) != gop.frames or not chosen[0].keyframe or ticks[0] != gop.first:
+        frames = ticks[at : at + gop.frames]
+        keyframe = clip.sync is None or start + at + 1 in clip.sync
+        if not keyframe or frames[0] != gop.first:
             raise GopError(f"GOP {gop.index} is not where the clip's sample table puts it")
-        if times_digest(ticks) != gop.times:
+        if times_digest(frames) != gop.times or frames[-1] != gop.last:
             raise GopError(f"GOP {gop.index} plays at other times than the doorbell recorded")
-        gops.append(chosen)
-    return gops
+        bounds.append((at, at + gop.frames))
+        at += gop.frames
+    if last + 1 < len(table.gops):
+        after = table.gops[last + 1].first
+    else:  # the clip's last frame: shown as long as the one before it
+        after = ticks[-1] + (ticks[-1] - ticks[-2] if len(ticks) > 1 else TICKS_PER_S // 30)
+    excerpt = Track(
+        clip.width, clip.height, TICKS_PER_S, clip.avcc,
+        clip.offsets[start:stop], clip.sizes[start:stop], [t - ticks[0] for t in ticks],
+        list(map(operator.sub, [*ticks[1:], after], ticks)), {a + 1 for a, _ in bounds},
+    )  # fmt: skip
+    return excerpt, bounds
+
+
+def _check_configuration(avcc: bytes, keyframe: bytes) -> None:
+    """The clip's decoder configuration (avcC) says samples carry 4-byte lengths and holds
+    exactly the SPS and PPS the excerpt's first keyframe carries, which the doorbell
+    signed with it (ISO/IEC 14496-15, 5.3.3.1)."""
+    sets, at = [], 6
+    try:
+        if avcc[0] != 1 or avcc[4] & 0x03 != 3:
+            raise GopError("the clip's decoder configuration is not for 4-byte lengths")
+        for count in (avcc[5] & 0x1F, None):
+            if count is None:  # the PPS follow the SPS, with a count of their own
+                count, at = avcc[at], at + 1
+            for _ in range(count):
+                length = int.from_bytes(avcc[at : at + 2], "big")
+                sets.append(avcc[at + 2 : at + 2 + length])
+                at += 2 + length
+    except IndexError:
+        raise GopError("the clip's decoder configuration is cut short") from None
+    carried = [keyframe[a:b] for a, b in nal_spans(keyframe) if keyframe[a] & 0x1F in (7, 8)]
+    if not carried or sorted(sets) != sorted(carried):
+        raise GopError("the clip's decoder configuration is not the one its keyframe carries")
 
 
 def _ticks(time: int, timescale: int) -> int:
@@ -254,13 +290,19 @@ def _ticks(time: int, timescale: int) -> int:
     return round(Fraction(time * TICKS_PER_S, timescale))
 
 
-def _copy_range(source: int, dest: int, offset: int, length: int) -> None:
-    """Append ``length`` bytes of ``source`` from ``offset`` to ``dest`` in the kernel."""
+def _send(dest: int, source: int, offset: int, length: int) -> None:
+    """Append ``length`` bytes of ``source`` from ``offset`` to ``dest``, in the kernel."""
     while length:
-        done = os.copy_file_range(source, dest, length, offset)
+        done = os.sendfile(dest, source, offset, length)
         if done <= 0:
             raise GopError("the clip ends before its samples do")
         offset, length = offset + done, length - done
+
+
+def _sha256_of(written: mmap.mmap, start: int, end: int) -> str:
+    """SHA-256 of bytes ``start``..``end`` of the excerpt, as the kernel wrote them."""
+    with memoryview(written) as view, view[start:end] as part:
+        return hashlib.sha256(part).hexdigest()
 
 
 def check_excerpt(

@@ -89,7 +89,7 @@ def excerpt_of(
             raise GopError("the kept GOP table is another clip's")
         check_seal(table, seal, signer)
         first, last = table.covering(*trim) if trim else (0, len(table.gops) - 1)
-        ranges = cut(path, target, table, first, last)
+        ranges = cut(path, target, table, first, last, (meta.width, meta.height))
     except GopError as exc:
         raise ConsentError(f"clip {meta.clip_id} cannot be excerpted: {exc}", 500) from None
     start, end = table.span_s(first, last)

@@ -43,7 +43,7 @@ from porch.core import journal
 from porch.core.gops import TICKS_PER_S, nal_units, parse_ranges, parse_table, ranges_text
 from porch.core.wire import ClipMeta
 from porch.hub.consent import ConsentError
-from porch.hub.excerpt import gop_frames, mux_annex_b, read_frames, samples
+from porch.hub.excerpt import Frame, mux_annex_b, read_frames, samples
 from porch.hub.export.bundle import ClipFile, build_bundle
 
 pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_pub"), reason="no mosquitto")
@@ -142,6 +142,16 @@ def resigned(trimmed, tmp_path: Path, name: str, change) -> Path:
                          ranges)  # fmt: skip
     build_bundle(out, manifest, certs, [clip_file], pki.export_key().sign)
     return out
+
+
+def gop_frames(frames: list[Frame]) -> list[list[Frame]]:
+    """Frames grouped into GOPs, each from a keyframe."""
+    gops: list[list[Frame]] = []
+    for frame in frames:
+        if frame.keyframe or not gops:
+            gops.append([])
+        gops[-1].append(frame)
+    return gops
 
 
 def rebuilt(clip: dict, path: Path, members: dict, order: list[int], swap=None) -> bytes:

@@ -68,8 +68,8 @@ def test_the_doorbell_hashes_each_gop_where_its_muxer_wrote_it(encoded, start, p
     assert hasher.table_sha256() == table.sha256()
     from_file = table_from_mp4(writer.buffer.getvalue(), GopTable("front-door", "ab" * 16, 0))
     assert from_file.text() == table.text()
-    if (start, padding) == (4, 0):
-        assert writer.buffer.getvalue() == first.buffer.getvalue()
+    if padding == 0:  # the same samples, whatever the start codes
+        assert read_frames(writer.buffer.getvalue())[0] == samples
 
 
 def test_a_sample_that_is_not_length_prefixed_is_refused():

@@ -4,6 +4,7 @@ leaving no excerpt behind."""
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -13,11 +14,12 @@ import pytest
 
 from porch.core.config import EncoderSettings
 from porch.core.gops import GopError, GopTable
+from porch.core.mp4track import mp4_boxes, read_track
 from porch.device.camera.synthetic import SyntheticScene
 from porch.device.clips import Mp4Writer
 from porch.device.encoder import H264Encoder
+from porch.hub import excerpt
 from porch.hub.excerpt import check_excerpt, cut, read_frames, samples, table_from_mp4
-from porch.hub.mp4track import mp4_boxes, read_track
 
 WIDTH, HEIGHT = 320, 180
 
@@ -74,9 +76,20 @@ def put(data: bytearray, at: int, value: int) -> None:
     data[at : at + 4] = struct.pack(">I", value)
 
 
-def one_sample_bigger(data: bytearray) -> None:
-    start, _ = box(data, *STBL, b"stsz")
-    put(data, start + 12 + 4 * 40, struct.unpack_from(">I", data, start + 12 + 4 * 40)[0] + 1)
+def one_sample_resized(by: int) -> Callable[[bytearray], None]:
+    def alter(data: bytearray) -> None:
+        start, _ = box(data, *STBL, b"stsz")
+        size = struct.unpack_from(">I", data, start + 12 + 4 * 40)[0]
+        put(data, start + 12 + 4 * 40, size + by)
+
+    return alter
+
+
+def all_samples_at_the_start(data: bytearray) -> None:
+    """Every chunk at the first: each frame copied many times over from one place."""
+    start, _ = box(data, *STBL, b"stco")
+    for at in range(struct.unpack_from(">I", data, start + 4)[0]):
+        put(data, start + 8 + 4 * at, 48)
 
 
 def chunk_outside(data: bytearray) -> None:
@@ -119,7 +132,9 @@ def keyframes_moved(data: bytearray) -> None:
 @pytest.mark.parametrize(
     ("alter", "reason"),
     [
-        (one_sample_bigger, "not the GOP the doorbell signed"),
+        (one_sample_resized(-1), "not the GOP the doorbell signed"),
+        (one_sample_resized(+1), "overlap"),
+        (all_samples_at_the_start, "overlap"),
         (chunk_outside, "outside"),
         (billions_of_samples, "more samples"),
         (table_longer_than_its_box, "longer than its box"),
@@ -141,3 +156,92 @@ def test_a_clip_whose_boxes_lie_is_refused_and_leaves_no_excerpt(
     with pytest.raises(GopError, match=reason):
         cut(lying, dest, table, 0 if alter is keyframes_moved else 2, 4)
     assert not dest.exists()
+
+
+def extra_keyframes(data: bytearray) -> None:
+    """A sync-sample table that calls every frame a keyframe (no stss box: all are)."""
+    start, _ = box(data, *STBL, b"stss")
+    data[start - 4 : start] = b"free"
+
+
+def other_configuration(data: bytearray) -> None:
+    start, _ = box(data, *STBL, b"stsd")
+    at = bytes(data).index(b"avcC", start) + 4
+    data[at + 12] ^= 0x01  # inside the SPS the decoder would be configured with
+
+
+def test_what_the_excerpt_says_of_its_frames_comes_from_the_signed_table(clip, tmp_path):
+    """Keyframes, durations and the decoder's configuration are not taken on the clip's
+    word: a clip whose sample table says every frame is a keyframe still gives an excerpt
+    whose keyframes are its GOPs' first frames, and the last frame lasts until the next
+    GOP the doorbell signed."""
+    path, table = clip
+    data = bytearray(path.read_bytes())
+    extra_keyframes(data)
+    lying = tmp_path / "lying.mp4"
+    lying.write_bytes(data)
+    assert read_track(lying.read_bytes()).sync is None  # every frame, the clip says
+    dest = tmp_path / "excerpt.mp4"
+    cut(lying, dest, table, 2, 4, (WIDTH, HEIGHT))
+    track = read_track(dest.read_bytes())
+    assert sorted(track.sync or ()) == [1, 16, 31]
+    assert track.times[-1] + track.durations[-1] == table.gops[5].first - table.gops[2].first
+    with pytest.raises(GopError, match="picture"):
+        cut(path, dest, table, 2, 4, (WIDTH, HEIGHT * 2))
+    data = bytearray(path.read_bytes())
+    other_configuration(data)
+    lying.write_bytes(data)
+    with pytest.raises(GopError, match="decoder configuration"):
+        cut(lying, dest, table, 2, 4)
+    assert not dest.exists()
+
+
+def test_a_clip_cut_short_or_changed_while_it_is_cut_gives_an_error(clip, tmp_path, monkeypatch):
+    """The clip is read with pread, never mapped: truncated under the cut, it is an error
+    (not a bus error that kills the hub); and the bytes checked are those written to the
+    excerpt, read back, not those the clip held a moment before."""
+    path, table = clip
+    dest = tmp_path / "excerpt.mp4"
+    racing = tmp_path / "racing.mp4"
+    racing.write_bytes(path.read_bytes())
+
+    checked = excerpt._check_configuration
+
+    def truncated_meanwhile(avcc: bytes, keyframe: bytes) -> None:
+        checked(avcc, keyframe)
+        os.truncate(racing, 1000)
+
+    monkeypatch.setattr(excerpt, "_check_configuration", truncated_meanwhile)
+    with pytest.raises(GopError, match="ends before"):
+        cut(racing, dest, table, 2, 4)
+    assert not dest.exists()
+    monkeypatch.undo()
+
+    sent = excerpt._send
+
+    def then_changed(out: int, source: int, offset: int, length: int) -> None:
+        sent(out, source, offset, length)
+        os.pwrite(out, b"\x00", os.lseek(out, 0, os.SEEK_CUR) - length // 2)
+
+    monkeypatch.setattr(excerpt, "_send", then_changed)
+    with pytest.raises(GopError, match="not the GOP the doorbell signed"):
+        cut(path, dest, table, 2, 4)
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "no movie box"),
+        (struct.pack(">I4s", 8, b"free") * 5000, "boxes side by side"),
+        (struct.pack(">I4s", 100, b"moov"), "impossible size"),
+    ],
+)
+def test_a_file_that_is_no_clip_is_refused(clip, tmp_path, content: bytes, reason: str):
+    _, table = clip
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    with pytest.raises(GopError, match=reason):
+        cut(bad, tmp_path / "excerpt.mp4", table, 0, 0)
+    with pytest.raises(GopError, match=reason):
+        read_track(content)

@@ -1,11 +1,15 @@
 """The one H.264 video track of an MP4, read from its boxes and written back as a new file
-(ISO/IEC 14496-12 and 14496-15): what cutting an excerpt needs, and nothing more.
+(ISO/IEC 14496-12 and 14496-15): what the doorbell needs to check the MP4 it wrote, and
+what cutting an excerpt needs, and nothing more.
 
 A clip's samples are already canonical (:mod:`porch.core.gops`), so an excerpt is the same
 samples with a new sample table: :func:`write_mp4` writes the boxes FFmpeg writes for a
-video track (ftyp, free, mdat, moov, in that order) around bytes copied from the clip, and
-never re-muxes a sample. Whatever the file's boxes say is checked against the file's size
-and :data:`~porch.core.gops.MAX_FRAMES` before anything is read at the offsets they give.
+video track (ftyp, free, mdat, moov, in that order) around bytes the caller copies, and no
+sample goes through a muxer. What a file's boxes say is bounded before it is used: at most
+:data:`MAX_BOXES` boxes in a row and :data:`~porch.core.gops.MAX_FRAMES` samples, samples
+in order, none overlapping the one before, all inside the file. A file is read with
+``pread`` (:func:`read_track_file`), never mapped: one cut short meanwhile is an error,
+not a bus error.
 """
 
 from __future__ import annotations
@@ -13,27 +17,22 @@ from __future__ import annotations
 import operator
 import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import accumulate, count
-from typing import NamedTuple
+from itertools import accumulate
 
 from porch.core.gops import MAX_FRAMES, GopError
 
 MOVIE_TIMESCALE = 1000
+MAX_BOXES = 1000
+PAGE = 4096
+"""Boxes side by side at one level at most (a clip has fewer than twenty)."""
+MAX_MOVIE_BYTES = 64 * 1024 * 1024
+"""The movie box at most: the sample table of MAX_FRAMES samples is a few MB."""
 IDENTITY = (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
 """An MP4 transformation matrix that shows the picture as it is (ISO/IEC 14496-12)."""
 FTYP = struct.pack(">I4s4sI4s4s4s4s", 32, b"ftyp", b"isom", 512, b"isom", b"iso2", b"avc1", b"mp41")
 _SAMPLE_TABLE = (b"stsd", b"stts", b"stsz", b"stsc", b"stco", b"co64", b"stss", b"ctts")
-
-
-class Sample(NamedTuple):
-    offset: int
-    size: int
-    time: int
-    """Decode (= presentation) time in the track's timescale."""
-    duration: int
-    keyframe: bool
 
 
 @dataclass(frozen=True)
@@ -50,17 +49,6 @@ class Track:
     durations: list[int]
     sync: set[int] | None
     """The numbers (from 1) of the keyframes; None: every sample is one."""
-
-    def samples(self, start: int, stop: int) -> list[Sample]:
-        """Samples ``start`` to ``stop`` (from 0, ``stop`` left out)."""
-        sync, span = self.sync, slice(start, stop)
-        return [
-            Sample(offset, size, time, duration, sync is None or number in sync)
-            for number, offset, size, time, duration in zip(
-                count(start + 1), self.offsets[span], self.sizes[span], self.times[span],
-                self.durations[span],
-            )
-        ]  # fmt: skip
 
 
 def mp4_boxes(data, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
@@ -82,8 +70,27 @@ def mp4_boxes(data, start: int = 0, end: int | None = None) -> list[tuple[bytes,
         if size < header or at + size > end:
             raise GopError(f"the MP4's {kind!r} box has an impossible size")
         found.append((kind, at + header, at + size))
+        if len(found) > MAX_BOXES:
+            raise GopError(f"the MP4 has more than {MAX_BOXES} boxes side by side")
         at += size
     return found
+
+
+def mdat_offset(data) -> int:
+    """Where the media data of an MP4 with one mdat box begins: the first sample, in an MP4
+    as FFmpeg writes one (``data`` may end inside the box, whose size is not written yet)."""
+    at = 0
+    while at + 8 <= len(data):
+        size, kind = int.from_bytes(data[at : at + 4], "big"), bytes(data[at + 4 : at + 8])
+        header = 8
+        if size == 1:
+            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        if kind == b"mdat":
+            return at + header
+        if size < header:
+            break
+        at += size
+    raise GopError("the MP4 has no media data box")
 
 
 def _child(data, start: int, end: int, *path: bytes) -> tuple[int, int]:
@@ -107,20 +114,51 @@ def _table(data, start: int, end: int, skip: int, fields: int, fmt: str = "I") -
 
 
 def read_track(data) -> Track:
-    """The MP4's one video track with its samples resolved; :class:`GopError` for any file
-    that is not one H.264 track of samples inside the file, in decode order."""
+    """The one video track of an MP4 held in memory, with its samples resolved;
+    :class:`GopError` for anything but one H.264 track of samples inside the file, in
+    decode order."""
+    moovs = [(s, e) for k, s, e in mp4_boxes(data) if k == b"moov"]
+    if len(moovs) != 1:
+        raise GopError("the MP4 has no movie box, or more than one")
+    return _parse(data, *moovs[0], len(data))
+
+
+def read_track_file(fd: int) -> Track:
+    """:func:`read_track` of an open MP4 file: its top-level boxes' headers and its movie
+    box are read, nothing else."""
+    size, at, moov, boxes = os.fstat(fd).st_size, 0, None, 0
+    while at < size:
+        head = os.pread(fd, 16, at)
+        length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+        header = 16 if length == 1 else 8
+        length = int.from_bytes(head[8:16], "big") if length == 1 else length or size - at
+        if len(head) < header or length < header or at + length > size:
+            raise GopError(f"the MP4's {bytes(kind)!r} box has an impossible size")
+        if kind == b"moov":
+            if moov is not None or length > MAX_MOVIE_BYTES:
+                raise GopError("the MP4 has more than one movie box, or one too big")
+            moov = (at + header, at + length)
+        at, boxes = at + length, boxes + 1
+        if boxes > MAX_BOXES:
+            raise GopError(f"the MP4 has more than {MAX_BOXES} boxes side by side")
+    if moov is None:
+        raise GopError("the MP4 has no movie box")
+    data = os.pread(fd, moov[1] - moov[0], moov[0])
+    if len(data) != moov[1] - moov[0]:
+        raise GopError("the MP4 was cut short while it was read")
+    return _parse(data, 0, len(data), size)
+
+
+def _parse(data, start: int, end: int, file_size: int) -> Track:
+    """The track of the movie box that lies at ``start``..``end`` of ``data``."""
     try:
-        return _read_track(data)
+        return _track(data, start, end, file_size)
     except (struct.error, IndexError):
         raise GopError("the MP4's boxes are cut short") from None
 
 
-def _read_track(data) -> Track:
-    top = mp4_boxes(data)
-    moovs = [(s, e) for k, s, e in top if k == b"moov"]
-    if len(moovs) != 1:
-        raise GopError("the MP4 has no movie box, or more than one")
-    traks = [(s, e) for k, s, e in mp4_boxes(data, *moovs[0]) if k == b"trak"]
+def _track(data, start: int, end: int, file_size: int) -> Track:
+    traks = [(s, e) for k, s, e in mp4_boxes(data, start, end) if k == b"trak"]
     if len(traks) != 1:
         raise GopError("the MP4 holds other than one track")
     trak = traks[0]
@@ -145,8 +183,11 @@ def _read_track(data) -> Track:
     if len(durations) != len(sizes):
         raise GopError("the MP4's sample table times fewer or more samples than it has")
     sync = set(_table(data, *boxes[b"stss"], 4, 1)) if b"stss" in boxes else None
-    if sizes and max(map(operator.add, offsets, sizes)) > len(data):
+    ends = list(map(operator.add, offsets, sizes))
+    if ends and max(ends) > file_size:
         raise GopError("a sample of the MP4 lies outside it")
+    if any(map(operator.lt, offsets[1:], ends)):
+        raise GopError("the MP4's samples overlap, or are not in order")
     times = list(accumulate(durations[:-1], initial=0)) if durations else []
     avcc_bytes = bytes(data[avcc[0] : avcc[1]])
     return Track(width, height, timescale, avcc_bytes, offsets, sizes, times, durations, sync)
@@ -194,36 +235,36 @@ def _durations(data, start: int, end: int, count: int) -> list[int]:
     return [delta for at in range(0, len(runs), 2) for delta in [runs[at + 1]] * runs[at]]
 
 
-def write_mp4(
-    handle,
-    track: Track,
-    samples: list[Sample],
-    copy: Callable[[Iterable[tuple[int, int]]], None],
-) -> int:
-    """Write an MP4 of ``samples`` of ``track`` to the open file ``handle``: the header,
-    then ``copy`` of the samples' byte runs (offset, length) in order, which must append
-    their bytes to the file, then the sample table. Returns where the first sample lies."""
-    payload = sum(s.size for s in samples)
-    if payload + 8 > 0xFFFFFFFF:  # a clip is at most ten minutes: far below
-        raise GopError("an excerpt of 4 GiB or more")
-    head = FTYP + struct.pack(">I4sI4s", 8, b"free", payload + 8, b"mdat")
+def write_mp4(handle, track: Track, copy: Callable[[], None], page: int = 0) -> int:
+    """Write an MP4 of ``track`` (its samples' offsets are where ``copy`` reads them; its
+    times start at 0) to the open file ``handle``: the header, then ``copy()``, which must
+    append the samples' bytes to the file in order, then the sample table. The free box
+    before the media data is as long as it takes for the first sample to lie ``page``
+    bytes into a 4 KiB page, as it does in the file it is copied from: the kernel then
+    copies whole pages. Returns where the first sample lies."""
+    payload = sum(track.sizes)
+    if payload + 8 > 0xFFFFFFFF or sum(track.durations) > 0xFFFFFFFF:
+        raise GopError("an excerpt of 4 GiB or more, or longer than 32 bits of ticks")
+    free = 8 + (page - len(FTYP) - 16) % PAGE
+    head = FTYP + struct.pack(">I4s", free, b"free") + bytes(free - 8)
+    head += struct.pack(">I4s", payload + 8, b"mdat")
     handle.write(head)
     handle.flush()
-    copy(runs(samples))
+    copy()
     handle.seek(0, os.SEEK_END)
-    handle.write(_moov(track, samples, len(head)))
+    handle.write(_moov(track, len(head)))
     return len(head)
 
 
-def runs(samples: list[Sample]) -> list[tuple[int, int]]:
-    """The samples' bytes as few runs of the source as they lie in: (offset, length)."""
-    runs: list[tuple[int, int]] = []
-    for sample in samples:
-        if runs and runs[-1][0] + runs[-1][1] == sample.offset:
-            runs[-1] = (runs[-1][0], runs[-1][1] + sample.size)
+def runs(offsets: list[int], sizes: list[int]) -> list[tuple[int, int]]:
+    """Samples' bytes as few runs of the file as they lie in: (offset, length)."""
+    found: list[tuple[int, int]] = []
+    for offset, size in zip(offsets, sizes, strict=True):
+        if found and found[-1][0] + found[-1][1] == offset:
+            found[-1] = (found[-1][0], found[-1][1] + size)
         else:
-            runs.append((sample.offset, sample.size))
-    return runs
+            found.append((offset, size))
+    return found
 
 
 def _box(kind: bytes, *parts: bytes) -> bytes:
@@ -235,11 +276,11 @@ def _full(kind: bytes, flags: int, *parts: bytes) -> bytes:
     return _box(kind, flags.to_bytes(4, "big"), *parts)
 
 
-def _moov(track: Track, samples: list[Sample], first: int) -> bytes:
+def _moov(track: Track, first: int) -> bytes:
     """The movie box of one video track whose samples lie back to back from ``first``,
-    all in one chunk; times in ticks of the track's timescale from the first sample."""
+    all in one chunk."""
     matrix = struct.pack(">9I", *IDENTITY)
-    ticks = sum(s.duration for s in samples)
+    ticks = sum(track.durations)
     shown = ticks * MOVIE_TIMESCALE // track.timescale
     mvhd = _full(b"mvhd", 0, struct.pack(">IIII", 0, 0, MOVIE_TIMESCALE, shown),
                  struct.pack(">IH10x", 0x10000, 0x100), matrix, bytes(24),
@@ -254,20 +295,20 @@ def _moov(track: Track, samples: list[Sample], first: int) -> bytes:
                 bytes(32), struct.pack(">Hh", 0x18, -1),
                 _box(b"avcC", track.avcc))  # fmt: skip
     deltas: list[int] = []  # runs of equal durations: count, duration, count, ...
-    for sample in samples:
-        if deltas and deltas[-1] == sample.duration:
+    for duration in track.durations:
+        if deltas and deltas[-1] == duration:
             deltas[-2] += 1
         else:
-            deltas += [1, sample.duration]
-    keys = [at + 1 for at, s in enumerate(samples) if s.keyframe]
-    count = len(samples)
+            deltas += [1, duration]
+    count = len(track.sizes)
+    keys = list(range(1, count + 1)) if track.sync is None else sorted(track.sync)
     stbl = _box(
         b"stbl",
         _full(b"stsd", 0, struct.pack(">I", 1), avc1),
         _full(b"stts", 0, struct.pack(f">I{len(deltas)}I", len(deltas) // 2, *deltas)),
         _full(b"stss", 0, struct.pack(f">I{len(keys)}I", len(keys), *keys)),
         _full(b"stsc", 0, struct.pack(">IIII", 1, 1, count, 1)),
-        _full(b"stsz", 0, struct.pack(f">II{count}I", 0, count, *(s.size for s in samples))),
+        _full(b"stsz", 0, struct.pack(f">II{count}I", 0, count, *track.sizes)),
         _full(b"stco", 0, struct.pack(">II", 1, first)),
     )
     dinf = _box(b"dinf", _full(b"dref", 0, struct.pack(">I", 1), _full(b"url ", 1)))

@@ -26,7 +26,7 @@ frame, frame count, SHA-256 of its bytes, and SHA-256 of its frames' times
 Ed25519 key signs the SHA-256 of the table (as it signs a whole clip's SHA-256): while
 recording, a *checkpoint* signs the table of the GOPs finished so far (no ``end`` line);
 when the clip is finished it signs the whole table, ``end`` included. The table is a flat
-list, not a Merkle tree: an excerpt carries the whole table (about 160 bytes a GOP) and
+list, not a Merkle tree: an excerpt carries the whole table (about 150 bytes a GOP) and
 nothing needs walking, only comparing.
 """
 
@@ -163,15 +163,17 @@ def parse_table(text: bytes) -> GopTable:
 class GopHasher:
     """Builds a clip's GOP table from its access units as they are written.
 
-    ``add`` each access unit (an MP4 sample; its time in ticks from the clip's first frame;
-    whether it is a keyframe): a keyframe closes the GOP before it, and ``on_gop`` then
-    receives the closed GOP and its access units as they were given (the recorder's
-    checkpoint). ``finish`` closes the last one and marks the table complete.
+    ``add`` each access unit (its time in ticks from the clip's first frame; whether it is a
+    keyframe): a keyframe closes the GOP before it, and ``on_gop`` then receives the closed
+    GOP and its access units as they were given (the recorder's checkpoint). ``finish``
+    closes the last one and marks the table complete.
 
-    The samples are hashed as they are added, unless ``placed`` is given: then the caller
-    has the bytes of each GOP in one run of the MP4 it is writing, and ``placed()`` returns
-    the SHA-256 of the GOP just closed (the doorbell: :class:`porch.device.clips.Mp4Writer`,
-    which must have written each access unit before it is added here).
+    Each access unit is an MP4 sample, checked (its NAL unit lengths add up) and hashed as
+    it is added; unless ``placed`` is given: then the caller has the bytes of each GOP in
+    one run of the MP4 it is writing, and ``placed()`` returns the SHA-256 of the GOP just
+    closed. The doorbell (:class:`porch.device.clips.Mp4Writer`, which must have written
+    each access unit before it is added here) hands over its encoder's Annex B units,
+    which are only kept, unchecked, for its journal.
     """
 
     def __init__(
@@ -196,7 +198,8 @@ class GopHasher:
 
     def add(self, ticks: int, unit: bytes, keyframe: bool) -> None:
         """Add one access unit; GopError when it cannot be part of a clip (not after the
-        one before, a GOP of too many frames, a sample whose NAL unit lengths do not add up)."""
+        one before, a GOP of too many frames; without ``placed``, a sample whose NAL unit
+        lengths do not add up)."""
         if keyframe and self._ticks:
             self._close()
         pending = self._ticks

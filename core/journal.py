@@ -13,8 +13,9 @@ payload``, after :data:`MAGIC`, appended and fsync'd one at a time:
 
 A clip that finishes normally becomes an MP4 and its journal is deleted. A journal left by
 a crash is cut after its last checkpoint and sent to the hub as it is (the device cannot
-open sealed GOPs: it has no key for them); the hub opens it, checks the checkpoint's
-signature against the GOPs and makes the MP4 (``ClipMeta.container == "journal"``).
+open sealed GOPs: it has no key for them); the hub opens it, muxes its GOPs through FFmpeg
+as the device would have, and checks the checkpoint's signature against the GOPs of that
+MP4 (``ClipMeta.container == "journal"``).
 """
 
 from __future__ import annotations

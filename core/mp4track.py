@@ -25,8 +25,9 @@ from porch.core.gops import MAX_FRAMES, GopError
 
 MOVIE_TIMESCALE = 1000
 MAX_BOXES = 1000
-PAGE = 4096
 """Boxes side by side at one level at most (a clip has fewer than twenty)."""
+PAGE = 4096
+"""A page of the page cache: an excerpt's first sample keeps its offset within one."""
 MAX_MOVIE_BYTES = 64 * 1024 * 1024
 """The movie box at most: the sample table of MAX_FRAMES samples is a few MB."""
 IDENTITY = (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)

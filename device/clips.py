@@ -5,8 +5,9 @@ A clip is whole only when its metadata file exists. It is written last, after th
 the JPEG thumbnail have been fsync'd and renamed into place, so a kill -9 or a power cut at
 any moment leaves either a whole clip or leftovers that :meth:`ClipStore.recover` removes.
 
-While a clip records, each finished GOP goes to its journal on disk with a signed
-checkpoint (:mod:`porch.core.journal`, :mod:`porch.core.gops`); the finished clip carries
+While a clip records, each finished GOP goes to its journal on disk, and every
+:data:`CHECKPOINT_S` a signed checkpoint of the GOP table so far (:mod:`porch.core.journal`,
+:mod:`porch.core.gops`); the finished clip carries
 the signature of its whole GOP table. After a crash, :func:`recover_journals` turns what a
 journal proves into a clip of its own, which the hub opens.
 """

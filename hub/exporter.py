@@ -3,9 +3,9 @@
 Every clip must carry its device's capture signature and still hash to what the device
 signed; redaction (face blur, owner's boxes) makes a new file whose manifest entry keeps the
 original's SHA-256 and says what was done. A trimmed clip (and a clip a doorbell's crash cut
-short, which has no whole-clip signature) leaves as an excerpt of whole GOPs, re-muxed
-without re-encoding, with the doorbell's signed GOP table and where each GOP lies in the
-file (:mod:`porch.core.gops`). The manifest is signed with the hub's export key and the
+short, which has no whole-clip signature) leaves as an excerpt of whole GOPs, copied
+without re-muxing or re-encoding, with the doorbell's signed GOP table and where each GOP
+lies in the file (:mod:`porch.core.gops`). The manifest is signed with the hub's export key and the
 bundle is recorded and audited.
 """
 
@@ -278,7 +278,7 @@ class Exporter:
                 trimmed = (
                     f"trimmed to seconds {start:.2f}-{end:.2f} of the clip (whole GOPs"
                     f" {excerpt['first_gop']}-{excerpt['last_gop']} of {excerpt['gops']},"
-                    " re-muxed, not re-encoded)"
+                    " copied, not re-muxed or re-encoded)"
                 )
                 told = story(clip_id=meta.clip_id, device_id=meta.device_id,
                              start_ts=meta.start_ts + start,

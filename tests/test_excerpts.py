@@ -1,4 +1,4 @@
-"""Excerpts that keep the doorbell's signature: a clip trimmed to whole GOPs, re-muxed, its
+"""Excerpts that keep the doorbell's signature: a clip trimmed to whole GOPs, copied, its
 GOP table signed at capture; checked by `porch verify` and by docs/verify.md's script, and
 refused when any frame, GOP or stated span is not what the doorbell recorded."""
 

@@ -11,9 +11,9 @@ Signed with the hub's export key under a certificate from the home CA (see
   by the home with the owner's approval.
 * A redacted clip is a new file anyway: its credentials are embedded, with the original as
   its parent ingredient and the redaction as a filter action.
-* An excerpt (whole GOPs of a clip, re-muxed) keeps the bytes the doorbell signed GOP by
-  GOP: its credentials go beside it, with the original clip as its parent ingredient and
-  the trim as an edit action.
+* An excerpt (whole GOPs of a clip, copied byte for byte) keeps the bytes the doorbell
+  signed GOP by GOP: its credentials go beside it, with the original clip as its parent
+  ingredient and the trim as an edit action.
 
 Both carry an ``org.porch.export`` assertion: the request, the approval, and the
 original's capture hash and signature.

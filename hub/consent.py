@@ -411,7 +411,11 @@ def checked_trims(trims: dict[str, tuple[float, float | None]], chosen: list[dic
         length = row["end_ts"] - row["start_ts"]
         end = length if end is None else end
         if not (0 <= start < end <= length + MAX_TRIM_SLACK_S):
-            raise ConsentError(f"clip {clip_id[:8]}'s trim must lie within its {length:.1f} s")
+            backwards = f" and end after it starts ({start:g} to {end:g} s given)" if (
+                0 <= end <= start) else ""  # fmt: skip
+            raise ConsentError(
+                f"clip {clip_id[:8]}'s trim must lie within its {length:.1f} s{backwards}"
+            )
         end = min(end, length)
         if end - start < MIN_TRIM_S:
             raise ConsentError(

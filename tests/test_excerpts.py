@@ -255,6 +255,9 @@ def test_a_trim_needs_gop_proofs_and_must_lie_inside_the_clip(trimmed):
         with pytest.raises(ConsentError, match="trim must lie within"):
             consent.decide(request.request_id, "owner", approve=True, clip_ids=[clip_id],
                            trims={clip_id: bad})  # fmt: skip
+    with pytest.raises(ConsentError, match=r"end after it starts \(3 to 2 s given\)"):
+        consent.decide(request.request_id, "owner", approve=True, clip_ids=[clip_id],
+                       trims={clip_id: (3.0, 2.0)})  # fmt: skip
     with pytest.raises(ConsentError, match="not among the approved"):
         consent.decide(request.request_id, "owner", approve=True, clip_ids=[clip_id],
                        trims={clips[0]["clip_id"]: (1.0, 2.0)})  # fmt: skip

@@ -33,13 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from porch.core import journal
 from porch.core.config import ClipSettings
 from porch.core.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
-from porch.core.gops import (
-    FORMAT,
-    TICKS_PER_S,
-    Gop,
-    GopHasher,
-    GopTable,
-)
+from porch.core.gops import FORMAT, TICKS_PER_S, Gop, GopHasher, GopTable
 from porch.core.mp4track import mdat_offset, read_track
 from porch.core.seal import seal, sign_digest
 from porch.core.wire import MAX_CHUNKS, ClipMeta, GopSeal, new_id
@@ -431,6 +425,7 @@ class ClipRecorder:
         try:
             active.writer.close()
             table = active.hasher.finish()
+            table_sha256 = active.hasher.table_sha256()
             active.journal.close()
             thumbnail = active.thumbnail
             plain_sha256 = None
@@ -460,8 +455,8 @@ class ClipRecorder:
                     format=FORMAT,
                     count=len(table.gops),
                     complete=True,
-                    table_sha256=active.hasher.table_sha256(),
-                    signature=protection.sign(active.hasher.table_sha256()),
+                    table_sha256=table_sha256,
+                    signature=protection.sign(table_sha256),
                 ),
             )
             clip = self.store.commit(partial, thumbnail, meta)

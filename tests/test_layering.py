@@ -40,8 +40,13 @@ def test_the_contract_holds():
 
 
 def test_the_contract_catches_a_doorbell_module_that_imports_the_hub(tmp_path):
-    for part in ("agency", "core", "device", "hub", "provisioning", "porch", "scripts"):
-        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("agency", "core", "device", "hub", "provisioning", "src", "scripts"):
+        shutil.copytree(
+            ROOT / part,
+            tmp_path / part,
+            symlinks=True,  # src/porch/<part> stays a link to the copy's own part
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     (tmp_path / "device" / "shortcut.py").write_text(
         '"""A careless shortcut."""\n\nfrom porch.hub.db import Database\n'

@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PYTHON) scripts/lint-imports
+	$(VENV)/bin/mypy                # [tool.mypy] in pyproject.toml: strict on porch.core
 
 # A doorbell's install brings none of the hub's libraries, and has wheels for the Pi.
 device-install: $(STAMP)

@@ -21,6 +21,7 @@ from paho.mqtt.properties import Properties
 from porch.agency.identity import Agency
 from porch.core.area import (
     AreaRequest,
+    LegalBasis,
     Polygon,
     Withdrawal,
     cells_covering,
@@ -82,7 +83,7 @@ class Desk:
         start_ts: float,
         end_ts: float,
         case_reference: str,
-        legal_basis: str,
+        legal_basis: LegalBasis,
         reason: str,
         officer: str,
         contact: str,

@@ -132,8 +132,11 @@ def create_dropbox(desk: Desk) -> FastAPI:
             if len(body) > MAX_CHUNK_BYTES or offset + len(body) > size:
                 raise HTTPException(413, "more than the chunk or the upload may hold")
         with lock:
-            if row(upload_id)[3] != offset:  # another request appended meanwhile
-                return Response(status_code=409, headers={OFFSET_HEADER: str(row(upload_id)[3])})
+            now = row(upload_id)
+            if now is None:  # expired meanwhile
+                raise HTTPException(404, "no such upload")
+            if now[3] != offset:  # another request appended meanwhile
+                return Response(status_code=409, headers={OFFSET_HEADER: str(now[3])})
             with open(uploads / f"{upload_id}.part", "r+b") as handle:
                 handle.seek(offset)
                 handle.write(body)

@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from porch.core.area import ACCOUNT_PATTERN, fingerprint, pem
 from porch.core.config import to_toml
 from porch.core.fsutil import atomic_write
+from porch.core.seal import load_private_key
 
 YEARS = 3
 
@@ -100,10 +101,10 @@ class Agency:
         return fingerprint(cert)
 
     def sign_key(self) -> ed25519.Ed25519PrivateKey:
-        return serialization.load_pem_private_key((self.root / "sign.key").read_bytes(), None)
+        return load_private_key(self.root / "sign.key", ed25519.Ed25519PrivateKey)
 
     def encrypt_key(self) -> x25519.X25519PrivateKey:
-        return serialization.load_pem_private_key((self.root / "encrypt.key").read_bytes(), None)
+        return load_private_key(self.root / "encrypt.key", x25519.X25519PrivateKey)
 
     def certificate(self) -> x509.Certificate:
         try:

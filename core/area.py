@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import Annotated, Final, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -30,14 +31,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-VERSION = 1
+VERSION: Final = 1
 TOPIC_ROOT = "porch-area/v1"
 CELL_PRECISION = 4
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_VERTICES = 256
 MAX_CHAIN = 4
 EARTH_RADIUS_M = 6_371_008.8
-LEGAL_BASES = ("voluntary", "warrant", "subpoena", "court_order")
+LegalBasis = Literal["voluntary", "warrant", "subpoena", "court_order"]
+"""What a footage request rests on: an agency's area request, or a requester's own."""
+LEGAL_BASES: tuple[LegalBasis, ...] = ("voluntary", "warrant", "subpoena", "court_order")
 UPLOADS_PATH = "/v1/uploads"
 """The drop box's uploads, under the address a request gives (porch.hub.delivery)."""
 OFFSET_HEADER = "Upload-Offset"
@@ -193,16 +196,20 @@ class Shape:
         return min(_to_segment(p, a, b) for a, b in self.edges())
 
 
-def _cross(o, a, b) -> float:
+_Point = Sequence[float]
+"""(x, y) in metres, or a GeoJSON corner."""
+
+
+def _cross(o: _Point, a: _Point, b: _Point) -> float:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-def _on(p, a, b) -> bool:
+def _on(p: _Point, a: _Point, b: _Point) -> bool:
     """``p`` lies on segment ``a``-``b`` (given it is on their line)."""
     return min(a[0], b[0]) <= p[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= p[1] <= max(a[1], b[1])
 
 
-def _touch(a, b, c, d) -> bool:
+def _touch(a: _Point, b: _Point, c: _Point, d: _Point) -> bool:
     """Segments a-b and c-d meet at all (crossing, touching or overlapping)."""
     d1, d2, d3, d4 = _cross(c, d, a), _cross(c, d, b), _cross(a, b, c), _cross(a, b, d)
     if d1 * d2 < 0 and d3 * d4 < 0:
@@ -213,7 +220,7 @@ def _touch(a, b, c, d) -> bool:
     )  # fmt: skip
 
 
-def _overlap(a, b, c, d) -> bool:
+def _overlap(a: _Point, b: _Point, c: _Point, d: _Point) -> bool:
     """Two collinear neighbouring edges run back over each other (more than their corner)."""
     shared = b if b in (c, d) else a
     far1 = a if shared == b else b
@@ -224,7 +231,7 @@ def _overlap(a, b, c, d) -> bool:
     return along > 0
 
 
-def _to_segment(p, a, b) -> float:
+def _to_segment(p: _Point, a: _Point, b: _Point) -> float:
     dx, dy = b[0] - a[0], b[1] - a[1]
     length = dx * dx + dy * dy
     t = (
@@ -246,6 +253,11 @@ def circle(lat: float, lon: float, radius_m: float, corners: int = 64) -> list[l
         )
         ring.append([round(lon + dlon, 7), round(lat + dlat, 7)])
     return [*ring, ring[0]]
+
+
+def legal_basis(text: str) -> LegalBasis | None:
+    """``text`` as one of :data:`LEGAL_BASES`, or None when it is none of them."""
+    return next((basis for basis in LEGAL_BASES if basis == text), None)
 
 
 # -- documents ----------------------------------------------------------------------------
@@ -287,7 +299,7 @@ class AreaRequest(_Document):
     start_ts: float
     end_ts: float
     case_reference: str = Field(min_length=1, max_length=200)
-    legal_basis: Literal["voluntary", "warrant", "subpoena", "court_order"]
+    legal_basis: LegalBasis
     legal_reference: str = Field("", max_length=200)
     reason: str = Field(min_length=1, max_length=4000)
     contact: str = Field(min_length=1, max_length=200)

@@ -9,8 +9,9 @@ message naming the key (:class:`ConfigError`).
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -466,7 +467,7 @@ class HubConfig(_Section):
 C = TypeVar("C", bound=BaseModel)
 
 
-def validate(model: type[C], data: dict, source: str = "config") -> C:
+def validate(model: type[C], data: dict[str, Any], source: str = "config") -> C:
     """Build ``model`` from parsed TOML; a wrong key raises :class:`ConfigError` naming it."""
     try:
         return model.model_validate(data)
@@ -499,7 +500,7 @@ def _toml_value(value: object) -> str:
     return repr(value)
 
 
-def to_toml(data: dict) -> str:
+def to_toml(data: dict[str, Any]) -> str:
     """A settings file from a dict: top-level keys first, then one table per nested dict."""
     lines = [_toml_line(key, value) for key, value in data.items() if not isinstance(value, dict)]
     for section, values in data.items():
@@ -532,7 +533,7 @@ def defaults_toml(model: type[BaseModel]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def configuration_markdown(models: dict[str, type[BaseModel]]) -> str:
+def configuration_markdown(models: Mapping[str, type[BaseModel]]) -> str:
     """docs/configuration.md: every file's settings with defaults, generated from the models."""
     parts = [
         "# Configuration\n",

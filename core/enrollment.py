@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from porch.core.wire import DEVICE_ID_PATTERN, HUB_IDENTITY
 
@@ -112,7 +113,7 @@ class EnrollRequest:
     """The device's Ed25519 public key, raw, hex."""
 
 
-def pem_private_key(key) -> bytes:
+def pem_private_key(key: PrivateKeyTypes) -> bytes:
     """A private key as unencrypted PKCS#8 PEM (files mode 0600, on the machine that made it)."""
     return key.private_bytes(
         serialization.Encoding.PEM,

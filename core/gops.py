@@ -36,8 +36,11 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final, TypeAlias
 
-FORMAT = "porch-gops/1"
+Bytes: TypeAlias = bytes | bytearray | memoryview
+"""What a clip's bytes arrive as: read into memory, or a view of a buffer."""
+FORMAT: Final = "porch-gops/1"
 """The proof format, named in the table's first line and in :class:`~porch.core.wire.GopSeal`."""
 TICKS_PER_S = 90000
 MAX_GOPS = 100_000
@@ -146,7 +149,7 @@ def parse_table(text: bytes) -> GopTable:
         raise GopError("the table lists no GOP, or too many")
     if not head[b"start_us"].isdigit():
         raise GopError("the table's start_us is not a number")
-    gops = []
+    gops: list[Gop] = []
     for at, line in enumerate(body):
         match = _LINE.match(line)
         if match is None:
@@ -251,7 +254,9 @@ class GopHasher:
             self.on_gop(gop, units)
 
 
-def check_ranges(table: GopTable, ranges: list[tuple[int, int, int]], data) -> tuple[int, int]:
+def check_ranges(
+    table: GopTable, ranges: list[tuple[int, int, int]], data: Bytes
+) -> tuple[int, int]:
     """An excerpt's bytes against the table: ``ranges`` are (GOP index, offset, length) in
     the excerpt's file ``data`` (bytes or a memory view), consecutive GOPs in contiguous
     runs. Returns the first and last GOP. Raises :class:`GopError` with the first reason."""

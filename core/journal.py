@@ -25,6 +25,7 @@ import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 MAGIC = b"PORCHJOURNAL1\n"
 HEADER, THUMBNAIL, GOP, CHECKPOINT = b"H", b"T", b"G", b"C"
@@ -85,7 +86,7 @@ class JournalWriter:
     def append(self, tag: bytes, payload: bytes) -> None:
         self._write(_RECORD.pack(tag, len(payload)) + payload)
 
-    def append_json(self, tag: bytes, value: dict) -> None:
+    def append_json(self, tag: bytes, value: dict[str, Any]) -> None:
         self.append(tag, json.dumps(value, sort_keys=True).encode())
 
     def _write(self, data: bytes) -> None:
@@ -100,7 +101,7 @@ class JournalWriter:
             self._fd = -1
 
 
-def recoverable(data: bytes) -> tuple[dict, bytes, dict, int] | None:
+def recoverable(data: bytes) -> tuple[dict[str, Any], bytes, dict[str, Any], int] | None:
     """What a journal left by a crash still holds: (header, thumbnail record payload, last
     checkpoint, bytes up to the end of that checkpoint), or None when no checkpoint was
     made (nothing of the clip can be proven, so nothing is kept)."""

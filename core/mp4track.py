@@ -20,8 +20,9 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import BinaryIO
 
-from porch.core.gops import MAX_FRAMES, GopError
+from porch.core.gops import MAX_FRAMES, Bytes, GopError
 
 MOVIE_TIMESCALE = 1000
 MAX_BOXES = 1000
@@ -52,7 +53,7 @@ class Track:
     """The numbers (from 1) of the keyframes; None: every sample is one."""
 
 
-def mp4_boxes(data, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+def mp4_boxes(data: Bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
     """(type, start of its content, end) of each box between ``start`` and ``end``."""
     end = len(data) if end is None else end
     found, at = [], start
@@ -77,7 +78,7 @@ def mp4_boxes(data, start: int = 0, end: int | None = None) -> list[tuple[bytes,
     return found
 
 
-def mdat_offset(data) -> int:
+def mdat_offset(data: Bytes) -> int:
     """Where the media data of an MP4 with one mdat box begins: the first sample, in an MP4
     as FFmpeg writes one (``data`` may end inside the box, whose size is not written yet)."""
     at = 0
@@ -94,7 +95,7 @@ def mdat_offset(data) -> int:
     raise GopError("the MP4 has no media data box")
 
 
-def _child(data, start: int, end: int, *path: bytes) -> tuple[int, int]:
+def _child(data: Bytes, start: int, end: int, *path: bytes) -> tuple[int, int]:
     """The content of the box at ``path`` below (start, end): exactly one at each step."""
     for kind in path:
         matches = [(s, e) for k, s, e in mp4_boxes(data, start, end) if k == kind]
@@ -104,7 +105,7 @@ def _child(data, start: int, end: int, *path: bytes) -> tuple[int, int]:
     return start, end
 
 
-def _table(data, start: int, end: int, skip: int, fields: int, fmt: str = "I") -> list:
+def _table(data: Bytes, start: int, end: int, skip: int, fields: int, fmt: str = "I") -> list[int]:
     """The entries of a full box's table: ``skip`` bytes, a 4-byte count, then entries of
     ``fields`` numbers each."""
     count = int.from_bytes(data[start + skip : start + skip + 4], "big")
@@ -114,7 +115,7 @@ def _table(data, start: int, end: int, skip: int, fields: int, fmt: str = "I") -
     return list(struct.unpack_from(f">{count * fields}{fmt}", data, start + skip + 4))
 
 
-def read_track(data) -> Track:
+def read_track(data: Bytes) -> Track:
     """The one video track of an MP4 held in memory, with its samples resolved;
     :class:`GopError` for anything but one H.264 track of samples inside the file, in
     decode order."""
@@ -150,7 +151,7 @@ def read_track_file(fd: int) -> Track:
     return _parse(data, 0, len(data), size)
 
 
-def _parse(data, start: int, end: int, file_size: int) -> Track:
+def _parse(data: Bytes, start: int, end: int, file_size: int) -> Track:
     """The track of the movie box that lies at ``start``..``end`` of ``data``."""
     try:
         return _track(data, start, end, file_size)
@@ -158,7 +159,7 @@ def _parse(data, start: int, end: int, file_size: int) -> Track:
         raise GopError("the MP4's boxes are cut short") from None
 
 
-def _track(data, start: int, end: int, file_size: int) -> Track:
+def _track(data: Bytes, start: int, end: int, file_size: int) -> Track:
     traks = [(s, e) for k, s, e in mp4_boxes(data, start, end) if k == b"trak"]
     if len(traks) != 1:
         raise GopError("the MP4 holds other than one track")
@@ -194,7 +195,7 @@ def _track(data, start: int, end: int, file_size: int) -> Track:
     return Track(width, height, timescale, avcc_bytes, offsets, sizes, times, durations, sync)
 
 
-def _sizes(data, start: int, end: int) -> list[int]:
+def _sizes(data: Bytes, start: int, end: int) -> list[int]:
     fixed, count = struct.unpack_from(">II", data, start + 4)
     if fixed:
         if count > MAX_FRAMES:
@@ -203,7 +204,7 @@ def _sizes(data, start: int, end: int) -> list[int]:
     return _table(data, start, end, 8, 1)
 
 
-def _offsets(data, boxes: dict, sizes: list[int]) -> list[int]:
+def _offsets(data: Bytes, boxes: dict[bytes, tuple[int, int]], sizes: list[int]) -> list[int]:
     """Each sample's offset, from its chunk's (stco or co64) and the chunks' runs (stsc)."""
     if b"stco" in boxes:
         chunks = _table(data, *boxes[b"stco"], 4, 1)
@@ -229,14 +230,14 @@ def _offsets(data, boxes: dict, sizes: list[int]) -> list[int]:
     return offsets
 
 
-def _durations(data, start: int, end: int, count: int) -> list[int]:
+def _durations(data: Bytes, start: int, end: int, count: int) -> list[int]:
     runs = _table(data, start, end, 4, 2)
     if sum(runs[0::2]) > count:
         raise GopError("the MP4's sample table times more samples than it has")
     return [delta for at in range(0, len(runs), 2) for delta in [runs[at + 1]] * runs[at]]
 
 
-def write_mp4(handle, track: Track, copy: Callable[[], None], page: int = 0) -> int:
+def write_mp4(handle: BinaryIO, track: Track, copy: Callable[[], None], page: int = 0) -> int:
     """Write an MP4 of ``track`` (its samples' offsets are where ``copy`` reads them; its
     times start at 0) to the open file ``handle``: the header, then ``copy()``, which must
     append the samples' bytes to the file in order, then the sample table. The free box

@@ -34,7 +34,7 @@ def connect(client: mqtt.Client, settings: MqttSettings, session_expiry_s: int =
     broker's queue of messages for it) while the client is away."""
     properties = None
     if session_expiry_s:
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
         properties.SessionExpiryInterval = session_expiry_s
     client.connect_async(
         settings.host,

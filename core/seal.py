@@ -15,10 +15,11 @@ Ed25519 key at capture, the first link of the chain of custody.
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -26,6 +27,17 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 MAGIC = b"PORCHSEAL1"
 _INFO = b"porch clip key wrap v1"
 _HEADER = len(MAGIC) + 32 + 12 + 48 + 12
+
+
+Key = TypeVar("Key")
+
+
+def load_private_key(path: Path, kind: type[Key]) -> Key:
+    """The unencrypted PEM private key at ``path``; ValueError unless it is a ``kind``."""
+    key = serialization.load_pem_private_key(path.read_bytes(), None)
+    if not isinstance(key, kind):
+        raise ValueError(f"{path} is not a {kind.__name__} private key")
+    return key
 
 
 class SealError(Exception):

@@ -44,11 +44,11 @@ import struct
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Final = 1
 ROOT = "porch"
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 1024 * 1024
@@ -396,7 +396,7 @@ def qos_for(message: Message) -> int:
 HUB_SUBSCRIPTION = f"{ROOT}/+/#"
 """What the hub subscribes to: everything every device publishes."""
 
-_ADAPTERS: dict[str, TypeAdapter] = {
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "status": TypeAdapter(Status),
     "event/ring": TypeAdapter(RingEvent),
     "event/motion": TypeAdapter(MotionEvent),
@@ -468,15 +468,16 @@ def parse(topic: str, payload: bytes) -> Message:
     if data.get("v") != PROTOCOL_VERSION:
         raise WireError(f"unsupported protocol version {data.get('v')!r}")
     try:
-        message = adapter.validate_python(data)
+        message: Message = adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "payload"
         raise WireError(f"{where}: {first['msg']}") from None
     if message.device_id != device_id:
         raise WireError(f"payload device {message.device_id!r} does not match topic {topic!r}")
-    if clip_id is not None and message.clip_id != clip_id:
-        raise WireError(f"payload clip {message.clip_id!r} does not match topic {topic!r}")
+    named = getattr(message, "clip_id", None)  # a clip's topics carry messages that name it
+    if clip_id is not None and named != clip_id:
+        raise WireError(f"payload clip {named!r} does not match topic {topic!r}")
     return message
 
 
@@ -514,13 +515,13 @@ def home_assistant_topics(device_id: str) -> dict[str, str]:
 
 def home_assistant_discovery(
     device_id: str, name: str, software: str, snapshot: bool = False
-) -> dict:
+) -> dict[str, Any]:
     """The device-based discovery config (Home Assistant 2024.11 or later) of one doorbell:
     an ``event`` entity (``device_class: doorbell``), a motion ``binary_sensor`` and, when
     ``snapshot``, an ``image`` of the last ring; available while the doorbell is online."""
     node = home_assistant_node(device_id)
     topics = home_assistant_topics(device_id)
-    components: dict[str, dict] = {
+    components: dict[str, dict[str, Any]] = {
         f"{node}_doorbell": {
             "platform": "event",
             "name": "Doorbell",

@@ -32,7 +32,7 @@ from porch.core.wire import (
     new_id,
     now,
 )
-from porch.device.camera import VideoSource
+from porch.device.camera import Camera, VideoSource
 from porch.device.clips import (
     ClipProtection,
     ClipRecorder,
@@ -79,7 +79,9 @@ def open_source(config: DeviceConfig, privacy: PrivacyMask) -> VideoSource:
     if kind == "opencv":
         from porch.device.camera.opencv import OpenCVCamera
 
-        raw = OpenCVCamera(camera.uri, camera.width, camera.height, camera.fps, camera.realtime)
+        raw: Camera = OpenCVCamera(
+            camera.uri, camera.width, camera.height, camera.fps, camera.realtime
+        )
     else:
         from porch.device.camera.synthetic import SyntheticCamera, SyntheticScene
 

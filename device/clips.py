@@ -27,7 +27,6 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from porch.core import journal
@@ -35,7 +34,7 @@ from porch.core.config import ClipSettings
 from porch.core.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
 from porch.core.gops import FORMAT, TICKS_PER_S, Gop, GopHasher, GopTable
 from porch.core.mp4track import mdat_offset, read_track
-from porch.core.seal import seal, sign_digest
+from porch.core.seal import load_private_key, seal, sign_digest
 from porch.core.wire import MAX_CHUNKS, ClipMeta, GopSeal, new_id
 from porch.device.camera import EncodedPacket
 from porch.device.preroll import PrerollBuffer
@@ -253,10 +252,7 @@ class ClipProtection:
     def from_settings(cls, settings: ClipSettings) -> ClipProtection:
         sign_key = None
         if settings.sign_key:
-            loaded = serialization.load_pem_private_key(Path(settings.sign_key).read_bytes(), None)
-            if not isinstance(loaded, ed25519.Ed25519PrivateKey):
-                raise ValueError(f"{settings.sign_key} is not an Ed25519 private key")
-            sign_key = loaded
+            sign_key = load_private_key(Path(settings.sign_key), ed25519.Ed25519PrivateKey)
         seal_to = bytes.fromhex(settings.seal_key) if settings.seal_key else None
         return cls(seal_to, sign_key)
 

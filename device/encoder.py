@@ -61,7 +61,9 @@ class H264Encoder:
             packets = self._context.encode(frame)
             self.frames_encoded += 1
         return [
-            EncodedPacket(bytes(p), float(p.pts * TIME_BASE), bool(p.is_keyframe)) for p in packets
+            EncodedPacket(bytes(p), float(p.pts * TIME_BASE), bool(p.is_keyframe))
+            for p in packets
+            if p.pts is not None  # libx264 stamps every packet it returns
         ]
 
 

@@ -130,7 +130,7 @@ class DeviceLink:
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         try:
-            message = parse(msg.topic, msg.payload)
+            message = parse(msg.topic, bytes(msg.payload))
         except WireError as exc:
             log.warning("ignored command on %r: %s", msg.topic[:200], exc)
             return

@@ -140,6 +140,7 @@ class Shrinker:
 
     def shrink(self, frame: np.ndarray) -> np.ndarray:
         """The frame (uint8, of the shape given) shrunk to :attr:`size`."""
+        small: np.ndarray
         if self._linear:
             k, rows = self._factor, self._staging.shape[0]
             # INTER_LINEAR by k reads rows k·y + k/2 - 1 and k·y + k/2: copy just those.
@@ -350,7 +351,7 @@ class MotionDetector:
         width = background.shape[1]
         if not _SHIFT_MIN <= math.hypot(dx, dy) <= _SHIFT_MAX * width or response < 0.1:
             return False
-        moved = np.float32([[1, 0, dx], [0, 1, dy]])
+        moved = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
         aligned = cv2.warpAffine(
             background, moved, background.shape[::-1], borderMode=cv2.BORDER_REFLECT_101
         )
@@ -372,7 +373,7 @@ class MotionDetector:
         if total < _KEPT_MIN_BLOCKS:
             return False  # too little texture to tell a scene change from a flat object
         kept = np.count_nonzero(considered & (similarity >= _KEPT_ZNCC))
-        return kept >= _KEPT_SHARE * total
+        return bool(kept >= _KEPT_SHARE * total)
 
     def _rebase(self, mean_c: np.ndarray, square_c: np.ndarray, ts: float) -> None:
         """Take this frame as the background at once, keeping the noise estimate."""

@@ -196,10 +196,11 @@ class AreaStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (time.time(), request_id, agency[:200], digest, outcome, reason[:500]),
             )
-            if cursor.lastrowid % 100 == 0:  # now and then: the newest LOG_ROWS stay
+            seq = cursor.lastrowid or 0
+            if seq % 100 == 0:  # now and then: the newest LOG_ROWS stay
                 self.conn.execute(
                     "DELETE FROM area_log WHERE seq <= ? AND outcome != 'matched'",
-                    (cursor.lastrowid - LOG_ROWS,),
+                    (seq - LOG_ROWS,),
                 )
 
 
@@ -388,7 +389,7 @@ class AreaRequests:
         days = min(90.0, (request.expires - now) / 86400)
         try:
             filed = self.consent.file(
-                f"agency:{origin['agency_fingerprint'][:16]}", request.officer, request.agency,
+                f"agency:{fingerprint(chain[0])[:16]}", request.officer, request.agency,
                 request.contact, reason, request.legal_basis,
                 request.legal_reference or request.case_reference, devices,
                 request.start_ts, request.end_ts, days, origin=origin,
@@ -526,7 +527,7 @@ class AreaListener:
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.requests.handle(msg.topic, msg.payload, retained=bool(msg.retain))
+            self.requests.handle(msg.topic, bytes(msg.payload), retained=bool(msg.retain))
         except Exception:  # a bug must cost one document, never the listener
             log.exception("area request on %r could not be handled", msg.topic[:120])
         self.handled += 1

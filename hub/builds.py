@@ -77,7 +77,7 @@ class BundleBuilds:
 
     def _built(self, request_id: str) -> bool:
         bundle = self.exporter.consent.bundle(request_id)
-        return bool(bundle) and Path(bundle["path"]).exists()
+        return bundle is not None and Path(bundle["path"]).exists()
 
     def _set(self, request_id: str, status: BuildStatus) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ import click
 
 from porch.core.commands import CONFIG_OPTION, load_or_exit, refused, require
 from porch.core.config import HubConfig
-from porch.hub.accounts import ROLES
+from porch.hub.accounts import ROLES, Role
 
 
 @click.group()
@@ -37,7 +37,7 @@ def hub_run(config_path: Path | None) -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="hub.toml")
 @click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)
 @click.argument("username")
-def hub_adduser(config_path: Path | None, role: str, username: str) -> None:
+def hub_adduser(config_path: Path | None, role: Role, username: str) -> None:
     """Create an account (asks for its password)."""
     from porch.hub.accounts import AccountError, Accounts
     from porch.hub.db import Database

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from porch.core.gops import GopError
 from porch.core.journal import JournalError
@@ -44,18 +45,17 @@ class ClipOpener:
         signer = self.authority.registry.sign_key(meta.device_id) if self.authority else None
         if meta.container == "journal":
             return self._journal(meta, video, signer)
-        opened = self._open(meta, video, thumbnail, signer)
+        plain, thumb = self._open(meta, video, thumbnail, signer) or (None, None)
         if meta.gops is None:
-            return Opened(*(opened or ()))
+            return Opened(plain, thumb)
         try:
-            source = opened[0] if opened else video
-            table = table_from_mp4(source, header_of(meta), max_gops=meta.gops.count)
+            table = table_from_mp4(plain or video, header_of(meta), max_gops=meta.gops.count)
             check_seal(table, meta.gops, signer)
         except GopError as exc:
             raise ClipRefused(f"its GOP proofs do not hold: {exc}") from None
-        return Opened(*(opened or (None, None)), table.text())
+        return Opened(plain, thumb, table.text())
 
-    def _journal(self, meta: ClipMeta, video: Path, signer) -> Opened:
+    def _journal(self, meta: ClipMeta, video: Path, signer: Ed25519PublicKey | None) -> Opened:
         assert meta.gops is not None
         if meta.sealed and self.authority is None:
             raise ClipRefused("sealed, and this hub has no sealing key (provisioning)")
@@ -66,7 +66,11 @@ class ClipOpener:
                 ArithmeticError) as exc:  # fmt: skip
             raise ClipRefused(f"its journal does not hold what it claims: {exc}") from None
 
-    def _open(self, meta: ClipMeta, video: Path, thumbnail: Path, signer):
+    def _open(
+        self, meta: ClipMeta, video: Path, thumbnail: Path, signer: Ed25519PublicKey | None
+    ) -> tuple[bytes, bytes] | None:
+        """The clip's video and thumbnail opened (None: they arrived clear), its signature
+        checked."""
         opened = None
         digest = meta.sha256
         if meta.sealed:

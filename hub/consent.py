@@ -16,12 +16,10 @@ import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 
+from porch.core.area import LEGAL_BASES, LegalBasis, legal_basis
 from porch.hub.audit import AuditLog
 
-LegalBasis = Literal["voluntary", "warrant", "subpoena", "court_order"]
-LEGAL_BASES: tuple[LegalBasis, ...] = ("voluntary", "warrant", "subpoena", "court_order")
 DAY = 86400.0
 MIN_TRIM_S = 0.1
 """A trim shorter than this is a slip of the hand, not a choice."""
@@ -180,7 +178,7 @@ class Consent:
         organisation: str,
         contact: str,
         reason: str,
-        legal_basis: str,
+        basis_text: str,
         legal_reference: str,
         devices: list[str],
         start_ts: float,
@@ -188,10 +186,11 @@ class Consent:
         expires_days: float = 30,
         origin: dict | None = None,
     ) -> FootageRequest:
-        if legal_basis not in LEGAL_BASES:
+        basis = legal_basis(basis_text)
+        if basis is None:
             raise ConsentError(f"legal basis must be one of {', '.join(LEGAL_BASES)}")
-        if legal_basis != "voluntary" and not legal_reference.strip():
-            raise ConsentError(f"a {legal_basis.replace('_', ' ')} needs its reference")
+        if basis != "voluntary" and not legal_reference.strip():
+            raise ConsentError(f"a {basis.replace('_', ' ')} needs its reference")
         if not devices:
             raise ConsentError("name at least one doorbell")
         if not 0 < end_ts - start_ts <= 7 * DAY:
@@ -213,7 +212,7 @@ class Consent:
             organisation=organisation.strip(),
             contact=contact.strip(),
             reason=reason.strip(),
-            legal_basis=legal_basis,  # type: ignore[arg-type]
+            legal_basis=basis,
             legal_reference=legal_reference.strip(),
             devices=sorted(set(devices)),
             start_ts=start_ts,
@@ -227,7 +226,7 @@ class Consent:
             self._db.execute(
                 f"INSERT INTO requests ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (request.request_id, request.filed_at, filed_by, json.dumps(who), request.reason,
-                 legal_basis, request.legal_reference, json.dumps(request.devices), start_ts,
+                 basis, request.legal_reference, json.dumps(request.devices), start_ts,
                  end_ts, request.expires, "pending", None,
                  json.dumps(origin) if origin else None),
             )  # fmt: skip

@@ -315,7 +315,7 @@ class Database:
         )
 
     def count_events(self, kind: str | None = None, device_id: str | None = None) -> int:
-        query, args = "SELECT count(*) FROM events WHERE 1=1", []
+        query, args = "SELECT count(*) FROM events WHERE 1=1", list[str]()
         if kind:
             query, args = query + " AND kind = ?", [*args, kind]
         if device_id:

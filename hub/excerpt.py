@@ -52,7 +52,9 @@ class Frame:
 
 def read_frames(source: Path | bytes) -> tuple[list[Frame], int, int]:
     """A clip's frames in canonical form and its frame size."""
-    with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as container:
+    with av.open(
+        io.BytesIO(source) if isinstance(source, bytes) else str(source), "r"
+    ) as container:
         stream = container.streams.video[0]
         base = stream.time_base or TIME_BASE
         frames = [
@@ -86,7 +88,7 @@ def table_from_mp4(
                        keep_units=False)  # fmt: skip
     end, total = 0, 0
     try:
-        with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as box:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source), "r") as box:
             if len(box.streams) != 1 or not box.streams.video:
                 raise GopError("the file holds other streams than one video")
             stream = box.streams.video[0]
@@ -153,16 +155,19 @@ def mux_annex_b(frames: list[Frame], width: int, height: int) -> bytes:
 
 def samples(path: Path | bytes) -> list[tuple[int, int, int]]:
     """(offset, length, ticks) of every sample of an MP4's one video stream, in order."""
-    with av.open(io.BytesIO(path) if isinstance(path, bytes) else str(path)) as container:
+    with av.open(io.BytesIO(path) if isinstance(path, bytes) else str(path), "r") as container:
         if len(container.streams) != 1 or not container.streams.video:
             raise GopError("the file holds other streams than one video")
         stream = container.streams.video[0]
         base = stream.time_base or TIME_BASE
-        return [
-            (packet.pos, packet.size, round(packet.pts * base * TICKS_PER_S))
-            for packet in container.demux(stream)
-            if packet.size and packet.pts is not None
-        ]
+        found = []
+        for packet in container.demux(stream):
+            if not packet.size or packet.pts is None:
+                continue  # the demuxer's empty packet at the end
+            if packet.pos is None:
+                raise GopError("a sample of the file has no place in it")
+            found.append((packet.pos, packet.size, round(packet.pts * base * TICKS_PER_S)))
+        return found
 
 
 def cut(

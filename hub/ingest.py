@@ -271,7 +271,7 @@ class Ingest:
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.handle(msg.topic, msg.payload)
+            self.handle(msg.topic, bytes(msg.payload))
         except Exception:  # a bug must cost one message, never the ingest
             self.rejected += 1
             log.exception("failed to handle message on %r", msg.topic)

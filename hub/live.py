@@ -313,6 +313,8 @@ class LiveRelay:
             if talker != session.session_id or now - last >= TALK_HANDOVER_S:
                 log.info("%s talks at %s", session.username, device_id)
             self._talker[device_id] = (session.session_id, now)
+            if not isinstance(frame, av.AudioFrame):
+                continue
             for out in resampler.resample(frame):
                 pending += bytes(out.planes[0])[: out.samples * 2]
             while len(pending) >= slice_bytes:

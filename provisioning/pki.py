@@ -32,6 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from porch.core.enrollment import pem_private_key
 from porch.core.fsutil import atomic_write
+from porch.core.seal import Key, load_private_key
 from porch.core.wire import HUB_IDENTITY
 
 CA_YEARS = 20
@@ -94,21 +95,21 @@ class Pki:
         return all(self.path(name).exists() for name in FILES)
 
     def ca(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        return self._key("ca.key"), self.cert("ca.crt")  # type: ignore[return-value]
+        return self._key("ca.key", ec.EllipticCurvePrivateKey), self.cert("ca.crt")
 
     def cert(self, name: str) -> x509.Certificate:
         if not self.path(name).exists():
             raise PkiError(f"{self.path(name)} is missing: run 'porch provision init' first")
         return x509.load_pem_x509_certificate(self.path(name).read_bytes())
 
-    def _key(self, name: str):
-        return serialization.load_pem_private_key(self.path(name).read_bytes(), None)
+    def _key(self, name: str, kind: type[Key]) -> Key:
+        return load_private_key(self.path(name), kind)
 
     def seal_key(self) -> x25519.X25519PrivateKey:
-        return self._key("seal.key")
+        return self._key("seal.key", x25519.X25519PrivateKey)
 
     def export_key(self) -> ed25519.Ed25519PrivateKey:
-        return self._key("export.key")
+        return self._key("export.key", ed25519.Ed25519PrivateKey)
 
     def content_credentials(self) -> tuple[bytes, bytes]:
         """(certificate chain, private key), PEM, that sign C2PA Content Credentials: the

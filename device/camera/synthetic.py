@@ -143,7 +143,8 @@ class SyntheticScene:
         for k in range(200):
             t0 = 10 + 45 * k + float(rng.uniform(0, 10))
             x0 = float(rng.choice([-0.1, 1.1]))
-            colour = tuple(int(c) for c in rng.integers(20, 200, 3))
+            red, green, blue = (int(c) for c in rng.integers(20, 200, 3))
+            colour = (red, green, blue)
             figures.append(
                 Figure(
                     [
@@ -164,7 +165,7 @@ class SyntheticScene:
         materials = np.zeros((h, w), np.uint8)
         self._materials = materials
         label = {name: index for index, name in enumerate(MATERIALS)}
-        wall = rng.normal(150, 18, (h // 4 + 1, w // 4 + 1)).astype(np.float32)
+        wall: np.ndarray = rng.normal(150, 18, (h // 4 + 1, w // 4 + 1)).astype(np.float32)
         wall = cv2.resize(cv2.GaussianBlur(wall, (3, 3), 0), (w, h))
         image = np.dstack([wall * 0.85, wall * 0.9, wall]).clip(0, 255).astype(np.uint8)
         brick_h = max(4, h // 24)
@@ -188,7 +189,7 @@ class SyntheticScene:
                     target, (door[0] + w // 40, y0), (door[2] - w // 40, y1), panel_value, 2
                 )
             cv2.circle(target, *knob, knob_value, -1)
-        ground = rng.normal(110, 12, (h // 10 + 1, w // 8 + 1)).astype(np.float32)
+        ground: np.ndarray = rng.normal(110, 12, (h // 10 + 1, w // 8 + 1)).astype(np.float32)
         ground = cv2.resize(ground, (w, h - int(h * 0.92)))
         image[int(h * 0.92) :] = np.dstack([ground] * 3).clip(0, 255).astype(np.uint8)
         materials[int(h * 0.92) :] = label["ground"]
@@ -247,7 +248,7 @@ class SyntheticScene:
         shift = [(k.dx, k.dy) for k in self.knocks if t >= k.t]
         if shift:
             dx, dy = (sum(axis) for axis in zip(*shift, strict=True))
-            matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+            matrix = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
             image = cv2.warpAffine(
                 image, matrix, (self.width, self.height), borderMode=cv2.BORDER_REFLECT_101
             )

@@ -223,11 +223,11 @@ def build_bundle(
     members = [Member("manifest.json", body), Member("manifest.sig", sign(body))]
     by_name = {m.name: m for m in extra + clip_members}
     write_zip(out, members + [by_name[name] for name in manifest["members"][2:]], progress)
-    digest = hashlib.sha256()
+    whole = hashlib.sha256()
     with open(out, "rb") as handle:
         while block := handle.read(COPY_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
+            whole.update(block)
+    return whole.hexdigest()
 
 
 @contextmanager
@@ -328,7 +328,7 @@ def check_canonical(archive: zipfile.ZipFile, mapped: mmap.mmap) -> None:
     """The zip must be exactly the canonical zip of its members, byte for byte: rebuilt
     through zipfile (which recomputes every CRC) and compared without copying the data."""
     sink = _CompareSink(mapped)
-    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as canonical:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as canonical:  # type: ignore[call-overload]
         for info in archive.infolist():
             data = member_bytes(archive, mapped, info.filename)
             start = data_offset(mapped, info)

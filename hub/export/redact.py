@@ -107,7 +107,8 @@ class FaceFinder:
     """OpenCV's Haar frontal-face cascade on a grey frame at the tracking size."""
 
     def __init__(self) -> None:
-        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        cascades = cv2.data.haarcascades  # type: ignore[attr-defined]  # not in OpenCV's stubs
+        path = Path(cascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise RuntimeError(f"the face detector is missing: {path}")
@@ -153,15 +154,18 @@ def _points(grey: np.ndarray, box: Rect) -> np.ndarray | None:
     return points if points is not None and len(points) >= MIN_POINTS else None
 
 
-LK = {"winSize": (15, 15), "maxLevel": 3,
-      "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}  # fmt: skip
+LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
+"""Lucas-Kanade optical flow: 20 iterations or 0.03 px, over a 15 px window, 3 levels."""
 
 
 def _follow(
     prev: np.ndarray, grey: np.ndarray, box: Rect, points: np.ndarray
 ) -> tuple[Rect, np.ndarray] | None:
     """The box and its points one frame on (or back), or None when the face is lost."""
-    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev, grey, points, None, **LK)
+    # OpenCV's stubs do not let the output nextPts be None, as its documentation does
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]
+        prev, grey, points, None, winSize=(15, 15), maxLevel=3, criteria=LK_CRITERIA
+    )
     good = status.reshape(-1) == 1
     if good.sum() < MIN_POINTS:
         return None
@@ -170,7 +174,7 @@ def _follow(
     if matrix is None:
         return None
     x0, y0, x1, y1 = box
-    corners = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]).reshape(-1, 1, 2)
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32).reshape(-1, 1, 2)
     placed = cv2.transform(corners, matrix).reshape(-1, 2)
     height, width = grey.shape
     (nx0, ny0), (nx1, ny1) = placed.min(axis=0), placed.max(axis=0)

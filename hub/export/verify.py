@@ -71,8 +71,8 @@ def _issued_by(
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
         raise BundleError(f"{name} is not issued by the home CA") from None
-    moment = dt.datetime.fromtimestamp(when, dt.UTC)
-    if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
+    at = dt.datetime.fromtimestamp(when, dt.UTC)
+    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
         raise BundleError(f"{name} was not valid at the time of {moment}")
 
 

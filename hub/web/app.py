@@ -990,12 +990,12 @@ def create_app(hub: HubService) -> FastAPI:
     async def api_devices(session: Annotated[Session, Depends(allow(*DEVICES))]) -> list[dict]:
         return hub.devices()
 
-    if hub.simulated_press is not None:
+    if (press := hub.simulated_press) is not None:
 
         @app.post("/demo/press")
         async def demo_press(session: Annotated[Session, Depends(allow(*FOOTAGE))]) -> dict:
             """Press the simulated doorbell's button (through its mock GPIO pin)."""
-            await asyncio.to_thread(hub.simulated_press)
+            await asyncio.to_thread(press)
             return {"pressed": time.time()}
 
     return app

@@ -44,8 +44,9 @@ async def csrf_ok(request: Request, session: Session) -> bool:
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
-        sent = (await request.form()).get("csrf")
-    return isinstance(sent, str) and secrets.compare_digest(sent, session.csrf)
+        field = (await request.form()).get("csrf")
+        sent = field if isinstance(field, str) else None
+    return sent is not None and secrets.compare_digest(sent, session.csrf)
 
 
 def allow(*roles: Role, page: bool = False) -> Callable:

@@ -15,7 +15,7 @@ from porch.core import __version__
 from porch.core.commands import load_or_exit
 from porch.core.config import DeviceConfig, HubConfig, configuration_markdown, defaults_toml
 
-MODELS = {"device": DeviceConfig, "hub": HubConfig}
+MODELS: dict[str, type[DeviceConfig | HubConfig]] = {"device": DeviceConfig, "hub": HubConfig}
 
 PARTS: dict[str, tuple[str, str, str]] = {
     # command: (where it is, the extra that installs it, its one-line help)

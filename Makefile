@@ -7,6 +7,9 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# A doorbell's install (porch[device] and pytest, no hub library) for tests/device
+DEVICE_VENV ?= .venv-device
+DEVICE_STAMP := $(DEVICE_VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 AXE := $(VENV)/npm/node_modules/axe-core/axe.min.js
 
 .PHONY: demo test lint device-install bench system-packages clean
@@ -14,8 +17,9 @@ AXE := $(VENV)/npm/node_modules/axe-core/axe.min.js
 demo: system-packages $(STAMP)
 	$(VENV)/bin/porch demo
 
-test: system-packages $(STAMP) lint device-install $(AXE)
-	$(VENV)/bin/pytest
+test: system-packages $(STAMP) lint device-install $(AXE) $(DEVICE_STAMP)
+	$(DEVICE_VENV)/bin/pytest tests/device    # as on a doorbell: no hub library installed
+	$(VENV)/bin/pytest                        # everything: core, device, hub, end to end
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -41,9 +45,17 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+$(DEVICE_STAMP): pyproject.toml
+	@scripts/install-system-packages
+	test -x $(DEVICE_VENV)/bin/python || python3 -m venv $(DEVICE_VENV)
+	$(DEVICE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DEVICE_VENV)/bin/python -m pip install --quiet -e '.[test-device]'
+	rm -f $(DEVICE_VENV)/.installed-*
+	touch $@
+
 # axe-core, the accessibility checker tests/test_phone.py runs in the browser (npm registry)
 $(AXE): $(STAMP)
 	npm install --no-audit --no-fund --silent --prefix $(VENV)/npm axe-core@4.14.1
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEVICE_VENV) var .pytest_cache .ruff_cache .hypothesis

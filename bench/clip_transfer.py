@@ -17,14 +17,15 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 
-from conftest import device_config, run_agent, wait_for
 from harness import loopback_home
 
 from porch.core.config import CameraSettings, ClipSettings, EncoderSettings
 from porch.core.mqtt_client import make_client
 from porch.localbroker import LocalBroker
+from tests.support.common import wait_for
+from tests.support.device import device_config, run_agent
 
 
 def bare_transfer(broker: LocalBroker, data: bytes, chunk: int) -> float:

@@ -3,7 +3,7 @@ and how much of a real face it covers in every frame.
 
     .venv/bin/python bench/face_blur.py [--seconds 20] [--before COMMIT]
 
-The clip is tests/real_face.py's: a real photograph of a face (scikit-image's astronaut)
+The clip is tests/support/real_face.py's: a real photograph of a face (scikit-image's astronaut)
 moved, scaled, tilted and turned across a 1280×720 porch at 15 fps, so every frame's true
 face region is known. The process is pinned to one core. Baseline, in the same run:
 `redact` with nothing to redact (decode, re-encode). With ``--before``, the redaction of
@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent))  # tests.support
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import real_face  # noqa: E402
 
 from porch.hub.export.redact import redact  # noqa: E402
+from tests.support import real_face  # noqa: E402
 
 BEFORE = "aa56498"
 

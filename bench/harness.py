@@ -1,5 +1,5 @@
 """What several benchmarks start with: a temporary home on loopback (imported after the
-benchmark has put tests/ on sys.path, for conftest's helpers)."""
+benchmark has put the repository on sys.path, for tests.support)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import PASSWORD, start_hub
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from porch.hub.service import HubService
 from porch.localbroker import LocalBroker
+from tests.support.hub import PASSWORD, start_hub
 
 
 @contextmanager

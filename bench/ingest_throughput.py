@@ -19,14 +19,14 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import start_hub, wait_for
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 
 from porch.core.config import MqttSettings
 from porch.core.mqtt_client import make_client
 from porch.core.wire import HUB_SUBSCRIPTION, MotionEvent, RingEvent, new_id, topic_for
 from porch.localbroker import LocalBroker
+from tests.support.common import wait_for
+from tests.support.hub import start_hub
 
 
 def devices(port: int, count: int, events: int, started: multiprocessing.Event) -> None:

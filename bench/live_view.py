@@ -28,26 +28,20 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import av
-from conftest import (
-    PASSWORD,
-    launch_chromium,
-    sign_in,
-    start_device,
-    start_hub,
-    wait_for,
-    wait_in_page,
-    write_device_toml,
-)
 from playwright.sync_api import sync_playwright
 from press_latency import percentile
 
 from porch.core.wire import LivePacket
 from porch.device.camera.synthetic import CLOCK_BITS, clock_block
 from porch.localbroker import LocalBroker
+from tests.support.browser import launch_chromium, sign_in, wait_in_page
+from tests.support.common import wait_for
+from tests.support.device import start_device, write_device_toml
+from tests.support.hub import PASSWORD, start_hub
 
 WIDTH, HEIGHT, FPS = 1280, 720, 15
 MODULO = 1 << CLOCK_BITS

@@ -20,9 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 
-from conftest import device_config, run_agent, start_hub, wait_for
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
@@ -30,6 +29,9 @@ from porch.core.config import CameraSettings, GpioSettings
 from porch.core.mqtt_client import make_client
 from porch.core.wire import RingEvent
 from porch.localbroker import LocalBroker
+from tests.support.common import wait_for
+from tests.support.device import device_config, run_agent
+from tests.support.hub import start_hub
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -4,7 +4,7 @@ baseline in the same run: the same hub's own push of a message it is handed dire
 
     .venv/bin/python bench/push_latency.py [--presses 200]
 
-The push service is tests/push_service.py's (it records when each message arrives); a real
+The push service is tests/support/push_service.py's (it records when each message arrives); a real
 one adds its own delivery to the phone, which no benchmark here can see. Target (issue 12):
 p99 < 300 ms.
 """
@@ -16,15 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import device_config, run_agent, wait_for
 from harness import loopback_home
 from press_latency import summary
-from push_service import PushService
 
 from porch.core.config import ClipSettings, MotionSettings, PushSettings
+from tests.support.common import wait_for
+from tests.support.device import device_config, run_agent
+from tests.support.push_service import PushService
 
 
 def main() -> None:

@@ -16,15 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import PASSWORD, device_config, launch_chromium, run_agent, wait_for, wait_in_page
 from harness import loopback_home
 from playwright.sync_api import sync_playwright
 from press_latency import percentile, summary
 
 from porch.core.config import CameraSettings, GpioSettings
+from tests.support.browser import launch_chromium, wait_in_page
+from tests.support.common import wait_for
+from tests.support.device import device_config, run_agent
+from tests.support.hub import PASSWORD
 
 
 def main() -> None:

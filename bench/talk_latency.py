@@ -24,18 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from conftest import (
-    device_config,
-    launch_chromium,
-    run_agent,
-    sign_in,
-    wait_for,
-    wait_in_page,
-)
 from harness import loopback_home
 from playwright.sync_api import sync_playwright
 from press_latency import percentile
@@ -43,6 +35,9 @@ from press_latency import percentile
 from porch.core.config import SpeakerSettings
 from porch.core.wire import TALK_RATE, TalkPacket
 from porch.device.talk import TalkPlayer
+from tests.support.browser import launch_chromium, sign_in, wait_in_page
+from tests.support.common import wait_for
+from tests.support.device import device_config, run_agent
 
 LOUD = 3000  # a sample this loud (of 32767) is a beep, not Opus's or the resampler's noise
 BEEP_S = 0.2

@@ -14,7 +14,7 @@ redaction faster than real time), and frames are written ``HOLD_S`` after they a
 face the detector finds for the first time is followed *back* through those frames, so it
 is blurred from the moment it came into view, not from the moment it was recognised as a
 face. Measured on a real face moved, scaled, tilted and turned across the frame
-(tests/test_face_blur.py, docs/performance.md).
+(tests/hub/test_face_blur.py, docs/performance.md).
 
 The result is re-encoded with libx264; the manifest records the original's SHA-256 and what
 was done.

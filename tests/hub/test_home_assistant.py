@@ -1,0 +1,168 @@
+"""Home Assistant, as its MQTT integration would see the home's broker (real Mosquitto with
+the generated TLS listener and ACL, mosquitto_sub and mosquitto_pub with the identity the
+owner hands to Home Assistant): discovery and fresh rings, never a replayed ring, nothing it
+may not read, nothing it may write, and a revoked doorbell gone."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from porch.core.wire import RingEvent, new_id, ring_topic
+from tests.support.common import TIMEOUT, wait_for
+from tests.support.device import RunningAgent, agent_from
+from tests.support.hub import Home
+
+pytestmark = pytest.mark.skipif(
+    not shutil.which("mosquitto_sub"), reason="mosquitto-clients is not installed"
+)
+
+
+def ha_identity(home: Home) -> Path:
+    """The zip the owner downloads for Home Assistant, unpacked."""
+    folder = home.root / "home-assistant"
+    with zipfile.ZipFile(io.BytesIO(home.authority.new_home_assistant())) as archive:
+        archive.extractall(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.txt", "ca.crt", "client.crt", "client.key"]  # fmt: skip
+    return folder
+
+
+def client_args(home: Home, keys: Path, cert: str = "client.crt", key: str = "client.key"):
+    return ["-h", "127.0.0.1", "-p", str(home.broker.port), "-V", "mqttv5",
+            "--cafile", str(home.pki.path("ca.crt")), "--cert", str(keys / cert),
+            "--key", str(keys / key)]  # fmt: skip
+
+
+class Listener:
+    """mosquitto_sub as Home Assistant, collecting (topic, payload) lines on a thread."""
+
+    def __init__(self, home: Home, keys: Path, *topics: str):
+        command = ["mosquitto_sub", *client_args(home, keys), "-v", "-F", "%t\t%p"]
+        for topic in topics:
+            command += ["-t", topic]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                                        errors="replace")  # fmt: skip
+        self.lines: list[tuple[str, str]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            topic, _, payload = line.rstrip("\n").partition("\t")
+            self.lines.append((topic, payload))
+
+    def on(self, topic: str) -> list[str]:
+        return [payload for t, payload in self.lines if t == topic]
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(TIMEOUT)
+
+
+def test_home_assistant_sees_discovery_and_fresh_rings_only(home, mock_pins):
+    config = home.enroll("front-door")
+    keys = ha_identity(home)
+    device_keys = home.root / "front-door" / "keys"
+    listener = Listener(home, keys, "homeassistant/#", "porch/+/ha/#", "porch/+/status")
+    forbidden = Listener(home, keys, "porch/front-door/event/#", "porch/front-door/clip/#",
+                         "porch/front-door/snapshot/#", "porch/front-door/cmd/#",
+                         "porch/front-door/live/#", "porch/+/ha/snapshot")  # fmt: skip
+    running = RunningAgent(agent_from(config, home.root / "front-door" / "data"))
+    agent = running.__enter__()
+    try:
+        discovery = "homeassistant/device/porch_front_door/config"
+        wait_for(lambda: listener.on(discovery), what="the doorbell's discovery config")
+        config_sent = json.loads(listener.on(discovery)[-1])
+        assert config_sent["device"]["identifiers"] == ["porch_front_door"]
+        assert config_sent["origin"]["name"] == "Porch"
+        assert set(config_sent["components"]) == {"porch_front_door_doorbell",
+                                                  "porch_front_door_motion"}  # fmt: skip
+        wait_for(lambda: agent.media_time > 1.5, what="pre-roll")
+
+        agent.doorbell.simulate_press()  # a fresh ring
+        wait_for(lambda: listener.on("porch/front-door/ha/ring"), what="the ring for HA")
+        ring = json.loads(listener.on("porch/front-door/ha/ring")[0])
+        assert ring["event_type"] == "ring"
+        wait_for(lambda: agent.emitted["clip"] >= 1, what="the clip (traffic HA may not see)")
+
+        # A ring replayed an hour late (an outbox after an outage), as the device sends it.
+        late = RingEvent(device_id="front-door", event_id=new_id(), ts=time.time() - 3600)
+        sent = subprocess.run(["mosquitto_pub", *client_args(home, device_keys, "device.crt",
+                                                             "device.key"),
+                               "-q", "1", "-t", ring_topic("front-door"),
+                               "-m", late.to_bytes().decode()],
+                              capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        wait_for(lambda: any(e["event_id"] == late.event_id for e in home.hub.timeline(10)),
+                 what="the late ring on the hub's timeline")  # fmt: skip
+        late_row = next(e for e in home.hub.timeline(10) if e["event_id"] == late.event_id)
+        assert late_row["late"], "the timeline marks it late"
+        time.sleep(1.0)  # anything Home Assistant would have had would be here by now
+        assert len(listener.on("porch/front-door/ha/ring")) == 1, "the late ring rang the house"
+        assert home.hub.home_assistant.late == 1
+
+        # Home Assistant may write nothing.
+        for topic in ("porch/front-door/event/ring", discovery, "porch/front-door/cmd/live"):
+            tried = subprocess.run(["mosquitto_pub", *client_args(home, keys), "-q", "1",
+                                    "-t", topic, "-m", "{}"],
+                                   capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+            assert "not authorized" in (tried.stdout + tried.stderr).lower(), (topic, tried)
+    finally:
+        running.__exit__(None, None, None)
+    assert forbidden.lines == [], f"Home Assistant read what it may not: {forbidden.lines[:3]}"
+    forbidden.close()
+
+    # Revoked: the doorbell's retained configs are cleared, so it leaves Home Assistant.
+    home.authority.revoke("front-door")
+    wait_for(lambda: listener.on(discovery)[-1:] == [""], what="the discovery config cleared")
+    listener.close()
+    retained = subprocess.run(["mosquitto_sub", *client_args(home, keys), "-t", "homeassistant/#",
+                               "--retained-only", "-W", "2", "-v"],
+                              capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert "porch_front_door" not in retained.stdout
+
+
+def connects(home: Home, keys: Path) -> bool:
+    """Whether mosquitto_sub with these keys gets a connection (it waits 1 s for messages)."""
+    command = ["mosquitto_sub", *client_args(home, keys), "-t", "homeassistant/#", "-W", "1"]
+    tried = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+    return "error" not in tried.stderr.lower()
+
+
+def test_the_home_assistant_identity_is_revocable(home):
+    keys = ha_identity(home)
+    assert connects(home, keys)
+    home.authority.revoke_home_assistant()
+    wait_for(lambda: not connects(home, keys), what="the revoked identity refused")
+
+
+def test_the_owner_makes_and_revokes_the_identity_on_the_devices_page(home):
+    from porch.hub.accounts import ROLES
+    from tests.support.hub import PASSWORD, api
+
+    for role in ROLES:
+        home.hub.accounts.add_user(role, PASSWORD, role)
+    for role in ("member", "installer", "requester"):
+        assert api(home.hub, role, "POST", "/integrations/home-assistant").status_code == 403
+    made = api(home.hub, "owner", "POST", "/integrations/home-assistant")
+    assert made.status_code == 200 and made.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(made.content)) as archive:
+        assert "BEGIN PRIVATE KEY" in archive.read("client.key").decode()
+    assert "user porch-home-assistant" in home.pki.path("mosquitto.acl").read_text()
+    page = api(home.hub, "owner", "GET", "/devices")
+    assert "Make a new one" in page.text
+    revoked = api(home.hub, "owner", "POST", "/integrations/home-assistant/revoke",
+                  follow_redirects=False)  # fmt: skip
+    assert revoked.status_code == 303
+    assert "user porch-home-assistant" not in home.pki.path("mosquitto.acl").read_text()
+    actions = [e.action for e in home.hub.audit.entries("home-assistant")]
+    assert actions == ["integration", "integration"]

@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
 import logging
 import math
-import socket
 import sqlite3
 import threading
 import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from cryptography import x509
@@ -48,6 +45,7 @@ from porch.core.area import (
 from porch.core.config import AreaSettings
 from porch.core.mqtt_client import connect, make_client
 from porch.hub.consent import Consent, ConsentError
+from porch.hub.outbound import OutboundRefused, parse_target
 
 log = logging.getLogger(__name__)
 SCHEMA = """
@@ -435,31 +433,15 @@ def _printable(name: str) -> bool:
     return all(unicodedata.category(ch) not in ("Cf", "Cc", "Co", "Cn", "Cs") for ch in name)
 
 
-def dropbox_refusal(url: str, allow_loopback_http: bool, resolve: bool = False) -> str:
+def dropbox_refusal(url: str, allow_loopback_http: bool) -> str:
     """Why the hub will not send a bundle to ``url`` ('' when it will): only https://, and
-    only to a public address, so that an agency cannot make the hub post into the home's
-    own network (its router, its printer). ``resolve``: look the name up too (at delivery:
-    the address the connection will go to). Tests may allow http:// on 127.0.0.1."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    loopback = host in ("127.0.0.1", "::1", "localhost")
-    if loopback and allow_loopback_http and parts.scheme in ("http", "https"):
-        return ""
-    if parts.scheme != "https" or not host or parts.username or parts.password:
-        return "the drop box is not a plain https:// address"
+    only to a public address (:mod:`porch.hub.outbound`), so that an agency cannot make the
+    hub post into the home's own network (its router, its printer). The name is resolved
+    at delivery, when the connection is made. Tests may allow http:// on 127.0.0.1."""
     try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        addresses = []
-        if resolve:
-            try:
-                found = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-            except OSError as exc:
-                return f"the drop box's name does not resolve ({exc})"
-            addresses = [ipaddress.ip_address(info[4][0]) for info in found]
-    for address in addresses:
-        if not address.is_global:
-            return f"the drop box is not on the internet ({address}): the hub posts only there"
+        parse_target(url, "the drop box", allow_loopback_http=allow_loopback_http)
+    except OutboundRefused as exc:
+        return str(exc)
     return ""
 
 

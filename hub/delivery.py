@@ -26,8 +26,8 @@ import requests
 from porch.core.area import CHUNK_TYPE, OFFSET_HEADER, UPLOADS_PATH
 from porch.core.fsutil import sha256_file
 from porch.core.seal import seal_stream
-from porch.hub.area import dropbox_refusal
 from porch.hub.consent import Consent
+from porch.hub.outbound import OutboundRefused, check_addresses, parse_target
 
 log = logging.getLogger(__name__)
 SCHEMA = """
@@ -146,9 +146,12 @@ class Deliveries:
             self._set(request_id, "withdrawn", 0, 0, "the agency withdrew the request")
             return
         origin = request.origin
-        refusal = dropbox_refusal(origin["dropbox"], self.allow_loopback_http, resolve=True)
-        if refusal:
-            self._set(request_id, "failed", 0, 0, refusal)
+        try:  # the address as parsed, rebuilt; resolved now, as the connection will be
+            dropbox = parse_target(origin["dropbox"], "the drop box",
+                                   allow_loopback_http=self.allow_loopback_http)  # fmt: skip
+            check_addresses(dropbox, "the drop box")
+        except OutboundRefused as exc:
+            self._set(request_id, "failed", 0, 0, str(exc))
             return
         sealed = self.root / f".{bundle['bundle_id']}.sealed"
         if not sealed.exists():
@@ -165,7 +168,7 @@ class Deliveries:
             if self._stopping.is_set():
                 return
             try:
-                answer = self._upload(request_id, origin, sealed, size, digest)
+                answer = self._upload(request_id, dropbox.url, origin, sealed, size, digest)
             except DeliveryRefused as exc:
                 self._set(request_id, "failed", 0, size, str(exc))
                 return
@@ -185,10 +188,12 @@ class Deliveries:
             return
         self._set(request_id, "failed", 0, size, error)
 
-    def _upload(self, request_id: str, origin: dict, sealed: Path, size: int, digest: str):
+    def _upload(
+        self, request_id: str, dropbox: str, origin: dict, sealed: Path, size: int, digest: str
+    ) -> dict:
         """Open (or find) the upload and send what the drop box lacks; DeliveryRefused when
         it has all and will not take it (no retry: the same bytes would be refused again)."""
-        base = origin["dropbox"].rstrip("/") + UPLOADS_PATH
+        base = dropbox.rstrip("/") + UPLOADS_PATH
         with requests.Session() as session:
             session.max_redirects = 0
             opened = session.post(base, json={"request_id": origin["area_request_id"],

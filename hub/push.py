@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid
@@ -35,6 +34,7 @@ from pywebpush import WebPushException, webpush
 
 from porch.core.config import PushSettings
 from porch.core.fsutil import atomic_write
+from porch.hub.outbound import OutboundRefused, Target, check_addresses, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +104,23 @@ class Push:
 
     # -- subscriptions (the web app's thread) ---------------------------------------------
 
-    def check_endpoint(self, endpoint: str) -> None:
-        """Refuse a subscription that does not point at a known push service over HTTPS."""
-        parts = urlsplit(endpoint)
-        host = (parts.hostname or "").lower()
-        if parts.scheme == "http" and host == "127.0.0.1" and self.settings.allow_loopback:
-            return
-        if parts.scheme != "https" or not host:
-            raise PushError("a push subscription must be an https:// address")
-        if not any(host == s or host.endswith("." + s) for s in self.settings.services):
-            raise PushError(f"{host} is not a push service this hub sends to (push.services)")
+    def target(self, endpoint: str) -> Target:
+        """The subscription's endpoint as the hub will post to it (rebuilt from what the
+        HTTP client's own parser makes of it): https:// to a known push service, no port,
+        no user info. :class:`PushError` otherwise."""
+        try:
+            return parse_target(
+                endpoint,
+                "a push subscription",
+                hosts=self.settings.services,
+                any_port=False,
+                allow_loopback_http=self.settings.allow_loopback,
+            )
+        except OutboundRefused as exc:
+            raise PushError(f"{exc} (push.services)" if "hosts" in str(exc) else str(exc)) from None
 
     def subscribe(self, username: str, endpoint: str, p256dh: str, auth: str) -> None:
-        self.check_endpoint(endpoint)
+        endpoint = self.target(endpoint).url
         try:
             key = base64.urlsafe_b64decode(p256dh + "=" * (-len(p256dh) % 4))
             secret = base64.urlsafe_b64decode(auth + "=" * (-len(auth) % 4))
@@ -214,6 +218,13 @@ class Push:
             self._pool.submit(self._deliver, info, data)
 
     def _deliver(self, info: dict, data: str) -> None:
+        try:  # parsed again and resolved now: only a public address of a known push service
+            target = self.target(info["endpoint"])
+            check_addresses(target, "a push subscription")
+        except (PushError, OutboundRefused) as exc:
+            log.warning("push not sent: %s", exc)
+            return
+        info = {**info, "endpoint": target.url}
         try:
             webpush(info, data, vapid_private_key=self._vapid,
                     vapid_claims={"sub": self.settings.contact}, ttl=TTL_S, timeout=10)  # fmt: skip

@@ -6,6 +6,9 @@ is valid, the service worker registers, and opening a notification opens the eve
 from __future__ import annotations
 
 import json
+import os
+import socket
+import threading
 import time
 
 import httpx
@@ -114,6 +117,84 @@ def test_only_known_push_services_are_sent_to(pushing):
     assert subscribe(hub, "owner", fcm).status_code == 200
     hub.push.settings = hub.push.settings.model_copy(update={"allow_loopback": False})
     assert subscribe(hub, "owner", service.subscription("/x")).status_code == 400
+
+
+BENT = [
+    "https://127.0.0.2\\@fcm.googleapis.com/fcm/send/x",  # urlsplit saw fcm; urllib3 127.0.0.2
+    "https://user:pw@fcm.googleapis.com/fcm/send/x",
+    "https://fcm.googleapis.com:8443/fcm/send/x",
+    "https://fcm.googleapis.com/fcm/send/x y",
+    "https://127.0.0.2/fcm/send/x",
+    "https://[::ffff:127.0.0.2]/fcm/send/x",
+    "https://[fe80::1]/fcm/send/x",
+    "https://fcm.googleapis.com\t.evil.example/x",
+]
+
+
+class Listener:
+    """A TCP listener on 127.0.0.2:443 that counts who connects (as root: the port is low)."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.2", 443))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.running = True
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="binds port 443 on 127.0.0.2")
+def test_a_push_endpoint_cannot_be_bent_to_this_machine(tmp_path, broker, pushing, monkeypatch):
+    hub, service = pushing
+    for endpoint in BENT:
+        sub = service.subscription("/x")
+        sub.endpoint = endpoint
+        refused = subscribe(hub, "member", sub)
+        assert refused.status_code == 400, endpoint
+    assert hub.push.subscriptions("member") == 0
+    # A subscription stored before this check existed, and a push service's name that
+    # resolves to this machine when the ring comes (DNS rebinding): neither is posted to.
+    with hub.push._lock:
+        for endpoint in (BENT[0], "https://fcm.googleapis.com/fcm/send/rebound"):
+            hub.push._db.execute(
+                "INSERT INTO push_subscriptions VALUES (?, 'member', ?, ?, ?)",
+                (endpoint, *service.subscription("/x").json()["keys"].values(), time.time()),
+            )
+    resolve = socket.getaddrinfo
+
+    def rebound(host, *args, **kwargs):
+        if host == "fcm.googleapis.com":
+            return resolve("127.0.0.2", *args, **kwargs)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebound)
+    listener = Listener()
+    try:
+        assert subscribe(hub, "owner", service.subscription("/push/owner")).status_code == 200
+        ring(tmp_path, broker, hub)
+        wait_for(lambda: service.received, what="the genuine push")
+        hub.push.close()  # every send of this ring has ended
+        assert listener.connections == 0, "the hub connected to 127.0.0.2"
+        assert [r.path for r in service.received] == ["/push/owner"]
+    finally:
+        listener.close()
 
 
 @needs_chromium

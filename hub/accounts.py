@@ -102,6 +102,15 @@ def check_new_password(password: str) -> None:
         )
 
 
+def _check_new_account(username: str, password: str, role: Role) -> None:
+    """What can be refused before any hashing: the name's form, the role, the password."""
+    if not re.fullmatch(USERNAME_PATTERN, username):
+        raise AccountError("a username is 1-32 of a-z, 0-9, '.', '_', '-'")
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    check_new_password(password)
+
+
 class Accounts:
     """Users and sessions in the hub's database (its own connection; thread-safe)."""
 
@@ -119,20 +128,23 @@ class Accounts:
             return self._db.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
 
     def add_user(self, username: str, password: str, role: Role) -> None:
-        if not re.fullmatch(USERNAME_PATTERN, username):
-            raise AccountError("a username is 1-32 of a-z, 0-9, '.', '_', '-'")
-        if role not in ROLES:
-            raise AccountError(f"role must be one of {', '.join(ROLES)}")
-        check_new_password(password)
+        _check_new_account(username, password, role)
+        self._insert(username, password, role)
+
+    def _insert(self, username: str, password: str, role: Role, first: bool = False) -> None:
+        """The account, its password hashed; ``first``: only while the hub has no account."""
         hashed = self._hasher.hash(password)
         with self._lock:
             try:
-                self._db.execute(
-                    "INSERT INTO users (username, password_hash, role, created) VALUES (?,?,?,?)",
-                    (username, hashed, role, time.time()),
+                cursor = self._db.execute(
+                    "INSERT INTO users (username, password_hash, role, created)"
+                    " SELECT ?, ?, ?, ? WHERE NOT ? OR NOT EXISTS (SELECT 1 FROM users)",
+                    (username, hashed, role, time.time(), first),
                 )
             except sqlite3.IntegrityError:
                 raise AccountError(f"user {username!r} exists already") from None
+        if cursor.rowcount != 1:
+            raise AccountError("this setup link was used already: the hub has an owner")
 
     def remove_user(self, username: str) -> None:
         """Remove an account; its sessions and known browsers go with it. The last owner
@@ -294,9 +306,26 @@ class Accounts:
         return row is not None and row[0] > time.time() and not self.has_users()
 
     def create_owner_with_setup_token(self, token: str, username: str, password: str) -> None:
-        if not self.setup_token_valid(token):
+        """The first owner. The link is used up before the password is hashed (one
+        statement: of requests sent at once with it, one gets it) and comes back only if
+        the account cannot be made (a name taken, say)."""
+        _check_new_account(username, password, "owner")
+        with self._lock:
+            claimed = self._db.execute(
+                "DELETE FROM setup_tokens WHERE token_sha256 = ? AND expires > ? RETURNING expires",
+                (_digest(token), time.time()),
+            ).fetchone()
+        if claimed is None or self.has_users():
             raise AccountError("this setup link was used already or has expired")
-        self.add_user(username, password, "owner")
+        try:
+            self._insert(username, password, "owner", first=True)
+        except AccountError:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO setup_tokens (token_sha256, expires) VALUES (?, ?)",
+                    (_digest(token), claimed[0]),
+                )
+            raise
         with self._lock:
             self._db.execute("DELETE FROM setup_tokens")
 
@@ -318,10 +347,27 @@ class Accounts:
         return row[0] if row and row[1] > time.time() else None
 
     def accept_invite(self, token: str, username: str, password: str) -> Role:
-        role = self.invite_role(token)
-        if role is None:
-            raise AccountError("this invitation was used already or has expired")
-        self.add_user(username, password, role)
+        """The invited account. The invitation is used up before the password is hashed
+        (one statement: of requests sent at once with it, one gets it) and comes back
+        only if the account cannot be made (a name taken, say)."""
+        _check_new_account(username, password, "member")
         with self._lock:
-            self._db.execute("DELETE FROM invites WHERE token_sha256 = ?", (_digest(token),))
+            claimed = self._db.execute(
+                "DELETE FROM invites WHERE token_sha256 = ? AND expires > ?"
+                " RETURNING role, invited_by, expires",
+                (_digest(token), time.time()),
+            ).fetchone()
+        if claimed is None:
+            raise AccountError("this invitation was used already or has expired")
+        role, invited_by, expires = claimed
+        try:
+            self._insert(username, password, role)
+        except AccountError:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO invites (token_sha256, role, invited_by, expires)"
+                    " VALUES (?, ?, ?, ?)",
+                    (_digest(token), role, invited_by, expires),
+                )
+            raise
         return role

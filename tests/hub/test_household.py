@@ -4,12 +4,14 @@ them; everyone changes their own password and ends their own sessions; doorbells
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
-from tests.support.hub import PASSWORD, api, hub_with_a_ring
+from tests.support.hub import PASSWORD, api, hub_with_a_ring, start_hub
 
 
 @pytest.fixture
@@ -120,3 +122,41 @@ def test_the_owner_names_the_doorbells(site):
     assert too_long.status_code == 422
     unknown = post(owner, site, "/devices/name", device_id="no-such-door", name="Shed")
     assert unknown.status_code == 404
+
+
+def race(url: str, path: str, token: str, names: list[str]) -> list[int]:
+    """The same one-time link sent at once by as many browsers as ``names``."""
+    start = threading.Barrier(len(names))
+
+    def submit(name: str) -> int:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            start.wait()
+            data = {"token": token, "username": name, "password": PASSWORD}
+            return client.post(path, data=data).status_code
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        return list(pool.map(submit, names))
+
+
+def test_a_one_time_link_makes_one_account_however_many_use_it_at_once(tmp_path, broker):
+    hub = start_hub(tmp_path / "hub", broker)
+    try:
+        setup = hub.accounts.new_setup_token()
+        statuses = race(hub.url, "/setup", setup, [f"owner{n}" for n in range(4)])
+        assert sorted(statuses) == [303, 404, 404, 404], statuses
+        assert [u["role"] for u in hub.accounts.users()] == ["owner"]
+
+        owner = hub.accounts.users()[0]["username"]
+        invite = hub.accounts.new_invite("member", owner)
+        statuses = race(hub.url, "/invite", invite, [f"member{n}" for n in range(6)])
+        assert sorted(statuses) == [303] + [404] * 5, statuses
+        assert len(hub.accounts.users()) == 2
+
+        # A refused account gives the link back: a name taken, then a free one.
+        again = hub.accounts.new_invite("installer", owner)
+        assert race(hub.url, "/invite", again, [owner]) == [400]
+        assert race(hub.url, "/invite", again, ["fitter"]) == [303]
+        assert race(hub.url, "/invite", again, ["fitter2"]) == [404]
+        assert {u["username"]: u["role"] for u in hub.accounts.users()}["fitter"] == "installer"
+    finally:
+        hub.stop()

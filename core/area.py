@@ -23,13 +23,15 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from porch.core.wire import refuse_unprintable
 
 VERSION: Final = 1
 TOPIC_ROOT = "porch-area/v1"
@@ -265,6 +267,12 @@ def legal_basis(text: str) -> LegalBasis | None:
 
 class _Document(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _printable(cls, data: Any) -> Any:
+        refuse_unprintable(data, "document", lines=True)  # a reason may run over lines
+        return data
 
     v: Literal[1] = VERSION
     request_id: str = Field(pattern=_ID)

@@ -42,6 +42,7 @@ import json
 import re
 import struct
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
@@ -93,11 +94,54 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+"""Marks that reorder the text shown after them (Trojan Source, CVE-2021-42574)."""
+
+
+def unprintable(text: str, lines: bool = False) -> str | None:
+    """The first character of ``text`` that no one would see as written: a control
+    character (NUL, ESC …; with ``lines``, newlines and tabs are text), a lone surrogate or
+    a bidirectional override. None when there is none."""
+    for ch in text:
+        if ch in BIDI_CONTROLS or (
+            unicodedata.category(ch) in ("Cc", "Cs") and not (lines and ch in "\n\r\t")
+        ):
+            return ch
+    return None
+
+
+def refuse_unprintable(value: object, where: str = "a text", lines: bool = False) -> None:
+    """ValueError naming ``where`` if a string in ``value`` (or in its lists and dicts) holds
+    a character :func:`unprintable` finds: every string a doorbell, an agency or a person
+    sends is refused so at the contract, before anything stores or shows it."""
+    if isinstance(value, str):
+        found = unprintable(value, lines)
+        if found is not None:
+            raise ValueError(
+                f"{where} holds an invisible or control character (U+{ord(found):04X})"
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_unprintable(key, where, lines)
+            refuse_unprintable(item, str(key), lines)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            refuse_unprintable(item, where, lines)
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
     v: Literal[1] = PROTOCOL_VERSION
     device_id: DeviceId
+
+    @model_validator(mode="before")
+    @classmethod
+    def _printable(cls, data: Any) -> Any:
+        refuse_unprintable(data, "payload")
+        return data
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

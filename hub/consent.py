@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from porch.core.area import LEGAL_BASES, LegalBasis, legal_basis
+from porch.core.wire import refuse_unprintable
 from porch.hub.audit import AuditLog
 
 DAY = 86400.0
@@ -200,6 +201,9 @@ class Consent:
                 "the window starts in the future: a request can only ask for footage that"
                 " exists (its window may end later, to cover what is still being recorded)"
             )
+        _printable({"name": name, "organisation": organisation, "contact": contact,
+                    "legal_reference": legal_reference, "devices": devices})  # fmt: skip
+        _printable({"reason": reason}, lines=True)
         if not (name.strip() and organisation.strip() and contact.strip() and reason.strip()):
             raise ConsentError("who asks (name, organisation, contact) and why are required")
         if not 0 < expires_days <= 90:
@@ -282,6 +286,7 @@ class Consent:
 
         ``trims``: for some approved clips, the seconds (from the clip's start) that are to
         leave; the export then holds only the whole GOPs that show them."""
+        _printable({"message": message}, lines=True)
         with self._lock:
             request = self.get(request_id)
             if request is None:
@@ -444,3 +449,13 @@ def held_clip_ids(conn: sqlite3.Connection) -> set[str]:
         (now,),
     )
     return {clip_id for (clip_id,) in pending} | {clip_id for (clip_id,) in approved}
+
+
+def _printable(fields: dict[str, object], lines: bool = False) -> None:
+    """:class:`ConsentError` (400) naming the field that holds a control character or a
+    bidirectional override (``lines``: newlines and tabs are text)."""
+    for name, value in fields.items():
+        try:
+            refuse_unprintable(value, FIELD_LABELS.get(name, name), lines)
+        except ValueError as exc:
+            raise ConsentError(str(exc)) from None

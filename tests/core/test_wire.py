@@ -144,3 +144,20 @@ def test_home_assistant_discovery():
     with_picture = home_assistant_discovery("front-door", "Front door", "0.1.0", snapshot=True)
     image = with_picture["components"]["porch_front_door_snapshot"]
     assert image["platform"] == "image" and image["content_type"] == "image/jpeg"
+
+
+@pytest.mark.parametrize(
+    "text", ["1.0\x00", "\x1b[31mred", "tab\there", "line\nbreak", "abc\u202edcba", "\u2067x",
+             "\u200fmark", "\ud800"],
+)  # fmt: skip
+def test_control_and_bidi_override_characters_are_refused_in_any_string(text):
+    for payload in ({"software": text}, {"name": text}):
+        status = {"v": 1, "device_id": "front-door", "state": "online", **payload}
+        with pytest.raises(WireError, match="invisible or control character"):
+            parse("porch/front-door/status", json.dumps(status).encode())
+
+
+@pytest.mark.parametrize("text", ["<script>alert(1)</script>", "Haustür", "باب", "👩\u200d🚀"])
+def test_what_a_person_can_read_passes(text):
+    status = {"v": 1, "device_id": "front-door", "state": "online", "software": text}
+    assert parse("porch/front-door/status", json.dumps(status).encode()).software == text

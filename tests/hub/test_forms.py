@@ -51,6 +51,9 @@ def form(**changes) -> dict:
         ({"start": local(time.time() + 3600), "end": local(time.time() + 7200)},
          "the window starts in the future"),
         ({"expires_days": "900"}, "The request lapses after"),
+        ({"organisation": "Ankh\x1b[31m Police"},
+         "Organisation holds an invisible or control character (U+001B)"),
+        ({"reason": "a parcel\u202e theft"}, "Why holds an invisible or control character"),
     ],
 )  # fmt: skip
 def test_a_refused_request_comes_back_as_the_page_filled_in(hub, changes, reason):

@@ -122,6 +122,9 @@ def test_the_owner_names_the_doorbells(site):
     assert too_long.status_code == 422
     unknown = post(owner, site, "/devices/name", device_id="no-such-door", name="Shed")
     assert unknown.status_code == 404
+    reversed_ = post(owner, site, "/devices/name", device_id="front-door", name="Front\u202erood")
+    assert reversed_.status_code == 400 and "U+202E" in reversed_.text
+    assert '<span class="device-name">Front door</span>' in owner.get("/devices").text
 
 
 def race(url: str, path: str, token: str, names: list[str]) -> list[int]:

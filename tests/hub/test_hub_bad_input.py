@@ -133,7 +133,13 @@ def test_hub_rejects_the_classics_then_still_stores_a_valid_event(hub_and_sender
     ingest, sender = hub_and_sender
     ring = valid_ring()
     other_device = dict(ring, device_id="back-door")  # forged: payload names another device
+    status = {"v": 1, "device_id": "front-door", "state": "online"}
+    # what a terminal, a log or a page would show otherwise than it was written
+    unreadable = [{"software": "1.0\x00"}, {"software": "\x1b[2J\x1b[31mpwned"},
+                  {"software": "safe\u202egnp.exe"}, {"name": "Front\u2066 door"},
+                  {"software": "\ud800"}]  # fmt: skip
     cases = [
+        *[("porch/front-door/status", json.dumps(dict(status, **f)).encode()) for f in unreadable],
         (ring_topic("front-door"), b"\xff\xfe not json"),
         (ring_topic("front-door"), b"[]"),
         (ring_topic("front-door"), json.dumps(dict(ring, v=2)).encode()),

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from markupsafe import Markup
 
 from porch.core.enrollment import EnrollError
-from porch.core.wire import DEVICE_ID_PATTERN, HOME_ASSISTANT_IDENTITY
+from porch.core.wire import DEVICE_ID_PATTERN, HOME_ASSISTANT_IDENTITY, refuse_unprintable
 from porch.hub.accounts import Session
 from porch.hub.web.auth import DEVICES, PROVISIONING, Forbidden, allow
 from porch.hub.web.site import NOT_PROVISIONED, DeviceId, Site
@@ -43,6 +43,10 @@ def router(site: Site) -> APIRouter:
         """The owner names a doorbell ("Front door"): shown on every page and in Home
         Assistant. An empty name goes back to its id."""
         name = " ".join(name.split())
+        try:
+            refuse_unprintable(name, "the name")
+        except ValueError as exc:
+            raise Forbidden(str(exc), 400) from None
         if not hub.web_db.set_display_name(device_id, name):
             raise Forbidden(f"no doorbell called {device_id}", 404)
         hub.home_assistant.renamed(device_id, name or device_id)

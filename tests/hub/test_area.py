@@ -656,7 +656,7 @@ def test_a_drop_box_that_never_moves_on_ends_the_delivery_instead_of_spinning(tm
               "area_request_id": "ab" * 16}  # fmt: skip
     try:
         with pytest.raises(DeliveryError, match="takes no more"):
-            deliveries._upload("r", origin, sealed, 5000, "cd" * 32)
+            deliveries._upload("r", origin["dropbox"], origin, sealed, 5000, "cd" * 32)
     finally:
         server.shutdown()
     assert calls == ["POST", "PATCH"]

@@ -331,6 +331,13 @@ class LiveSettings(_Section):
         le=60,
         description="A device streams this long after the hub's last renewal (hub gone: it stops).",
     )
+    viewer_lease_s: float = Field(
+        30,
+        ge=5,
+        le=600,
+        description="A viewer's live view and talk end this long after their page last renewed"
+        " them, which it can only do while its session holds (signed out: they end at once).",
+    )
 
 
 class HomeAssistantSettings(_Section):

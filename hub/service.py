@@ -88,6 +88,10 @@ class HubService:
             self.authority.on_revoke = self.home_assistant.forget
         self.live = LiveRelay(config.live, self.ingest.publish)
         self.ingest.on_live = self.live.feed
+        # A session that ends (signed out, password changed, account removed) closes what
+        # it opened: live views, talk and the pages' event streams, within the second.
+        self.accounts.on_sessions_ended(self.live.end_sessions)
+        self.accounts.on_sessions_ended(self.broadcaster.end_sessions)
         export_key = self.authority.pki.export_key() if self.authority else None
         self.audit = AuditLog(self.web_db.conn, export_key)
         self.consent = Consent(self.web_db.conn, self.audit)

@@ -3,6 +3,7 @@ H.264 (nothing re-encoded), to owners and members only."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import time
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from porch.hub.accounts import ROLES
+from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 from tests.support.browser import needs_chromium, sign_in, wait_in_page
 from tests.support.common import TIMEOUT, wait_for
 from tests.support.device import device_config, run_agent, start_device, write_device_toml
@@ -237,3 +239,78 @@ def test_ice_addresses_narrow_what_the_hub_offers(tmp_path, broker, mock_pins):
     finally:
         hub.stop()
         aioice.ice.get_host_addresses = original
+
+
+def ended_by(site, how: str, page) -> None:
+    """End the member's browser session the way ``how`` says, from elsewhere (or, for
+    ``logout``, from the page itself, which stays open)."""
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
+    if how == "removed":
+        done = api(site, "owner", "POST", "/household/member/remove")
+    elif how == "password":  # from the member's phone: every other session ends
+        fields = {
+            "current": PASSWORD,
+            "new": "another horse battery",
+            "again": "another horse battery",
+        }
+        done = api(site, "member", "POST", "/account/password", data=fields)
+    elif how == "ended":  # "End this session" on the member's phone
+        session_id = hashlib.sha256(cookie.encode()).hexdigest()[:16]
+        done = api(site, "member", "POST", f"/account/sessions/{session_id}/end")
+    else:
+        done = httpx.post(site.url + "/logout", cookies={SESSION_COOKIE: cookie},
+                          headers={CSRF_HEADER: site.accounts.session(cookie).csrf})  # fmt: skip
+    assert done.status_code in (200, 303), done.text
+
+
+@needs_chromium
+@pytest.mark.parametrize("how", ["removed", "password", "ended", "logout"])
+def test_a_session_that_ends_ends_its_live_view_within_a_second(site, browser, how):
+    page = open_live(browser, site.url, "member")
+    wait_in_page(page, PLAYING, timeout=TIMEOUT)
+    frames_keep_rising(page, 1)
+    assert len(site.live.viewers("front-door")) == 1
+
+    ended_by(site, how, page)
+    asked = time.monotonic()
+    wait_for(lambda: not site.live.viewers("front-door"), timeout=5, what="the view to end")
+    assert time.monotonic() - asked < 1.0, "the hub ended the view within a second"
+    page.wait_for_timeout(500)
+    seen = page.evaluate(FRAMES)
+    page.wait_for_timeout(2000)
+    assert page.evaluate(FRAMES) <= seen, "the page decodes nothing more (0: the page let go)"
+    page.wait_for_selector("#live-state:text('ended')", timeout=TIMEOUT * 1000)
+    assert "sign in again" in page.inner_text("#live-note")
+    wait_for(lambda: not site.agent.live.active, what="the doorbell to stop streaming")
+    assert not site.live.viewers("front-door"), "the page did not come back"
+
+
+def test_a_view_nobody_renews_lapses_and_only_its_session_renews_it(tmp_path, broker, mock_pins):
+    from porch.core.config import LiveSettings
+
+    hub = start_hub(tmp_path / "hub", broker, live=LiveSettings(viewer_lease_s=5))
+    try:
+        hub.accounts.add_user("member", PASSWORD, "member")
+        with run_agent(device_config(tmp_path, broker)) as agent:
+            wait_for(agent.link.connected.is_set, what="the device")
+            wait_for(lambda: hub.devices(), what="the hub to know the device")
+            token = hub.accounts.open_session("member")
+            headers = {CSRF_HEADER: hub.accounts.session(token).csrf}
+            client = httpx.Client(base_url=hub.url, cookies={SESSION_COOKIE: token},
+                                  headers=headers, timeout=TIMEOUT)  # fmt: skip
+            kept = client.post("/api/devices/front-door/live",
+                               json={"type": "offer", "sdp": aiortc_offer()}).json()  # fmt: skip
+            lapsing = client.post("/api/devices/front-door/live",
+                                  json={"type": "offer", "sdp": aiortc_offer()}).json()  # fmt: skip
+            assert kept["lease_s"] == lapsing["lease_s"] == 5
+            other = api(hub, "member", "POST", f"/api/live/{kept['session']}/lease")
+            assert other.status_code == 404, "another session of the same person cannot renew it"
+            started = time.monotonic()
+            while time.monotonic() - started < 9:
+                assert client.post(f"/api/live/{kept['session']}/lease").status_code == 200
+                time.sleep(1)
+            live = {s.session_id for s in hub.live.viewers("front-door")}
+            assert live == {kept["session"]}, "the unrenewed view lapsed, the renewed one holds"
+            client.close()
+    finally:
+        hub.stop()

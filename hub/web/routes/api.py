@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from porch.hub.accounts import Session
 from porch.hub.push import PushError
 from porch.hub.web.auth import DEVICES, FOOTAGE, Forbidden, allow
+from porch.hub.web.broadcast import END
 from porch.hub.web.site import Site
 
 KEEPALIVE_S = 15.0
@@ -41,16 +42,23 @@ def router(site: Site) -> APIRouter:
     async def stream(
         request: Request, session: Annotated[Session, Depends(allow(*FOOTAGE))]
     ) -> StreamingResponse:
-        queue = hub.broadcaster.subscribe(session.role)
+        queue = hub.broadcaster.subscribe(session.role, session.key)
 
         async def frames() -> AsyncIterator[str]:
+            """Events until the session ends (at once when it is ended; an expired one is
+            noticed at the next keepalive)."""
             try:
                 yield "retry: 2000\n: connected\n\n"
                 while True:
                     try:
-                        yield await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                        frame = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                     except TimeoutError:
-                        yield ": keepalive\n\n"
+                        if not hub.accounts.alive(session.key):
+                            return
+                        frame = ": keepalive\n\n"
+                    if frame == END:
+                        return
+                    yield frame
             finally:
                 hub.broadcaster.unsubscribe(queue)
 

@@ -30,6 +30,7 @@ class LiveAnswer(BaseModel):
     session: str
     type: Literal["answer"] = "answer"
     sdp: str
+    lease_s: float = Field(description="renew the view (POST …/lease) well within this")
 
 
 class IceCandidate(BaseModel):
@@ -82,9 +83,16 @@ def router(site: Site) -> APIRouter:
         if device_or_404(device_id)["state"] != "online":
             raise LiveError(409, f"{device_id} is offline")
         live_id, sdp = await hub.live.open(
-            device_id, session.username, offer.sdp, may_talk=session.role in TALK
+            device_id, session.username, offer.sdp, session.role in TALK, session.key
         )
-        return LiveAnswer(session=live_id, sdp=sdp)
+        return LiveAnswer(session=live_id, sdp=sdp, lease_s=hub.live.settings.viewer_lease_s)
+
+    @routes.post("/api/live/{live_id}/lease")
+    async def live_renew(
+        live_id: LiveSessionId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> dict[str, float]:
+        """Keep watching: the page renews its view while its session holds."""
+        return {"lease_s": hub.live.renew(live_id, session.username, session.key)}
 
     @routes.post("/api/live/{live_id}/candidates", status_code=204)
     async def live_candidate(

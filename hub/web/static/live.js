@@ -2,13 +2,14 @@
 // Trickle ICE (the offer goes out at once, candidates follow) and a watchdog that keeps the
 // page honest: "live" only while frames are decoded, "offline" while the doorbell is away.
 // Talk (doorbells with a speaker): the same connection carries an audio sender that holds
-// the microphone only while the Talk button is on.
+// the microphone only while the Talk button is on. The view is a lease the page renews
+// while its session holds; signed out (here or from elsewhere), it ends and stays ended.
 "use strict";
 
 const live = (window.porchLive = {
   pc: null, session: null, clicked: performance.now(), firstFrame: null, state: "connecting",
   online: false, lastFrames: 0, lastFrameAt: 0, starting: false, retryAt: 0,
-  talk: null, mic: null,
+  talk: null, mic: null, lease: null, ended: false,
 });
 const video = document.getElementById("live");
 const device = video.dataset.device;
@@ -24,16 +25,37 @@ async function api(method, url, body) {
   });
   if (!response.ok) {
     const detail = await response.json().catch(() => ({}));
-    throw new Error(detail.detail || `${response.status}`);
+    if (response.status === 401) end("signed out: sign in again to watch");
+    const error = new Error(detail.detail || `${response.status}`);
+    error.status = response.status;
+    throw error;
   }
   return response.status === 204 ? null : response.json();
 }
 
 function stop() {
   stopTalking();
+  clearInterval(live.lease);
   if (live.session) api("DELETE", `/api/live/${live.session}`).catch(() => {});
   if (live.pc) live.pc.close();
-  live.pc = live.session = null;
+  live.pc = live.session = live.lease = null;
+}
+
+function end(why) {
+  // The session ended: nothing more is asked of the hub, the picture goes.
+  live.ended = true;
+  clearInterval(live.lease);
+  stopTalking();
+  if (live.pc) live.pc.close();
+  live.pc = live.session = live.lease = null;
+  video.srcObject = null;
+  show("ended", why);
+}
+
+function renew(session) {
+  api("POST", `/api/live/${session}/lease`).catch((err) => {
+    if (live.session === session && [403, 404].includes(err.status)) end("this view ended");
+  });
 }
 
 async function start() {
@@ -59,10 +81,12 @@ async function start() {
     const answer = await api("POST", `/api/devices/${device}/live`,
                              { type: "offer", sdp: pc.localDescription.sdp });
     session = live.session = answer.session;
+    live.lease = setInterval(() => renew(session), (answer.lease_s * 1000) / 3);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     pending.splice(0).forEach(send);
     viewers();  // the owner sees themself in the list at once
   } catch (err) {
+    if (live.ended) return;
     if (live.pc === pc) stop();
     live.retryAt = performance.now() + 2000;
     show(live.online ? "connecting" : "offline", err.message);
@@ -77,6 +101,9 @@ function show(state, why) {
   badge.textContent = state;
   badge.className = `state ${state === "live" ? "online" : state === "offline" ? "offline" : ""}`;
   badge.title = why || "";
+  const note = document.getElementById("live-note");
+  note.hidden = state !== "ended";
+  note.textContent = state === "ended" ? `Live view ended: ${why}.` : "";
 }
 
 function frames() {
@@ -85,6 +112,7 @@ function frames() {
 }
 
 function watchdog() {
+  if (live.ended) return;
   const now = performance.now();
   const decoded = frames();
   if (decoded > live.lastFrames) {
@@ -134,6 +162,7 @@ function stopTalking() {
 }
 
 async function viewers() {
+  if (live.ended) return;
   try {
     const state = await api("GET", `/api/devices/${device}/live`);
     live.online = state.online;

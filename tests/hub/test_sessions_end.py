@@ -1,0 +1,92 @@
+"""A session that ends takes its open pages' event streams with it: signed out, ended from
+the account page, a password changed elsewhere or the account removed, the stream of ring
+events closes within a second, and the page in Chromium hears no later ring."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import httpx
+import pytest
+
+from porch.hub.accounts import ROLES
+from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
+from tests.support.browser import needs_chromium, sign_in, wait_in_page
+from tests.support.common import TIMEOUT, wait_for
+from tests.support.hub import PASSWORD, api, start_hub
+
+HOW = ["removed", "password", "ended", "logout"]
+
+
+@pytest.fixture
+def hub(tmp_path, broker):
+    service = start_hub(tmp_path / "hub", broker)
+    for role in ROLES:
+        service.accounts.add_user(role, PASSWORD, role)
+    yield service
+    service.stop()
+
+
+def end(hub, how: str, cookie: str) -> None:
+    """End the member's session ``cookie`` the way ``how`` says, as a person would."""
+    if how == "removed":
+        done = api(hub, "owner", "POST", "/household/member/remove")
+    elif how == "password":  # changed on the member's phone: every other session ends
+        new = "another horse battery"
+        done = api(hub, "member", "POST", "/account/password",
+                   data={"current": PASSWORD, "new": new, "again": new})  # fmt: skip
+    elif how == "ended":  # "End" beside that session on the member's phone
+        ended = hashlib.sha256(cookie.encode()).hexdigest()[:16]
+        done = api(hub, "member", "POST", f"/account/sessions/{ended}/end")
+    else:
+        done = httpx.post(hub.url + "/logout", cookies={SESSION_COOKIE: cookie},
+                          headers={CSRF_HEADER: hub.accounts.session(cookie).csrf})  # fmt: skip
+    assert done.status_code in (200, 303), done.text
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_the_event_stream_of_a_session_that_ends_closes_within_a_second(hub, how):
+    cookie = hub.accounts.open_session("member")
+    opened, closed = threading.Event(), threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        with httpx.stream("GET", hub.url + "/events/stream", cookies={SESSION_COOKIE: cookie},
+                          timeout=TIMEOUT) as stream:  # fmt: skip
+            for line in stream.iter_lines():
+                lines.append(line)
+                opened.set()
+        closed.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert opened.wait(TIMEOUT)
+    hub.broadcaster.publish("ring", {"event_id": "a" * 32})
+    wait_for(lambda: any("a" * 32 in line for line in lines), what="a ring on the stream")
+    end(hub, how, cookie)
+    asked = time.monotonic()
+    assert closed.wait(5), "the stream stayed open"
+    assert time.monotonic() - asked < 1.0
+    again = httpx.get(hub.url + "/events/stream", cookies={SESSION_COOKIE: cookie}, timeout=TIMEOUT)
+    assert again.status_code == 401
+
+
+@needs_chromium
+@pytest.mark.parametrize("how", ["removed", "ended"])
+def test_an_open_page_hears_no_ring_after_its_session_ended(hub, browser, how):
+    page = browser.new_page()
+    sign_in(page, hub.url, "member")
+    wait_in_page(page, "window.porch.events && window.porch.events.readyState === 1")
+    hub.broadcaster.publish("ring", {"event_id": "b" * 32, "device_id": "front-door",
+                                     "name": "front-door", "ts": time.time()})  # fmt: skip
+    wait_in_page(page, f"document.getElementById('ring-banner').dataset.event === '{'b' * 32}'")
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
+    end(hub, how, cookie)
+    wait_in_page(page, "window.porch.events.readyState === 2")  # CLOSED: refused, not retrying
+    wait_for(lambda: hub.broadcaster.listeners == 0, what="no stream left open")
+    hub.broadcaster.publish("ring", {"event_id": "c" * 32, "device_id": "front-door",
+                                     "name": "front-door", "ts": time.time()})  # fmt: skip
+    page.wait_for_timeout(1000)
+    assert page.evaluate("document.getElementById('ring-banner').dataset.event") == "b" * 32

@@ -95,7 +95,7 @@ def mdat_offset(data: Bytes) -> int:
     raise GopError("the MP4 has no media data box")
 
 
-def _child(data: Bytes, start: int, end: int, *path: bytes) -> tuple[int, int]:
+def child_box(data: Bytes, start: int, end: int, *path: bytes) -> tuple[int, int]:
     """The content of the box at ``path`` below (start, end): exactly one at each step."""
     for kind in path:
         matches = [(s, e) for k, s, e in mp4_boxes(data, start, end) if k == kind]
@@ -164,19 +164,19 @@ def _track(data: Bytes, start: int, end: int, file_size: int) -> Track:
     if len(traks) != 1:
         raise GopError("the MP4 holds other than one track")
     trak = traks[0]
-    mdhd = _child(data, *trak, b"mdia", b"mdhd")
+    mdhd = child_box(data, *trak, b"mdia", b"mdhd")
     timescale = int.from_bytes(data[mdhd[0] + 20 : mdhd[0] + 24], "big") if data[
         mdhd[0]] == 1 else int.from_bytes(data[mdhd[0] + 12 : mdhd[0] + 16], "big")  # fmt: skip
-    stbl = _child(data, *trak, b"mdia", b"minf", b"stbl")
+    stbl = child_box(data, *trak, b"mdia", b"minf", b"stbl")
     boxes = {k: (s, e) for k, s, e in mp4_boxes(data, *stbl) if k in _SAMPLE_TABLE}
     if b"stsd" not in boxes or timescale == 0:
         raise GopError("the MP4's track is not video")
     # The stsd box: 8 bytes (version, count), then one avc1 sample entry: 78 bytes, boxes.
-    avc1 = _child(data, boxes[b"stsd"][0] + 8, boxes[b"stsd"][1], b"avc1")
+    avc1 = child_box(data, boxes[b"stsd"][0] + 8, boxes[b"stsd"][1], b"avc1")
     if avc1[0] + 78 > avc1[1]:
         raise GopError("the MP4's H.264 sample entry is cut short")
     width, height = struct.unpack_from(">HH", data, avc1[0] + 24)
-    avcc = _child(data, avc1[0] + 78, avc1[1], b"avcC")
+    avcc = child_box(data, avc1[0] + 78, avc1[1], b"avcC")
     if b"ctts" in boxes and any(_table(data, *boxes[b"ctts"], 4, 2)[1::2]):
         raise GopError("the MP4's frames are shown in another order than they are stored")
     sizes = _sizes(data, *boxes[b"stsz"]) if b"stsz" in boxes else []

@@ -8,6 +8,7 @@ import io
 import mmap
 import operator
 import os
+import struct
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,7 +31,9 @@ from porch.core.mp4track import (
     IDENTITY,
     PAGE,
     Track,
+    child_box,
     mp4_boxes,
+    read_track,
     read_track_file,
     runs,
     write_mp4,
@@ -266,14 +269,14 @@ def excerpt_track(clip: Track, table: GopTable, first: int, last: int):
     return excerpt, bounds
 
 
-def _check_configuration(avcc: bytes, keyframe: bytes) -> None:
-    """The clip's decoder configuration (avcC) says samples carry 4-byte lengths and holds
-    exactly the SPS and PPS the excerpt's first keyframe carries, which the doorbell
+def _check_configuration(avcc: bytes, keyframe: bytes, what: str = "clip") -> None:
+    """The ``what``'s decoder configuration (avcC) says samples carry 4-byte lengths and
+    holds exactly the SPS and PPS the excerpt's first keyframe carries, which the doorbell
     signed with it (ISO/IEC 14496-15, 5.3.3.1)."""
     sets, at = [], 6
     try:
         if avcc[0] != 1 or avcc[4] & 0x03 != 3:
-            raise GopError("the clip's decoder configuration is not for 4-byte lengths")
+            raise GopError(f"the {what}'s decoder configuration is not for 4-byte lengths")
         for count in (avcc[5] & 0x1F, None):
             if count is None:  # the PPS follow the SPS, with a count of their own
                 count, at = avcc[at], at + 1
@@ -282,10 +285,10 @@ def _check_configuration(avcc: bytes, keyframe: bytes) -> None:
                 sets.append(avcc[at + 2 : at + 2 + length])
                 at += 2 + length
     except IndexError:
-        raise GopError("the clip's decoder configuration is cut short") from None
+        raise GopError(f"the {what}'s decoder configuration is cut short") from None
     carried = [keyframe[a:b] for a, b in nal_spans(keyframe) if keyframe[a] & 0x1F in (7, 8)]
     if not carried or sorted(sets) != sorted(carried):
-        raise GopError("the clip's decoder configuration is not the one its keyframe carries")
+        raise GopError(f"the {what}'s decoder configuration is not the one its keyframe carries")
 
 
 def _ticks(time: int, timescale: int) -> int:
@@ -316,6 +319,7 @@ def check_excerpt(
     :class:`GopError` with the first reason."""
     first, last = check_ranges(table, ranges, data)
     check_layout(data, ranges)
+    check_picture(data)
     try:
         played = samples(data) if played is None else played
     except (av.FFmpegError, IndexError) as exc:
@@ -369,6 +373,54 @@ def check_layout(data, ranges: list[tuple[int, int, int]]) -> None:
             _identity(data, start, end, 36, 48, "movie")
         elif kind == b"trak":
             _check_track(data, start, end)
+
+
+def check_picture(data: bytes) -> None:
+    """What the excerpt says of its picture is what the doorbell's signed first keyframe
+    decodes to: the decoder's configuration holds that keyframe's SPS and PPS, the sample
+    entry names the decoded size and nothing beside its configuration (no pixel aspect, no
+    clean aperture), and the track is shown at that size (times the SPS's own sample
+    aspect, if it has one). A movie box rewritten to stretch, squash or crop the picture is
+    refused, as one that turns or mirrors it is (:func:`check_layout`)."""
+    track = read_track(data)
+    keyframe = bytes(data[track.offsets[0] : track.offsets[0] + track.sizes[0]])
+    _check_configuration(track.avcc, keyframe, "excerpt")
+    width, height, aspect = picture_of(keyframe)
+    if (track.width, track.height) != (width, height):
+        raise GopError(
+            f"the excerpt says its picture is {track.width}x{track.height};"
+            f" the doorbell's keyframe is {width}x{height}"
+        )
+    moov = next((s, e) for kind, s, e in mp4_boxes(data) if kind == b"moov")
+    trak = child_box(data, *moov, b"trak")
+    tkhd = child_box(data, *trak, b"tkhd")
+    shown = struct.unpack_from(">II", data, tkhd[1] - 8)
+    expected = (round(width * aspect * 0x10000), height << 16)
+    if shown != expected:
+        raise GopError(
+            f"the excerpt is shown at {shown[0] / 0x10000:g}x{shown[1] / 0x10000:g};"
+            f" the doorbell's picture is {expected[0] / 0x10000:g}x{height}"
+        )
+    stsd = child_box(data, *trak, b"mdia", b"minf", b"stbl", b"stsd")
+    avc1 = child_box(data, stsd[0] + 8, stsd[1], b"avc1")
+    extra = [kind for kind, _, _ in mp4_boxes(data, avc1[0] + 78, avc1[1]) if kind != b"avcC"]
+    if extra:
+        raise GopError(f"the excerpt's picture carries {extra}: it is not shown as recorded")
+
+
+def picture_of(keyframe: bytes) -> tuple[int, int, Fraction]:
+    """Width, height and sample aspect (1 when the SPS names none) of the picture a
+    keyframe (an MP4 sample carrying its SPS and PPS) decodes to, by FFmpeg's decoder."""
+    annex_b = b"".join(b"\x00\x00\x00\x01" + keyframe[a:b] for a, b in nal_spans(keyframe))
+    codec = av.CodecContext.create("h264", "r")
+    try:
+        frames = codec.decode(av.Packet(annex_b)) + codec.decode(None)
+    except av.FFmpegError as exc:
+        raise GopError(f"the excerpt's first keyframe does not decode ({exc})") from None
+    if not frames:
+        raise GopError("the excerpt's first keyframe does not decode")
+    aspect = codec.sample_aspect_ratio
+    return frames[0].width, frames[0].height, Fraction(aspect) if aspect else Fraction(1)
 
 
 def _identity(data, start: int, end: int, at_v0: int, at_v1: int, what: str) -> None:

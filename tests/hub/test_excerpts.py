@@ -4,9 +4,11 @@ refused when any frame, GOP or stated span is not what the doorbell recorded."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import signal
+import struct
 import subprocess
 import tomllib
 import zipfile
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from porch.core import journal
 from porch.core.config import to_toml
 from porch.core.gops import TICKS_PER_S, nal_units, parse_ranges, parse_table, ranges_text
+from porch.core.mp4track import mp4_boxes
 from porch.core.wire import ClipMeta
 from porch.hub.consent import ConsentError
 from porch.hub.excerpt import Frame, mux_annex_b, read_frames, samples
@@ -475,3 +478,75 @@ def test_a_clip_altered_on_the_hubs_disk_cannot_be_excerpted(trimmed):
             home.hub.exporter.build(request.request_id, "requester")
     finally:
         path.write_bytes(original)
+
+
+def movie_path(data: bytes, *path: bytes) -> list[tuple[int, int]]:
+    """(content start, end) of each box from moov down ``path``; the sample description's
+    entries and the avc1 entry's boxes start after their fixed fields."""
+    found = [next((s, e) for k, s, e in mp4_boxes(data) if k == b"moov")]
+    for kind in path:
+        start, end = found[-1]
+        skip = {b"stsd": 8, b"avc1": 78}.get(data[start - 4 : start], 0)
+        found.append(next((s, e) for k, s, e in mp4_boxes(data, start + skip, end) if k == kind))
+    return found
+
+
+def inserted(data: bytes, path: tuple[bytes, ...], box: bytes) -> bytes:
+    """``box`` appended inside the last box of ``path`` (the moov follows the media data,
+    so no sample moves), every enclosing box's size grown to match."""
+    boxes = movie_path(data, *path)
+    out = bytearray(data[: boxes[-1][1]] + box + data[boxes[-1][1] :])
+    for start, _ in boxes:
+        size = int.from_bytes(out[start - 8 : start - 4], "big")
+        out[start - 8 : start - 4] = (size + len(box)).to_bytes(4, "big")
+    return bytes(out)
+
+
+AVC1 = (b"trak", b"mdia", b"minf", b"stbl", b"stsd", b"avc1")
+
+
+def stretch(what: str):
+    def change(clip, path, members):
+        data = bytearray(path.read_bytes())
+        if what == "pasp 3:1":
+            data = bytearray(inserted(bytes(data), AVC1, struct.pack(">I4sII", 16, b"pasp", 3, 1)))
+        elif what == "clap":
+            crop = struct.pack(">I4s8I", 40, b"clap", 320, 1, 180, 1, 0, 1, 0, 1)
+            data = bytearray(inserted(bytes(data), AVC1, crop))
+        elif what == "tkhd width x3":
+            _, end = movie_path(bytes(data), b"trak", b"tkhd")[-1]
+            width = int.from_bytes(data[end - 8 : end - 4], "big")
+            data[end - 8 : end - 4] = (width * 3).to_bytes(4, "big")
+        elif what == "avc1 size":
+            start, _ = movie_path(bytes(data), *AVC1)[-1]
+            data[start + 24 : start + 28] = struct.pack(">HH", 1920, 360)
+        elif what == "mirrored":
+            start, _ = movie_path(bytes(data), b"trak", b"tkhd")[-1]
+            at = start + (52 if data[start] == 1 else 40)
+            data[at : at + 4] = (-0x10000 & 0xFFFFFFFF).to_bytes(4, "big")
+        path.write_bytes(bytes(data))
+
+    change.__name__ = what
+    return change
+
+
+@pytest.mark.parametrize(
+    ("what", "reason"),
+    [
+        ("pasp 3:1", "carries [b'pasp']"),
+        ("clap", "carries [b'clap']"),
+        ("tkhd width x3", "is shown at 1920x360"),
+        ("avc1 size", "says its picture is 1920x360"),
+        ("mirrored", "turned or mirrored"),
+    ],
+)
+def test_an_excerpt_stretched_or_squashed_in_its_movie_box_is_refused(trimmed, tmp_path, what,
+                                                                       reason):  # fmt: skip
+    """Only the moov rewritten, re-signed with the export key: the picture still decodes as
+    the doorbell's 640x360, but a player would show it otherwise; porch verify refuses."""
+    forged = resigned(trimmed, tmp_path, what.replace(" ", "-"), stretch(what))
+    manifest, members = unpack(forged)
+    with av.open(io.BytesIO(members[manifest["clips"][0]["file"]])) as shown:
+        assert shown.streams.video[0].codec_context.width == 640, "the pictures are unchanged"
+    result = run_verify(forged, trimmed.home.pki.path("ca.crt"))
+    assert result.exit_code == 1 and reason in result.output, result.output

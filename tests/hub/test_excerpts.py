@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from porch.core import journal
 from porch.core.config import to_toml
 from porch.core.gops import TICKS_PER_S, nal_units, parse_ranges, parse_table, ranges_text
-from porch.core.mp4track import mp4_boxes
+from porch.core.mp4track import mp4_boxes, read_track
 from porch.core.wire import ClipMeta
 from porch.hub.consent import ConsentError
 from porch.hub.excerpt import Frame, mux_annex_b, read_frames, samples
@@ -107,6 +107,9 @@ def test_a_trimmed_clip_leaves_as_whole_gops_that_verify_and_play(trimmed, tmp_p
     done = run_check(check_script(tmp_path), trimmed.bundle, fingerprint(home))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"excerpt: GOPs {first}-{last}" in done.stdout, done.stdout
+    assert "played as it recorded them" in done.stdout and "checks out" in done.stdout
+    blind = run_check(check_script(tmp_path), trimmed.bundle, fingerprint(home), ("ffprobe",))
+    assert blind.returncode == 3 and "NOT FULLY CHECKED" in blind.stdout, blind.stdout
 
     # Content Credentials: the trim is an edit of the original, its parent ingredient.
     from porch.hub.export import credentials
@@ -550,3 +553,102 @@ def test_an_excerpt_stretched_or_squashed_in_its_movie_box_is_refused(trimmed, t
         assert shown.streams.video[0].codec_context.width == 640, "the pictures are unchanged"
     result = run_verify(forged, trimmed.home.pki.path("ca.crt"))
     assert result.exit_code == 1 and reason in result.output, result.output
+    done = run_check(check_script(tmp_path), forged, fingerprint(trimmed.home))
+    # FFmpeg, like browsers, takes the size from the SPS and does not crop to a clap box:
+    # they play those two as recorded; porch verify refuses any box Porch does not write.
+    if what not in ("avc1 size", "clap"):
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "not shown as the doorbell recorded it" in done.stdout, done.stdout
+
+
+def box(kind: bytes, *parts: bytes) -> bytes:
+    content = b"".join(parts)
+    return struct.pack(">I4s", 8 + len(content), kind) + content
+
+
+def replaced(data: bytes, path: tuple[bytes, ...], content: bytes) -> bytes:
+    """The last box of ``path`` with new ``content``, every enclosing box resized."""
+    boxes = movie_path(data, *path)
+    start, end = boxes[-1]
+    out = bytearray(data[:start] + content + data[end:])
+    grown = len(content) - (end - start)
+    for begin, _ in boxes:
+        size = int.from_bytes(out[begin - 8 : begin - 4], "big")
+        out[begin - 8 : begin - 4] = (size + grown).to_bytes(4, "big")
+    return bytes(out)
+
+
+def replay(plan: str):
+    """Only the moov's sample table rewritten (the media data and its ranges untouched), so
+    that the excerpt plays otherwise: a GOP left out, two GOPs swapped, one repeated, all
+    at half speed; or a second track, a disabled track, a one-frame edit list."""
+
+    def change(clip, path, members):
+        data = path.read_bytes()
+        track = read_track(data)
+        table = parse_table(members[clip["excerpt"]["gops_file"]])
+        span = range(clip["excerpt"]["first_gop"], clip["excerpt"]["last_gop"] + 1)
+        counts = [table.gops[i].frames for i in span]
+        starts = [sum(counts[:i]) for i in range(len(counts))]
+        gops = [list(range(s, s + n)) for s, n in zip(starts, counts, strict=True)]
+        order = {"drop": [gops[0], *gops[2:]], "swap": [gops[1], gops[0], *gops[2:]],
+                 "repeat": [gops[0], gops[0], *gops[1:]]}.get(plan, gops)  # fmt: skip
+        picked = [i for gop in order for i in gop]
+        step = 2 if plan == "slow" else 1
+        keys = [at + 1 for at, i in enumerate(picked) if i in starts]
+        stsd = next(data[s - 8 : e] for k, s, e in mp4_boxes(data, *movie_path(data, *AVC1[:4])[-1])
+                    if k == b"stsd")  # fmt: skip
+        n = len(picked)
+        sizes, offsets = [track.sizes[i] for i in picked], [track.offsets[i] for i in picked]
+        stbl = stsd + b"".join([
+            box(b"stts", bytes(4), struct.pack(">III", 1, n, 6000 * step)),
+            box(b"stss", bytes(4), struct.pack(f">I{len(keys)}I", len(keys), *keys)),
+            box(b"stsc", bytes(4), struct.pack(">IIII", 1, 1, 1, 1)),
+            box(b"stsz", bytes(4), struct.pack(f">II{n}I", 0, n, *sizes)),
+            box(b"stco", bytes(4), struct.pack(f">I{n}I", n, *offsets)),
+        ])  # fmt: skip
+        if plan in ("drop", "swap", "repeat", "slow"):
+            data = replaced(data, AVC1[:4], stbl)
+        elif plan == "second track":
+            trak = next(data[s - 8 : e] for k, s, e in mp4_boxes(data, *movie_path(data)[-1])
+                        if k == b"trak")  # fmt: skip
+            data = inserted(data, (), trak)
+        elif plan == "disabled":
+            start, _ = movie_path(data, b"trak", b"tkhd")[-1]
+            data = data[: start + 3] + b"\x00" + data[start + 4 :]
+        elif plan == "one-frame edit":
+            elst = box(b"elst", bytes(4), struct.pack(">IIiI", 1, 67, 0, 0x10000))
+            data = inserted(data, (b"trak",), box(b"edts", elst))
+        path.write_bytes(data)
+
+    change.__name__ = plan
+    return change
+
+
+@pytest.mark.parametrize(
+    ("plan", "reason", "script_says"),
+    [
+        ("drop", "plays", "does not play GOP"),
+        ("swap", "not in order", "does not play GOP"),
+        ("repeat", "not in order", "does not play GOP"),
+        ("slow", "other times than the doorbell recorded", "at other times"),
+        ("second track", "other than one track", "not shown as the doorbell recorded"),
+        ("disabled", "not enabled", "not shown as the doorbell recorded"),
+        ("one-frame edit", "plays 16 frames", "does not play GOP"),
+    ],
+)
+def test_an_excerpt_that_plays_otherwise_is_refused_by_verify_and_the_script(
+    trimmed, tmp_path, plan, reason, script_says
+):
+    """Only the moov rewritten (the signed bytes where the ranges say) and re-signed with
+    the export key: porch verify refuses it, and so does docs/verify.md's script, which
+    reads how it plays with ffprobe; without ffprobe the script never says it checks out."""
+    forged = resigned(trimmed, tmp_path, plan.replace(" ", "-"), replay(plan))
+    result = run_verify(forged, trimmed.home.pki.path("ca.crt"))
+    assert result.exit_code == 1 and reason in result.output, result.output
+    script = check_script(tmp_path)
+    done = run_check(script, forged, fingerprint(trimmed.home))
+    assert done.returncode == 1 and script_says in done.stdout, done.stdout + done.stderr
+    blind = run_check(script, forged, fingerprint(trimmed.home), without=("ffprobe",))
+    assert blind.returncode == 3 and "checks out" not in blind.stdout, blind.stdout
+    assert "NOT checked" in blind.stdout and "porch verify" in blind.stdout

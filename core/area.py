@@ -111,14 +111,17 @@ def cell_subscription(cell_name: str) -> str:
     return f"{TOPIC_ROOT}/{cell_name}/#"
 
 
-def parse_topic(topic: str) -> tuple[str, str]:
-    """(cell, request id) of a relay topic; AreaError for anything else."""
+def parse_topic(topic: str) -> tuple[str, str, str]:
+    """(cell, relay account, request id) of a relay topic; AreaError for anything else. The
+    relay lets each agency account publish only under its own name, so the account is
+    who published."""
     match = re.fullmatch(
-        rf"{re.escape(TOPIC_ROOT)}/([{_BASE32}]{{1,12}})/{ACCOUNT_PATTERN}/([0-9a-f]{{32}})", topic
+        rf"{re.escape(TOPIC_ROOT)}/([{_BASE32}]{{1,12}})/({ACCOUNT_PATTERN})/([0-9a-f]{{32}})",
+        topic,
     )
     if match is None:
         raise AreaError(f"not an area request topic: {topic[:120]!r}")
-    return match[1], match[2]
+    return match[1], match[2], match[3]
 
 
 # -- geometry -----------------------------------------------------------------------------

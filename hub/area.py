@@ -5,13 +5,16 @@ sealed to the agency's key, goes to its drop box (:mod:`porch.hub.delivery`).
 
 What is checked, in order (the first failure is the reason recorded in ``area_log``, and
 the owner never sees the request): the envelope's signature; that it is not a replay (the
-same request id again, as it was) nor altered (the same id, other content); the agency (a
-certificate from a regional CA the owner imported, or trust on first use: an agency's name
-is pinned to the key it first came with, and another key under that name is refused); the
-expiry; the window (at most ``max_window_h``, and not in the future); the area (a simple
-polygon, between ``min_area_km2`` and ``max_area_km2``, compact enough); the drop box's
-address; and last, whether the home lies inside the area. Only a request that passes all of
-it becomes a request under **Requests**.
+same request id again, as it was) nor altered (the same id, other content); the agency (its
+key trusted: certified by a regional CA the owner imported or accepted by the owner, bound
+to its relay account; or not yet trusted, and then under no trusted agency's name or a
+look-alike of one: :mod:`porch.hub.agencies`); the expiry; the window (at most
+``max_window_h``, and not in the future); the area (a simple polygon, between
+``min_area_km2`` and ``max_area_km2``, compact enough); the drop box's address; whether the
+home lies inside the area; and last the budgets (per agency key, per relay account, and
+for keys not yet trusted a small one of their own, so that they cannot crowd out trusted
+agencies). Only a request that passes all of it becomes a request under **Requests**,
+marked when its agency is not trusted yet.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import math
 import sqlite3
 import threading
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,7 +46,8 @@ from porch.core.area import (
 )
 from porch.core.config import AreaSettings
 from porch.core.mqtt_client import connect, make_client
-from porch.hub.consent import Consent, ConsentError
+from porch.hub.agencies import TrustedAgencies, name_skeleton, printable
+from porch.hub.consent import Consent, ConsentError, FootageRequest
 from porch.hub.outbound import OutboundRefused, parse_target
 
 log = logging.getLogger(__name__)
@@ -54,12 +57,6 @@ CREATE TABLE IF NOT EXISTS area_settings (
     enabled INTEGER NOT NULL DEFAULT 0,
     latitude REAL,
     longitude REAL
-);
-CREATE TABLE IF NOT EXISTS area_agencies (
-    name TEXT PRIMARY KEY,           -- as pins compare it (plain_name)
-    shown TEXT NOT NULL,             -- as the agency signed it first
-    fingerprint TEXT NOT NULL,       -- the key it came with first (trust on first use)
-    first_seen REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS area_authorities (
     fingerprint TEXT PRIMARY KEY,    -- a regional CA the owner imported
@@ -73,17 +70,24 @@ CREATE TABLE IF NOT EXISTS area_log (
     request_id TEXT NOT NULL,
     agency TEXT NOT NULL,
     document_sha256 TEXT NOT NULL,
-    outcome TEXT NOT NULL,           -- matched | outside | refused | withdrawn
+    outcome TEXT NOT NULL,           -- matched | outside | refused | conflict | withdrawn
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS area_log_request ON area_log (request_id);
 """
 SKEW_S = 300.0
 """Clocks may disagree this much: a window may end this far 'in the future'."""
-OPEN_PER_AGENCY = 20
-"""Pending area requests one agency may have on a hub: a flood stops there."""
+OPEN_PER_KEY = 20
+"""Pending area requests one agency key may have on a hub: a flood stops there."""
+OPEN_PER_ACCOUNT = 20
+"""Pending area requests through one relay account, whatever keys signed them."""
 OPEN_AREA_REQUESTS = 50
-"""Pending area requests of all agencies together (each holds clips against retention)."""
+"""Pending area requests of trusted agencies together (each holds clips against retention)."""
+OPEN_UNTRUSTED = 10
+"""Pending area requests of keys the owner has not trusted (yet), all together: listed
+apart, and never counted against the trusted agencies' budget."""
+OPEN_UNTRUSTED_PER_ACCOUNT = 3
+"""Of those, through one relay account: sixty made-up agencies on one account get three."""
 LOG_ROWS = 5000
 """Documents heard that the log keeps (the newest)."""
 
@@ -108,6 +112,7 @@ class AreaStore:
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
         self.conn.executescript(SCHEMA)
+        self.trusted = TrustedAgencies(conn)
         self._lock = threading.Lock()
 
     def home(self) -> Home:
@@ -132,14 +137,29 @@ class AreaStore:
             )
 
     def agencies(self) -> list[dict]:
-        rows = self.conn.execute(
-            "SELECT shown, fingerprint, first_seen FROM area_agencies ORDER BY name"
-        ).fetchall()
-        return [dict(zip(("name", "fingerprint", "first_seen"), r, strict=True)) for r in rows]
+        """The agencies whose keys the owner trusts (not those certified by an authority)."""
+        return self.trusted.all()
 
-    def forget_agency(self, name: str) -> None:
-        with self.conn:
-            self.conn.execute("DELETE FROM area_agencies WHERE name = ?", (plain_name(name),))
+    def forget_agency(self, fp: str) -> None:
+        self.trusted.forget(fp)
+
+    def trust_request(self, request: FootageRequest, owner: str) -> None:
+        """The owner accepts the key of the agency that made this matched area request."""
+        origin = request.origin
+        if not request.from_area or origin.get("trust") == "authority":
+            return
+        self.trusted.trust(origin["agency"], origin["agency_fingerprint"],
+                           origin.get("relay_account", ""), owner)  # fmt: skip
+
+    def is_trusted(self, origin: dict) -> bool:
+        """Whether the agency of a filed area request is trusted now."""
+        return origin.get("trust") == "authority" or (
+            self.trusted.by_key(origin.get("agency_fingerprint", "")) is not None
+        )
+
+    def conflicts(self, limit: int = 20) -> list[dict]:
+        """Requests refused because an untrusted key used a trusted agency's name."""
+        return [h for h in self.log(LOG_ROWS) if h["outcome"] == "conflict"][:limit]
 
     def authorities(self) -> list[dict]:
         rows = self.conn.execute(
@@ -218,6 +238,11 @@ class Refused(Exception):
     """A document the owner will not see; ``str()`` is the reason recorded."""
 
 
+class Conflict(Refused):
+    """A key the owner has not trusted, under a trusted agency's name or a look-alike:
+    refused, and shown to the owner as a conflict to resolve."""
+
+
 class AreaRequests:
     """Checks what the relay brings and files what matches (one thread at a time: paho's)."""
 
@@ -247,7 +272,7 @@ class AreaRequests:
         digest = hashlib.sha256(payload).hexdigest()
         request_id, agency = "-" * 32, "?"
         try:
-            _, request_id = parse_topic(topic)
+            _, account, request_id = parse_topic(topic)
             document, chain = open_envelope(payload)
             agency = document.agency
             if document.request_id != request_id:
@@ -257,31 +282,36 @@ class AreaRequests:
                 if retained:
                     return "ignored"  # the relay's copy, again after a reconnection
                 raise Refused("replayed: this very document was heard before")
-            if not _printable(document.agency):
+            if not printable(document.agency):
                 raise Refused("the agency's name holds invisible or control characters")
-            new_name = self._trusted(document, chain, now)
+            trust = self._trust(document, chain, account, now)
             if isinstance(document, Withdrawal):
                 return self._withdraw(document, chain, digest)
             if any(outcome != "withdrawn" for _, outcome in earlier):
                 raise Refused("another document under a request id already heard: altered")
             if any(outcome == "withdrawn" for _, outcome in earlier):
                 raise Refused("withdrawn by the agency")
-            return self._check_and_file(document, chain, digest, now, new_name)
+            return self._check_and_file(document, chain, digest, now, trust, account)
         except AreaError as exc:
             return self._refuse(request_id, agency, digest, str(exc))
+        except Conflict as exc:
+            return self._refuse(request_id, agency, digest, str(exc), "conflict")
         except Refused as exc:
             return self._refuse(request_id, agency, digest, str(exc))
 
-    def _refuse(self, request_id: str, agency: str, digest: str, reason: str) -> str:
-        log.warning("area request %s from %r refused: %s", request_id, agency[:80], reason)
-        self.store.record(request_id, agency, digest, "refused", reason)
-        return "refused"
+    def _refuse(
+        self, request_id: str, agency: str, digest: str, reason: str, outcome: str = "refused"
+    ) -> str:
+        log.warning("area request %s from %r %s: %s", request_id, agency[:80], outcome, reason)
+        self.store.record(request_id, agency, digest, outcome, reason)
+        return outcome
 
-    def _trusted(self, document, chain: list[x509.Certificate], now: float) -> str | None:
-        """The agency's key is one the owner trusts: issued by an imported regional CA, or
-        the one this agency's name came with first. Returns the name to pin to this key
-        when the name is new (the caller pins it once the document passed every check),
-        None otherwise."""
+    def _trust(self, document, chain: list[x509.Certificate], account: str, now: float) -> str:
+        """How the agency's key is trusted: ``authority`` (issued by a regional CA the
+        owner imported), ``trusted`` (accepted by the owner, and published through the relay
+        account it came through then) or ``untrusted`` (the owner decides on the request's
+        page). :class:`Conflict` for an untrusted key under a trusted agency's name or a
+        look-alike of it."""
         agency_cert = chain[0]
         moment = dt.datetime.fromtimestamp(now, dt.UTC)
         if not agency_cert.not_valid_before_utc <= moment <= agency_cert.not_valid_after_utc:
@@ -294,34 +324,27 @@ class AreaRequests:
                 continue
             if _common_name(agency_cert) != document.agency:
                 raise Refused("the agency's name is not the one its certificate gives")
-            return None
+            return "authority"
         fp = fingerprint(agency_cert)
-        name = plain_name(document.agency)
-        row = self.store.conn.execute(
-            "SELECT fingerprint FROM area_agencies WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None:
-            if isinstance(document, Withdrawal):
-                raise Refused("a withdrawal from an agency never heard")
-            return document.agency
-        if row[0] != fp:
-            raise Refused(
-                f"the agency's key is not the one it came with first ({row[0][:16]}…):"
-                " the owner must forget the old key to accept a new one"
+        known = self.store.trusted.by_key(fp)
+        if known is not None:
+            if name_skeleton(known["name"]) != name_skeleton(document.agency):
+                raise Refused(f"a key you trust as {known['name']!r} signs as another agency")
+            if known["relay_account"] and known["relay_account"] != account:
+                raise Refused(
+                    f"published through relay account {account!r}, not the agency's"
+                    f" ({known['relay_account']!r})"
+                )
+            return "trusted"
+        for other in self.store.trusted.named_like(document.agency):
+            raise Conflict(
+                f"a key you have not trusted ({fp[:16]}…) claims the name of"
+                f" {other['name']!r}, which you trust under {other['fingerprint'][:16]}…"
             )
-        return None
-
-    def _pin(self, name: str, fp: str, now: float) -> None:
-        with self.store.conn:
-            self.store.conn.execute(
-                "INSERT OR IGNORE INTO area_agencies (name, shown, fingerprint, first_seen)"
-                " VALUES (?, ?, ?, ?)",
-                (plain_name(name), name, fp, now),
-            )
-        log.info("area requests: agency %r first heard, key %s", name, fp)
+        return "untrusted"
 
     def _check_and_file(
-        self, request: AreaRequest, chain, digest: str, now: float, new_name: str | None
+        self, request: AreaRequest, chain, digest: str, now: float, trust: str, account: str
     ) -> str:
         limits = self.settings
         if request.expires <= now:
@@ -348,8 +371,6 @@ class AreaRequests:
                 f" {limits.min_compactness:g}): it could single out a street"
             )
         self._check_dropbox(request.dropbox)
-        if new_name is not None:  # a valid request: its agency's name is pinned to its key
-            self._pin(new_name, fingerprint(chain[0]), now)
         home = self.store.home()
         if not home.enabled or home.latitude is None or home.longitude is None:
             raise Refused("area requests are off on this hub")
@@ -357,15 +378,7 @@ class AreaRequests:
             self.store.record(request.request_id, request.agency, digest, "outside", "")
             return "outside"
         fp = fingerprint(chain[0])
-        open_ones = sum(
-            1 for r in self.consent.all()
-            if r.status == "pending" and r.origin.get("agency_fingerprint") == fp
-        )  # fmt: skip
-        if open_ones >= OPEN_PER_AGENCY:
-            raise Refused(f"the agency has {open_ones} requests open here already")
-        open_all = sum(1 for r in self.consent.all() if r.status == "pending" and r.from_area)
-        if open_all >= OPEN_AREA_REQUESTS:
-            raise Refused(f"{open_all} area requests are open here already")
+        self._within_budget(fp, account, trust)
         devices = self.devices()
         if not devices:
             self.store.record(request.request_id, request.agency, digest, "outside",
@@ -382,6 +395,8 @@ class AreaRequests:
             "dropbox": request.dropbox,
             "encryption_key": request.encryption_key,
             "issued_at": request.issued_at,
+            "trust": trust,
+            "relay_account": account,
         }
         reason = f"{request.reason}\n(case {request.case_reference})"
         days = min(90.0, (request.expires - now) / 86400)
@@ -402,6 +417,29 @@ class AreaRequests:
             self.on_request({"request_id": filed.request_id, "organisation": request.agency})
         return "matched"
 
+    def _within_budget(self, fp: str, account: str, trust: str) -> None:
+        """Refused when the key, its relay account or (for a key not trusted yet) the
+        untrusted ones together already have as many requests pending as they may."""
+        pending = [r.origin for r in self.consent.all() if r.status == "pending" and r.from_area]
+        mine = sum(1 for o in pending if o.get("agency_fingerprint") == fp)
+        if mine >= OPEN_PER_KEY:
+            raise Refused(f"the agency has {mine} requests open here already")
+        through = [o for o in pending if o.get("relay_account") == account]
+        if len(through) >= OPEN_PER_ACCOUNT:
+            raise Refused(f"relay account {account!r} has {len(through)} requests open here")
+        if trust == "untrusted":
+            untrusted = [o for o in pending if not self.store.is_trusted(o)]
+            if sum(1 for o in untrusted if o.get("relay_account") == account) >= (
+                OPEN_UNTRUSTED_PER_ACCOUNT
+            ):
+                raise Refused(f"relay account {account!r} has enough requests from keys you"
+                              " have not trusted open here")  # fmt: skip
+            if len(untrusted) >= OPEN_UNTRUSTED:
+                raise Refused(f"{len(untrusted)} requests from keys you have not trusted are"
+                              " open here already")  # fmt: skip
+        elif sum(1 for o in pending if self.store.is_trusted(o)) >= OPEN_AREA_REQUESTS:
+            raise Refused(f"{OPEN_AREA_REQUESTS} area requests are open here already")
+
     def _check_dropbox(self, url: str) -> None:
         reason = dropbox_refusal(url, self.settings.allow_http_dropbox)
         if reason:
@@ -421,16 +459,6 @@ class AreaRequests:
         self.store.record(withdrawal.request_id, withdrawal.agency, digest, "withdrawn", "")
         log.info("area request %s withdrawn by %r", withdrawal.request_id, withdrawal.agency)
         return "withdrawn"
-
-
-def plain_name(name: str) -> str:
-    """An agency's name as pins compare it: NFKC, case folded, spaces collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
-
-
-def _printable(name: str) -> bool:
-    """No invisible (format), control, private or unassigned characters in a name."""
-    return all(unicodedata.category(ch) not in ("Cf", "Cc", "Co", "Cn", "Cs") for ch in name)
 
 
 def dropbox_refusal(url: str, allow_loopback_http: bool) -> str:

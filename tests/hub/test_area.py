@@ -36,6 +36,7 @@ from porch.core.area import (
     Withdrawal,
     cells_covering,
     circle,
+    fingerprint,
     request_topic,
     sign,
 )
@@ -141,6 +142,10 @@ def region(tmp_path_factory):
 
     with module_home("porch-area-", area_settings("a")) as home:
         clips = record_two_clips(home, postroll_s=2.0, every_s=3.0)
+        # The owner accepted the Watch's key earlier (on a request's page, after a phone call)
+        home.hub.area.trusted.trust(
+            agency.name, fingerprint(agency.certificate()), "city-watch", "owner"
+        )
         home.hub.area.set_home(True, *HOME)
         home.hub.area_listener.refresh()
         broker_b = LocalBroker(tmp / "broker-b")
@@ -154,7 +159,7 @@ def region(tmp_path_factory):
             yield SimpleNamespace(home=home, hub=home.hub, hub_b=hub_b, clips=clips,
                                   agency=agency, desk=desk, box=box, relay=relay,
                                   relay_dir=relay_dir, proxies=proxies, box_proxy=box_proxy,
-                                  password=password, tmp=tmp)  # fmt: skip
+                                  password=password, tmp=tmp, accounts={})  # fmt: skip
         finally:
             hub_b.stop()
             broker_b.stop()
@@ -261,8 +266,14 @@ def test_an_approval_reaches_the_drop_box_sealed_and_verified(region):
 
 def publish_raw(region, topic: str, payload: bytes) -> None:
     """Publish as the agency's relay account would (a tampered or replayed message)."""
+    publish_as(region, "city-watch", topic, payload)
+
+
+def publish_as(region, account: str, topic: str, payload: bytes) -> None:
+    """Publish as relay ``account`` (its password from the region)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.username_pw_set("city-watch", region.password)
+    client.username_pw_set(account, region.password if account == "city-watch" else
+                           region.accounts[account])  # fmt: skip
     client.connect("127.0.0.1", region.relay.port)
     client.loop_start()
     try:
@@ -377,31 +388,138 @@ def test_altered_replayed_and_withdrawn_requests_are_refused(region):
     assert hub.deliveries.status(mine)["state"] == "none"
 
 
-def another_agency(region, folder: str, name: str, authority=None) -> Desk:
-    """A second agency on the relay's same account (certified by ``authority``, if given)."""
+def another_agency(
+    region, folder: str, name: str, authority=None, account: str = "city-watch"
+) -> Desk:
+    """Another agency, on the relay's ``account`` (certified by ``authority``, if given)."""
     found = Agency(region.tmp / folder)
-    found.init(name, "city-watch", region.agency.settings["dropbox"])
-    (found.root / "agency.toml").write_text(to_toml({**region.agency.settings, "name": name}))
-    (found.root / "relay.password").write_text(region.password)
+    found.init(name, account, region.agency.settings["dropbox"])
+    settings = {**region.agency.settings, "name": name, "account": account}
+    (found.root / "agency.toml").write_text(to_toml(settings))
+    password = region.password
+    if account != "city-watch":
+        password = region.accounts.get(account) or add_agency(region.relay_dir, account)
+        region.accounts[account] = password
+        region.relay.reload()
+    (found.root / "relay.password").write_text(password)
     if authority is not None:
         authority.issue(found)
     return Desk(found)
 
 
-def test_an_agency_under_another_key_is_refused_until_the_owner_forgets_the_old(region):
-    desk = another_agency(region, "impostor", "Ankh-Morpork City Watch")
-    impostor = desk.agency
+def asks(desk: Desk, case: str = "X-1", name: str | None = None):
+    """``desk``'s agency asks home A's area for the last hour (as ``name``, if given)."""
+    end = time.time() - 1
+    drafted = desk.draft(circle(*CENTRE, 300), end - 3600, end, case, "voluntary",
+                         "Asked.", "Officer", "o@x")  # fmt: skip
+    if name is not None:
+        drafted = drafted.model_copy(update={"agency": name})
+    desk.publish(drafted, relay_from(desk.agency))
+    return drafted
+
+
+def outcome(hub, request_id: str) -> dict:
+    wait_for(lambda: heard(hub, request_id), what="the hub to hear it")
+    return heard(hub, request_id)[0]
+
+
+LOOK_ALIKES = ["Ankh-Morpork City Watch", "Ankh-Morpork \u0421ity Watch",  # Cyrillic С
+               "Ankh\u2011Morpork City Watch", "Ankh-Morpork City Watch.",  # no-break hyphen
+               "ANKH-MORPORK  city watch"]  # fmt: skip
+
+
+def test_a_trusted_agencys_name_under_another_key_or_a_look_alike_is_a_conflict(region):
+    hub = region.hub
+    desk = another_agency(region, "impostor", "Ankh-Morpork City Watch", account="impostor")
     try:
-        end = time.time() - 1
-        forged = desk.draft(circle(*CENTRE, 300), end - 3600, end, "CW-9", "voluntary",
-                            "Same name, other key.", "Cpl. Nobbs", "nobbs@x")  # fmt: skip
-        desk.publish(forged, relay_from(impostor))
-        assert "not the one it came with first" in refusal(region, forged.request_id)
-        fingerprint = region.agency.certificate().fingerprint(hashes.SHA256()).hex()
-        [pinned] = [a for a in region.hub.area.agencies() if a["name"] == forged.agency]
-        assert pinned["fingerprint"] == fingerprint
+        for name in LOOK_ALIKES:
+            forged = asks(desk, name=name)
+            found = outcome(hub, forged.request_id)
+            assert found["outcome"] == "conflict", (name, found)
+            assert "claims the name of 'Ankh-Morpork City Watch'" in found["reason"]
+        assert not [r for r in area_requests(hub) if r.organisation in LOOK_ALIKES[1:]]
+        page = api(hub, "owner", "GET", "/area")
+        assert "Conflicts to resolve" in page.text and "Ankh-Morpork \u0421ity Watch" in page.text
+        # A name that only resembles in part is another agency: heard, not trusted.
+        other = asks(desk, name="Ankh-Morpork Night Watch")
+        assert outcome(hub, other.request_id)["outcome"] == "matched"
     finally:
         desk.close()
+
+
+def test_being_heard_first_earns_no_trust_on_any_hub(region):
+    """A squatter on its own relay account publishes first under a name no hub knows: no
+    hub trusts its key (nor one outside the area, which records nothing but 'outside'); its
+    request is listed apart, and the genuine agency's request under that name, heard later,
+    is not refused. Once the owner trusts the genuine key, the squatter's is a conflict, and
+    the genuine document replayed through the squatter's account is refused."""
+    hub, hub_b = region.hub, region.hub_b
+    squatter = another_agency(region, "squatter", "Sto Helit Sheriff", account="squatter")
+    genuine = another_agency(region, "sheriff", "Sto Helit Sheriff", account="sto-helit")
+    try:
+        first = asks(squatter, "SQ-1")
+        assert outcome(hub, first.request_id)["outcome"] == "matched"
+        assert outcome(hub_b, first.request_id)["outcome"] == "outside"
+        for each in (hub, hub_b):
+            assert "Sto Helit Sheriff" not in [a["name"] for a in each.area.agencies()]
+        real = asks(genuine, "SH-1")
+        assert outcome(hub, real.request_id)["outcome"] == "matched", "not shut out"
+        mine = {r.origin["area_request_id"]: r for r in area_requests(hub)}
+        listed = api(hub, "owner", "GET", "/requests").text
+        untrusted = listed.split('id="untrusted-requests"')[1].split("</table>")[0]
+        for request in (mine[first.request_id], mine[real.request_id]):
+            assert not hub.area.is_trusted(request.origin)
+            assert request.request_id in untrusted, "listed apart, not trusted"
+            assert request.origin["agency_fingerprint"][:16] in untrusted
+        page = api(hub, "owner", "GET", f"/requests/{mine[real.request_id].request_id}").text
+        assert "You have not trusted this agency's key yet" in page
+
+        trusted = api(hub, "owner", "POST", "/area/agencies/trust",
+                      data={"request_id": mine[real.request_id].request_id})  # fmt: skip
+        assert trusted.status_code == 303
+        [entry] = [a for a in hub.area.agencies() if a["name"] == "Sto Helit Sheriff"]
+        assert entry["fingerprint"] == fingerprint(genuine.agency.certificate())
+        assert entry["relay_account"] == "sto-helit"
+        again = asks(squatter, "SQ-2")
+        assert outcome(hub, again.request_id)["outcome"] == "conflict"
+        # The genuine document, replayed through the squatter's account: bound to its own.
+        replay = asks(genuine, "SH-2")
+        assert outcome(hub, replay.request_id)["outcome"] == "matched"
+        moved = genuine.draft(circle(*CENTRE, 300), time.time() - 3600, time.time() - 1,
+                              "SH-3", "voluntary", "Asked.", "Officer", "o@x")  # fmt: skip
+        payload = sign(moved, genuine.agency.sign_key(), genuine.agency.chain())
+        topic = request_topic(cells_covering(moved.area.ring)[0], "squatter", moved.request_id)
+        publish_as(region, "squatter", topic, payload)
+        assert "not the agency's ('sto-helit')" in refusal(region, moved.request_id)
+        # Forgetting the key makes the genuine agency untrusted again, nothing more.
+        forgot = api(hub, "owner", "POST", "/area/agencies/forget",
+                     data={"fingerprint": entry["fingerprint"]})  # fmt: skip
+        assert forgot.status_code == 303 and not hub.area.trusted.by_key(entry["fingerprint"])
+    finally:
+        squatter.close()
+        genuine.close()
+
+
+def test_one_relay_account_cannot_fill_the_owners_list(region):
+    """Sixty made-up agencies, each with a key of its own, on one relay account: three of
+    their requests reach the owner, listed apart; a trusted agency's next request still
+    does."""
+    hub = region.hub
+    made_up = [another_agency(region, f"flood-{n}", f"Made-up Agency {n}", account="flood")
+               for n in range(60)]  # fmt: skip
+    try:
+        sent = [asks(desk, f"F-{n}") for n, desk in enumerate(made_up)]
+        for request in sent:
+            outcome(hub, request.request_id)
+        filed = [r for r in area_requests(hub) if r.origin.get("relay_account") == "flood"]
+        assert len(filed) == 3, len(filed)
+        refused = [outcome(hub, r.request_id)["reason"] for r in sent[3:]]
+        assert all("relay account 'flood' has enough requests" in why for why in refused)
+        watch = ask(region)
+        assert outcome(hub, watch.request_id)["outcome"] == "matched", "the Watch still asks"
+    finally:
+        for desk in made_up:
+            desk.close()
 
 
 def test_a_regional_authority_vouches_for_its_agencies(region):
@@ -513,7 +631,8 @@ def test_only_the_owner_reaches_area_settings_and_deliveries(region):
         assert api(hub, role, "GET", "/area").status_code in (302, 401, 403)
         for path, data in (("/area", {"enabled": "true", "latitude": "1", "longitude": "2"}),
                            ("/area/authorities", {"pem": "x"}),
-                           ("/area/agencies/forget", {"name": "Ankh-Morpork City Watch"}),
+                           ("/area/agencies/forget", {"fingerprint": "ab" * 32}),
+                           ("/area/agencies/trust", {"request_id": mine}),
                            (f"/requests/{mine}/deliver", {})):  # fmt: skip
             assert api(hub, role, "POST", path, data=data).status_code in (401, 403), path
         assert api(hub, role, "GET", f"/api/requests/{mine}/delivery").status_code in (401, 403)
@@ -542,13 +661,13 @@ def test_the_relay_holds_no_hub_identity_or_location(region):
         assert not re.search(rb"%s(?!\d)" % re.escape(str(coordinate).encode()), everything)
 
 
-def test_only_the_asking_agency_withdraws_and_only_valid_requests_pin_a_name(region):
+def test_only_the_asking_agency_withdraws_and_no_request_pins_a_name(region):
     hub = region.hub
     request = ask(region)
     mine = matched_request(region, request)
     mallory = another_agency(region, "mallory", "Mallory Ltd")
     try:
-        # An expired request pins nothing: the real agency of that name is not shut out.
+        # Nothing Mallory sends makes a hub trust its key, valid or not.
         end = time.time() - 1
         stale = mallory.draft(circle(*CENTRE, 300), end - 3600, end, "M-1", "voluntary",
                               "Stale.", "M", "m@x")  # fmt: skip
@@ -557,11 +676,12 @@ def test_only_the_asking_agency_withdraws_and_only_valid_requests_pin_a_name(reg
         mallory.publish(stale, relay_from(mallory.agency))
         assert "expired" in refusal(region, stale.request_id)
         assert "sto lat watch" not in [a["name"].casefold() for a in hub.area.agencies()]
-        # Mallory asks once, validly (pinned then), then withdraws City Watch's request.
+        # Mallory asks once, validly, then withdraws City Watch's request.
         own = mallory.draft(circle(*CENTRE, 300), end - 3600, end, "M-0", "voluntary",
                             "Valid.", "M", "m@x")  # fmt: skip
         mallory.publish(own, relay_from(mallory.agency))
         wait_for(lambda: heard(hub, own.request_id), what="Mallory's own request")
+        assert "Mallory Ltd" not in [a["name"] for a in hub.area.agencies()]
         forged = Withdrawal(request_id=request.request_id, agency="Mallory Ltd",
                             issued_at=time.time(), expires=time.time() + 3600)  # fmt: skip
         payload = sign(forged, mallory.agency.sign_key(), mallory.agency.chain())

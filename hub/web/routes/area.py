@@ -27,6 +27,7 @@ def router(site: Site) -> APIRouter:
         return page(request, "area.html", session, status, home=home, cell=home.cell,
                     relay=hub.config.area.relay.host, limits_area=hub.config.area,
                     agencies=hub.area.agencies(), authorities=hub.area.authorities(),
+                    conflicts=hub.area.conflicts(),
                     heard=hub.area.log(), **ctx)  # fmt: skip
 
     @routes.get("/area", response_class=HTMLResponse)
@@ -59,12 +60,30 @@ def router(site: Site) -> APIRouter:
     @routes.post("/area/agencies/forget")
     async def forget_agency(
         session: Annotated[Session, Depends(allow("owner"))],
-        name: Annotated[str, Form(max_length=200)],
+        fingerprint: Annotated[str, Form(pattern=r"^[0-9a-f]{64}$")],
     ) -> Response:
-        """Forget the key an agency came with first (its next request pins a new one)."""
-        hub.area.forget_agency(name)
-        hub.audit.append(session.username, "area agency forgotten", "-", {"agency": name})
+        """Trust an agency's key no more (its pending requests are listed as untrusted)."""
+        hub.area.forget_agency(fingerprint)
+        hub.audit.append(session.username, "area agency forgotten", "-",
+                         {"fingerprint": fingerprint})  # fmt: skip
         return RedirectResponse("/area", status_code=303)
+
+    @routes.post("/area/agencies/trust")
+    async def trust_agency(
+        session: Annotated[Session, Depends(allow("owner"))],
+        request_id: Annotated[str, Form(pattern=r"^[0-9a-f]{16}$")],
+    ) -> Response:
+        """Trust the key of the agency that made this matched area request, after comparing
+        its fingerprint with the one the agency publishes."""
+        found = own_request(site, request_id, session)
+        if not found.from_area:
+            raise ConsentError("not an area request", 404)
+        hub.area.trust_request(found, session.username)
+        origin = found.origin
+        hub.audit.append(session.username, "area agency trusted", request_id,
+                         {"agency": origin["agency"],
+                          "fingerprint": origin["agency_fingerprint"]})  # fmt: skip
+        return RedirectResponse(f"/requests/{request_id}", status_code=303)
 
     @routes.post("/area/authorities", response_class=HTMLResponse)
     async def add_authority(

@@ -43,7 +43,9 @@ def router(site: Site) -> APIRouter:
     ) -> Response:
         owner = session.role == "owner"
         mine = hub.consent.all(None if owner else session.username)
-        return page(request, "requests.html", session, requests=mine,
+        untrusted = [r for r in mine if r.from_area and not hub.area.is_trusted(r.origin)]
+        return page(request, "requests.html", session, untrusted=untrusted,
+                    requests=[r for r in mine if r not in untrusted],
                     report=hub.consent.report() if owner else None)  # fmt: skip
 
     @routes.get("/requests/new", response_class=HTMLResponse)
@@ -96,12 +98,13 @@ def router(site: Site) -> APIRouter:
         clips = hub.consent.matching_clips(found) if session.role == "owner" else []
         for clip in clips:
             clip["trimmable"] = bool(json.loads(clip["meta"]).get("gops"))
-        area = delivered = None
+        area = delivered = trusted = None
         if found.from_area and session.role == "owner":
             area = area_summary(found.origin, hub.area.home())
             delivered = delivery_status(hub.web_db.conn, request_id)
+            trusted = hub.area.is_trusted(found.origin)
         return page(request, "request.html", session, r=found, clips=clips, area=area,
-                    delivered=delivered,
+                    delivered=delivered, trusted=trusted,
                     bundle=hub.consent.bundle(request_id), build=hub.builds.status(request_id),
                     ca_fingerprint=site.ca_fingerprint(),
                     audit=hub.audit.entries(request_id))  # fmt: skip
@@ -135,6 +138,14 @@ def router(site: Site) -> APIRouter:
             raise Forbidden(f"too many wrong passwords: try again in {wait}", 429) from None
         if ok != "owner":
             raise Forbidden("wrong password: the decision was not recorded")
+        found = own_request(site, request_id, session)
+        if action == "approve" and found.from_area and not hub.area.is_trusted(found.origin):
+            # Approving sends footage to the key's drop box: it accepts the key, as the
+            # page says beside its fingerprint (refused if another key holds the name).
+            hub.area.trust_request(found, session.username)
+            hub.audit.append(session.username, "area agency trusted", request_id,
+                             {"agency": found.origin["agency"],
+                              "fingerprint": found.origin["agency_fingerprint"]})  # fmt: skip
         await asyncio.to_thread(
             hub.consent.decide, request_id, session.username, action == "approve",
             # nothing ticked approves nothing (not "everything in the window")

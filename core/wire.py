@@ -358,6 +358,11 @@ Message = (
 )
 
 
+def device_client_id(device_id: str) -> str:
+    """The MQTT client id a doorbell connects with (one connection per doorbell)."""
+    return f"porch-device-{device_id}"
+
+
 def status_topic(device_id: str) -> str:
     return f"{ROOT}/{device_id}/status"
 
@@ -584,7 +589,9 @@ def home_assistant_discovery(
             "payload_off": "OFF",
         },
     }
-    if snapshot:
+    if not snapshot:  # a picture announced before, removed (Home Assistant's way)
+        components[f"{node}_snapshot"] = {"platform": "image"}
+    else:
         components[f"{node}_snapshot"] = {
             "platform": "image",
             "name": "Last ring",

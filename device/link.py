@@ -24,6 +24,7 @@ from porch.core.wire import (
     Message,
     Status,
     WireError,
+    device_client_id,
     device_commands,
     now,
     parse,
@@ -61,7 +62,7 @@ class DeviceLink:
         self._stop = threading.Event()
         self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
         self._in_flight: dict[int, int] = {}  # paho mid -> outbox seq; publisher thread only
-        self._client = make_client(f"porch-device-{device_id}", settings)
+        self._client = make_client(device_client_id(device_id), settings)
         offline = Status(device_id=device_id, state="offline", software=software)
         self._client.will_set(status_topic(device_id), offline.to_bytes(), qos=1, retain=True)
         self._client.on_connect = self._on_connect

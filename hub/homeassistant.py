@@ -10,12 +10,17 @@ timeline, marked late. The hub publishes, for each doorbell (topics in
 * its device-based discovery config (retained), named as the doorbell names itself;
 * each fresh ring, as the ``event`` entity's ``{"event_type": "ring"}``;
 * motion as a retained ``ON``/``OFF``, so it recovers after Home Assistant restarts, set
-  ``OFF`` when the doorbell goes offline, so it never sticks ``ON``;
+  ``OFF`` when the doorbell comes online (never ``unknown`` on a fresh broker) and when it
+  goes offline, so it never sticks ``ON``;
 * the ring's snapshot (retained), only when the owner has opted in: it puts the visitor's
   picture into Home Assistant's own storage.
 
-A revoked doorbell's retained configs are cleared, so it leaves Home Assistant. Home
-Assistant's identity may read these topics and write nothing (provisioning/broker.py).
+A doorbell the hub does not count as enrolled (revoked, removed) is never announced, and
+revoking one clears everything retained about it: its discovery, motion and picture, and
+the doorbell's own retained status, which its broker identity can no longer clear (so Home
+Assistant would otherwise show it available). Without the picture opt-in, the discovery
+config removes a picture announced before. Home Assistant's identity may read these topics
+and write nothing (provisioning/broker.py).
 Runs on paho's network thread (the ingest's callbacks).
 """
 
@@ -36,6 +41,7 @@ from porch.core.wire import (
     Status,
     home_assistant_discovery,
     home_assistant_topics,
+    status_topic,
 )
 
 log = logging.getLogger(__name__)
@@ -51,8 +57,10 @@ class HomeAssistantBridge:
         publish: Publish,
         software: str,
         display_name: Callable[[str], str | None] = lambda _: None,
+        enrolled: Callable[[str], bool] = lambda _: True,
     ):
         self.settings = settings
+        self._enrolled = enrolled
         self._publish = publish
         self._software = software
         self._display_name = display_name
@@ -98,11 +106,14 @@ class HomeAssistantBridge:
             or status.name
             or status.device_id.replace("-", " ").capitalize()
         )
+        if not self._enrolled(status.device_id):  # revoked: its stale retained status
+            return
         self._software_of[status.device_id] = status.software or self._software
         if status.state == "online" and self._announced.get(status.device_id) != name:
             self._announce(status.device_id, name)
-        if status.state == "offline":  # a doorbell that drops mid-motion is not moving
-            self._publish(topics["motion"], b"OFF", 1, True)
+        # Online: no motion yet (not 'unknown'); offline: a doorbell that drops mid-motion
+        # is not moving.
+        self._publish(topics["motion"], b"OFF", 1, True)
 
     def _announce(self, device_id: str, name: str) -> None:
         software = self._software_of.get(device_id, self._software)
@@ -120,7 +131,8 @@ class HomeAssistantBridge:
         """The doorbell was revoked or removed: clear everything retained about it, so it
         disappears from Home Assistant."""
         topics = home_assistant_topics(device_id)
-        for kind in ("discovery", "motion", "snapshot"):
-            self._publish(topics[kind], b"", 1, True)
+        for topic in (topics["discovery"], topics["motion"], topics["snapshot"],
+                      status_topic(device_id)):  # fmt: skip
+            self._publish(topic, b"", 1, True)
         self._announced.pop(device_id, None)
         log.info("%s removed from Home Assistant", device_id)

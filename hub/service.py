@@ -17,6 +17,7 @@ import uvicorn
 
 from porch.core import __version__
 from porch.core.config import HubConfig
+from porch.core.mqtt_client import take_over
 from porch.core.sdnotify import Notifier
 from porch.core.wire import (
     HOME_ASSISTANT_FRESH_S,
@@ -26,6 +27,7 @@ from porch.core.wire import (
     RingEvent,
     Snapshot,
     Status,
+    device_client_id,
 )
 from porch.hub.accounts import Accounts
 from porch.hub.area import AreaListener, AreaRequests, AreaStore
@@ -49,6 +51,8 @@ from porch.provisioning.authority import HomeAuthority
 from porch.provisioning.endpoint import create_enroll_app
 
 log = logging.getLogger(__name__)
+REVOCATIONS_EVERY_S = 2.0
+"""How soon a revocation made by another process (the CLI) reaches Home Assistant."""
 RETENTION_EVERY_S = 3600
 SNAPSHOT_SHARE = 50
 """Ring snapshots may take this fraction (1/50) of the clip store's cap."""
@@ -81,11 +85,17 @@ class HubService:
         self.ingest = Ingest(self.db, config.mqtt, self.clips, on_message=self._on_message)
         push_db = Database(data / "hub.sqlite")  # the push senders' (their pool's threads)
         self.push = Push(push_db.conn, config.push, data / "vapid.pem")
+        authority = self.authority
         self.home_assistant = HomeAssistantBridge(
-            config.home_assistant, self.ingest.publish_raw, __version__, self.db.display_name
+            config.home_assistant,
+            self.ingest.publish_raw,
+            __version__,
+            self.db.display_name,
+            (lambda d: d in authority.registry.active_devices()) if authority else lambda _: True,
         )
-        if self.authority is not None:  # a revoked doorbell leaves Home Assistant too
-            self.authority.on_revoke = self.home_assistant.forget
+        self._revocations_done: set[str] = set()
+        if authority is not None:  # the Devices page's revocations; the CLI's are polled
+            authority.on_revoke = self._revoked
         self.live = LiveRelay(config.live, self.ingest.publish)
         self.ingest.on_live = self.live.feed
         # A session that ends (signed out, password changed, account removed) closes what
@@ -238,10 +248,7 @@ class HubService:
         self.builds.start()
         self.deliveries.start()
         self.area_listener.refresh()
-        if self.authority is not None:  # revoked while the hub was down (porch provision revoke)
-            for device in self.authority.registry.devices():
-                if device["revoked"]:
-                    self.home_assistant.forget(device["name"])
+        revocations = asyncio.create_task(self._revocations())
         retention = asyncio.create_task(self._retention())
         watchdog = asyncio.create_task(self._watchdog())
         enrollment = self._serve_enrollment()
@@ -251,6 +258,7 @@ class HubService:
             Notifier().stopping()
             watchdog.cancel()
             retention.cancel()
+            revocations.cancel()
             if self._enroll_server is not None and enrollment is not None:
                 self._enroll_server.should_exit = True
                 await enrollment
@@ -292,6 +300,27 @@ class HubService:
         while True:
             systemd.watchdog()
             await asyncio.sleep(max(0.5, systemd.interval_s / 2))
+
+    def _revoked(self, device_id: str) -> None:
+        """A doorbell revoked, on the Devices page or with 'porch provision revoke' (any
+        thread but paho's): Home Assistant forgets it, its retained status goes, and its
+        open connection is taken over, so that it stops at once (it cannot come back: the
+        broker's CRL refuses it)."""
+        self._revocations_done.add(device_id)
+        self.home_assistant.forget(device_id)
+        if take_over(device_client_id(device_id), self.config.mqtt):
+            log.info("%s's connection to the broker ended", device_id)
+
+    async def _revocations(self) -> None:
+        """Revocations made while the hub was down or by another process ('porch provision
+        revoke'), noticed within REVOCATIONS_EVERY_S and handled as the page's are."""
+        if self.authority is None:
+            return
+        while True:
+            revoked = {d["name"] for d in self.authority.registry.devices() if d["revoked"]}
+            for device_id in sorted(revoked - self._revocations_done):
+                await asyncio.to_thread(self._revoked, device_id)
+            await asyncio.sleep(REVOCATIONS_EVERY_S)
 
     async def _retention(self) -> None:
         """Retention runs hourly too, not only when a clip arrives (a quiet porch ages); ring

@@ -84,8 +84,13 @@ def test_home_assistant_sees_discovery_and_fresh_rings_only(home, mock_pins):
         config_sent = json.loads(listener.on(discovery)[-1])
         assert config_sent["device"]["identifiers"] == ["porch_front_door"]
         assert config_sent["origin"]["name"] == "Porch"
-        assert set(config_sent["components"]) == {"porch_front_door_doorbell",
-                                                  "porch_front_door_motion"}  # fmt: skip
+        components = config_sent["components"]
+        assert {k for k, v in components.items() if len(v) > 1} == {
+            "porch_front_door_doorbell", "porch_front_door_motion"}  # fmt: skip
+        # no picture opt-in: a picture announced before is removed (only its platform)
+        assert components["porch_front_door_snapshot"] == {"platform": "image"}
+        wait_for(lambda: listener.on("porch/front-door/ha/motion") == ["OFF"],
+                 what="motion off, not unknown, once the doorbell is online")  # fmt: skip
         wait_for(lambda: agent.media_time > 1.5, what="pre-roll")
 
         agent.doorbell.simulate_press()  # a fresh ring
@@ -166,3 +171,56 @@ def test_the_owner_makes_and_revokes_the_identity_on_the_devices_page(home):
     assert "user porch-home-assistant" not in home.pki.path("mosquitto.acl").read_text()
     actions = [e.action for e in home.hub.audit.entries("home-assistant")]
     assert actions == ["integration", "integration"]
+
+
+def retained(home: Home, keys: Path, *topics: str) -> str:
+    """What the broker keeps retained on ``topics``, as Home Assistant would read it."""
+    command = ["mosquitto_sub", *client_args(home, keys), "--retained-only", "-W", "2", "-v"]
+    for topic in topics:
+        command += ["-t", topic]
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT).stdout
+
+
+def test_a_doorbell_revoked_from_the_command_line_leaves_at_once_and_stays_gone(home, mock_pins):
+    """'porch provision revoke' while the hub runs goes the way the page's Revoke goes: Home
+    Assistant forgets the doorbell, its retained 'online' goes, its open connection ends
+    (it cannot come back), and a hub restart does not announce it again."""
+    from click.testing import CliRunner
+
+    from porch.cli import main
+    from porch.core.config import to_toml
+    from porch.hub.service import HubService
+
+    config = home.enroll("front-door")
+    keys = ha_identity(home)
+    discovery = "homeassistant/device/porch_front_door/config"
+    listener = Listener(home, keys, "homeassistant/#", "porch/+/status")
+    running = RunningAgent(agent_from(config, home.root / "front-door" / "data"))
+    agent = running.__enter__()
+    try:
+        wait_for(lambda: listener.on(discovery), what="the doorbell announced")
+        wait_for(lambda: agent.link.connected.is_set(), what="the doorbell connected")
+        settings = home.config.model_dump(mode="json")
+        settings["provisioning"]["reload_command"] = ["kill", "-HUP", str(home.broker.pid)]
+        hub_toml = home.root / "hub.toml"
+        hub_toml.write_text(to_toml(settings))
+        revoked = CliRunner().invoke(main, ["provision", "revoke", "front-door",
+                                            "--config", str(hub_toml)])  # fmt: skip
+        assert revoked.exit_code == 0, revoked.output
+        wait_for(lambda: listener.on(discovery)[-1:] == [""], timeout=10,
+                 what="Home Assistant to forget it")  # fmt: skip
+        wait_for(lambda: not agent.link.connected.is_set(), timeout=10,
+                 what="the revoked doorbell's connection to end")  # fmt: skip
+        time.sleep(3)  # it keeps trying: the broker's CRL refuses it
+        assert not agent.link.connected.is_set()
+        assert "porch/front-door/status" not in retained(home, keys, "porch/+/status")
+    finally:
+        running.__exit__(None, None, None)
+        listener.close()
+    home.hub.stop()  # and up again: nothing brings the doorbell back
+    home.hub = HubService(home.config, reload_broker=home.broker.reload)
+    home.hub.start()
+    wait_for(home.hub.ingest.subscribed.is_set, what="the hub back")
+    time.sleep(2)
+    left = retained(home, keys, "homeassistant/#", "porch/+/status", "porch/+/ha/#")
+    assert "porch_front_door" not in left and "front-door" not in left, left

@@ -25,6 +25,7 @@ import click
 
 from porch.core.config import (
     CameraSettings,
+    ConfigError,
     DeviceConfig,
     GpioSettings,
     HubConfig,
@@ -73,7 +74,7 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
             click.echo(f"Port {port} is taken; the demo uses a free one instead.")
             port = 0
         presses: list[DoorbellAgent] = []
-        hub_config = HubConfig(
+        hub_config = _with_owners_settings(data_dir, HubConfig(
             data_dir=data_dir / "hub",
             mqtt=MqttSettings(
                 port=broker_port,
@@ -89,7 +90,7 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
                 # the command line (another process) has this run's broker re-read its ACL
                 reload_command=["kill", "-HUP", str(broker.pid)],
             ),
-        )
+        ))  # fmt: skip
         hub_toml = _write_hub_toml(hub_config, data_dir)
         hub = HubService(
             hub_config,
@@ -134,11 +135,34 @@ def run_demo(data_dir: Path, width: int, height: int, port: int, open_browser: b
         broker.stop()
 
 
+RUN_SPECIFIC = ("data_dir", "mqtt", "provisioning")
+"""What each demo run sets in hub.toml (its ports and files); the rest is the owner's."""
+
+
+def _with_owners_settings(data_dir: Path, run: HubConfig) -> HubConfig:
+    """This run's settings over what the owner put in the demo's hub.toml before (say
+    ``[home_assistant] snapshots = true``): an edit survives the next ``make demo``."""
+    path = data_dir / "hub.toml"
+    if not path.exists():
+        return run
+    try:
+        saved = load(HubConfig, path)
+    except ConfigError as exc:
+        click.echo(f"porch demo: {path} is not valid ({exc}): written anew")
+        return run
+    update = {key: getattr(run, key) for key in RUN_SPECIFIC}
+    update["web"] = saved.web.model_copy(update={"port": run.web.port})
+    return saved.model_copy(update=update)
+
+
 def _write_hub_toml(config: HubConfig, data_dir: Path) -> Path:
     """The demo hub's configuration as a file, so the command line works against the demo
-    (its ports are this run's)."""
+    (its ports are this run's; what else the owner changed in it stays)."""
     path = data_dir / "hub.toml"
-    heading = "# Written by 'porch demo' for its current run (the ports change each run).\n"
+    heading = (
+        "# Written by 'porch demo' at each run: its ports and files change; your other\n"
+        "# settings (e.g. [home_assistant] snapshots) are kept.\n"
+    )
     path.write_text(heading + to_toml(config.model_dump(mode="json")))
     return path
 

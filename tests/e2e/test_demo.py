@@ -92,3 +92,23 @@ def test_demo_starts_enrolls_its_doorbell_and_stops_cleanly(world):
             if demo.poll() is None:
                 demo.kill()
                 demo.wait()
+
+
+def test_the_owners_edits_to_the_demos_hub_toml_survive_the_next_run(tmp_path):
+    from porch.core.config import HomeAssistantSettings, HubConfig, MqttSettings, WebSettings, load
+    from porch.demo import _with_owners_settings, _write_hub_toml
+
+    first = HubConfig(data_dir=tmp_path / "hub", mqtt=MqttSettings(port=1111),
+                      web=WebSettings(port=2222))  # fmt: skip
+    path = _write_hub_toml(first, tmp_path)
+    text = path.read_text().replace("snapshots = false", "snapshots = true")
+    path.write_text(text)  # the owner opts in to the picture, as docs/home-assistant.md says
+    run = HubConfig(data_dir=tmp_path / "hub", mqtt=MqttSettings(port=3333),
+                    web=WebSettings(port=4444))  # fmt: skip
+    merged = _with_owners_settings(tmp_path, run)
+    assert merged.home_assistant == HomeAssistantSettings(snapshots=True)
+    assert (merged.mqtt.port, merged.web.port) == (3333, 4444), "this run's ports"
+    _write_hub_toml(merged, tmp_path)
+    assert load(HubConfig, path).home_assistant.snapshots
+    path.write_text("not toml [")
+    assert _with_owners_settings(tmp_path, run) == run, "a broken file is written anew"

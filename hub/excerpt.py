@@ -394,7 +394,10 @@ def check_picture(data: bytes) -> None:
     moov = next((s, e) for kind, s, e in mp4_boxes(data) if kind == b"moov")
     trak = child_box(data, *moov, b"trak")
     tkhd = child_box(data, *trak, b"tkhd")
-    shown = struct.unpack_from(">II", data, tkhd[1] - 8)
+    version = data[tkhd[0]]
+    if tkhd[1] - tkhd[0] != (96 if version == 1 else 84):  # where players read the size
+        raise GopError("the excerpt's track header is not of its standard size")
+    shown = struct.unpack_from(">II", data, tkhd[0] + (88 if version == 1 else 76))
     expected = (round(width * aspect * 0x10000), height << 16)
     if shown != expected:
         raise GopError(

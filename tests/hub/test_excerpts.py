@@ -652,3 +652,20 @@ def test_an_excerpt_that_plays_otherwise_is_refused_by_verify_and_the_script(
     blind = run_check(script, forged, fingerprint(trimmed.home), without=("ffprobe",))
     assert blind.returncode == 3 and "checks out" not in blind.stdout, blind.stdout
     assert "NOT checked" in blind.stdout and "porch verify" in blind.stdout
+
+
+def test_a_track_header_grown_to_hide_its_real_size_is_refused(trimmed, tmp_path):
+    """The width tripled where players read it, and the true size appended after it, where
+    a reader of 'the last eight bytes' would look: refused."""
+
+    def grow(clip, path, members):
+        data = path.read_bytes()
+        start, end = movie_path(data, b"trak", b"tkhd")[-1]
+        at = start + (88 if data[start] == 1 else 76)
+        width = int.from_bytes(data[at : at + 4], "big")
+        changed = data[:at] + (width * 3).to_bytes(4, "big") + data[at + 4 : end]
+        path.write_bytes(replaced(data, (b"trak", b"tkhd"), changed[start:] + data[end - 8 : end]))
+
+    forged = resigned(trimmed, tmp_path, "grown", grow)
+    result = run_verify(forged, trimmed.home.pki.path("ca.crt"))
+    assert result.exit_code == 1 and "track header" in result.output, result.output

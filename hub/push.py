@@ -18,6 +18,7 @@ out from a small thread pool, never from paho's thread.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS push_subscriptions (
     username   TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
     p256dh     TEXT NOT NULL,
     auth       TEXT NOT NULL,
-    created    REAL NOT NULL
+    created    REAL NOT NULL,
+    session    TEXT              -- the signed-in session that subscribed: ends with it
 );
 CREATE TABLE IF NOT EXISTS push_preferences (
     username   TEXT PRIMARY KEY REFERENCES users (username) ON DELETE CASCADE,
@@ -75,6 +77,9 @@ class Push:
         self.settings = settings
         self._db = conn
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(push_subscriptions)")}
+        if "session" not in columns:  # subscriptions from before they ended with a session
+            self._db.execute("ALTER TABLE push_subscriptions ADD COLUMN session TEXT")
         self._lock = threading.Lock()
         self._vapid = self._key(key_path)
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="push")
@@ -119,7 +124,12 @@ class Push:
         except OutboundRefused as exc:
             raise PushError(f"{exc} (push.services)" if "hosts" in str(exc) else str(exc)) from None
 
-    def subscribe(self, username: str, endpoint: str, p256dh: str, auth: str) -> None:
+    def subscribe(
+        self, username: str, endpoint: str, p256dh: str, auth: str, session: str = ""
+    ) -> None:
+        """This browser's subscription, made with the signed-in ``session`` (its key): when
+        that session is ended (signed out, ended from another device, the password
+        changed), the browser is notified no more."""
         endpoint = self.target(endpoint).url
         try:
             key = base64.urlsafe_b64decode(p256dh + "=" * (-len(p256dh) % 4))
@@ -131,8 +141,8 @@ class Push:
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO push_subscriptions (endpoint, username, p256dh, auth,"
-                " created) VALUES (?, ?, ?, ?, ?)",
-                (endpoint, username, p256dh, auth, time.time()),
+                " created, session) VALUES (?, ?, ?, ?, ?, ?)",
+                (endpoint, username, p256dh, auth, time.time(), session or None),
             )
             self._db.execute(
                 "DELETE FROM push_subscriptions WHERE username = ? AND endpoint NOT IN"
@@ -142,10 +152,19 @@ class Push:
             )
 
     def unsubscribe(self, username: str, endpoint: str) -> None:
+        with contextlib.suppress(PushError):  # stored as parsed and rebuilt
+            endpoint = self.target(endpoint).url
         with self._lock:
             self._db.execute(
                 "DELETE FROM push_subscriptions WHERE endpoint = ? AND username = ?",
                 (endpoint, username),
+            )
+
+    def end_sessions(self, keys: frozenset[str]) -> None:
+        """Signed-in sessions ended: the subscriptions made with them go (any thread)."""
+        with self._lock:
+            self._db.executemany(
+                "DELETE FROM push_subscriptions WHERE session = ?", [(key,) for key in keys]
             )
 
     def subscriptions(self, username: str) -> int:

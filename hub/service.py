@@ -102,6 +102,7 @@ class HubService:
         # it opened: live views, talk and the pages' event streams, within the second.
         self.accounts.on_sessions_ended(self.live.end_sessions)
         self.accounts.on_sessions_ended(self.broadcaster.end_sessions)
+        self.accounts.on_sessions_ended(self.push.end_sessions)  # that phone's notifications
         export_key = self.authority.pki.export_key() if self.authority else None
         self.audit = AuditLog(self.web_db.conn, export_key)
         self.consent = Consent(self.web_db.conn, self.audit)

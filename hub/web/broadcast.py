@@ -49,6 +49,7 @@ class Broadcaster:
     def _end(self, keys: frozenset[str]) -> None:
         for queue, key in list(self._sessions.items()):
             if key in keys:
+                self._queues.discard(queue)  # nothing more is put after END, to push it out
                 if queue.full():
                     queue.get_nowait()
                 queue.put_nowait(END)

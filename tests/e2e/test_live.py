@@ -314,3 +314,24 @@ def test_a_view_nobody_renews_lapses_and_only_its_session_renews_it(tmp_path, br
             client.close()
     finally:
         hub.stop()
+
+
+def test_a_view_answered_while_its_session_ends_is_not_kept(site, monkeypatch):
+    """The member is removed while the hub is still answering their offer (after the role
+    check, before the view is listed): the view is ended there and then, not at its lease."""
+    token = site.accounts.open_session("member")
+    answer = site.live.open
+
+    async def removed_meanwhile(*args, **kwargs):
+        opened = await answer(*args, **kwargs)
+        site.accounts.remove_user("member")
+        return opened
+
+    monkeypatch.setattr(site.live, "open", removed_meanwhile)
+    reply = httpx.post(site.url + "/api/devices/front-door/live",
+                       json={"type": "offer", "sdp": aiortc_offer()},
+                       cookies={SESSION_COOKIE: token},
+                       headers={CSRF_HEADER: site.accounts.session(token).csrf},
+                       timeout=TIMEOUT)  # fmt: skip
+    assert reply.status_code == 401, reply.text
+    assert not site.live.viewers("front-door")

@@ -90,3 +90,30 @@ def test_an_open_page_hears_no_ring_after_its_session_ended(hub, browser, how):
                                      "name": "front-door", "ts": time.time()})  # fmt: skip
     page.wait_for_timeout(1000)
     assert page.evaluate("document.getElementById('ring-banner').dataset.event") == "b" * 32
+
+
+def test_a_phone_whose_session_is_ended_is_notified_no_more(tmp_path, broker):
+    from porch.core.config import PushSettings
+    from tests.support.push_service import PushService
+
+    service = PushService()
+    hub = start_hub(tmp_path / "pushing", broker, push=PushSettings(allow_loopback=True))
+    try:
+        hub.accounts.add_user("member", PASSWORD, "member")
+        lost, kept = hub.accounts.open_session("member"), hub.accounts.open_session("member")
+        for token, path in ((lost, "/push/lost-phone"), (kept, "/push/laptop")):
+            sent = httpx.post(hub.url + "/api/push/subscriptions",
+                              json=service.subscription(path).json(),
+                              cookies={SESSION_COOKIE: token},
+                              headers={CSRF_HEADER: hub.accounts.session(token).csrf},
+                              timeout=TIMEOUT)  # fmt: skip
+            assert sent.status_code == 200, sent.text
+        end(hub, "ended", lost)  # "End" beside the lost phone's session
+        assert hub.push.subscriptions("member") == 1
+        hub.push.ring("front-door", "e" * 32, time.time())
+        wait_for(lambda: service.received, what="the laptop's notification")
+        hub.push.close()
+        assert [r.path for r in service.received] == ["/push/laptop"]
+    finally:
+        hub.stop()
+        service.close()

@@ -49,13 +49,16 @@ def router(site: Site) -> APIRouter:
             noticed at the next keepalive)."""
             try:
                 yield "retry: 2000\n: connected\n\n"
+                checked = time.monotonic()
                 while True:
                     try:
                         frame = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                     except TimeoutError:
+                        frame = ": keepalive\n\n"
+                    if time.monotonic() - checked >= KEEPALIVE_S:  # expired meanwhile?
                         if not hub.accounts.alive(session.key):
                             return
-                        frame = ": keepalive\n\n"
+                        checked = time.monotonic()
                     if frame == END:
                         return
                     yield frame
@@ -100,7 +103,8 @@ def router(site: Site) -> APIRouter:
             raise Forbidden("notifications are turned off on this hub", 409)
         try:
             hub.push.subscribe(session.username, subscription.endpoint,
-                               subscription.keys.p256dh, subscription.keys.auth)  # fmt: skip
+                               subscription.keys.p256dh, subscription.keys.auth,
+                               session.key)  # fmt: skip
         except PushError as exc:
             raise Forbidden(str(exc), 400) from None
         return {"subscriptions": hub.push.subscriptions(session.username)}

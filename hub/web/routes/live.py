@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from porch.hub.accounts import Session
 from porch.hub.live import LiveError
-from porch.hub.web.auth import FOOTAGE, TALK, allow
+from porch.hub.web.auth import FOOTAGE, TALK, NotSignedIn, allow
 from porch.hub.web.site import DeviceId, Site
 
 LiveSessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
@@ -85,6 +85,9 @@ def router(site: Site) -> APIRouter:
         live_id, sdp = await hub.live.open(
             device_id, session.username, offer.sdp, session.role in TALK, session.key
         )
+        if not hub.accounts.alive(session.key):  # signed out while the offer was answered
+            await hub.live.leave(live_id, session.username)
+            raise NotSignedIn(False)
         return LiveAnswer(session=live_id, sdp=sdp, lease_s=hub.live.settings.viewer_lease_s)
 
     @routes.post("/api/live/{live_id}/lease")

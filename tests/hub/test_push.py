@@ -174,7 +174,7 @@ def test_a_push_endpoint_cannot_be_bent_to_this_machine(tmp_path, broker, pushin
     with hub.push._lock:
         for endpoint in (BENT[0], "https://fcm.googleapis.com/fcm/send/rebound"):
             hub.push._db.execute(
-                "INSERT INTO push_subscriptions VALUES (?, 'member', ?, ?, ?)",
+                "INSERT INTO push_subscriptions VALUES (?, 'member', ?, ?, ?, NULL)",
                 (endpoint, *service.subscription("/x").json()["keys"].values(), time.time()),
             )
     resolve = socket.getaddrinfo

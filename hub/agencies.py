@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import string
 import threading
 import time
 import unicodedata
@@ -42,24 +41,41 @@ CREATE TABLE IF NOT EXISTS area_trusted (
 """
 _SPOOF = SpoofChecker()
 _SPOOF_LOCK = threading.Lock()
+BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+"""Letters and symbols that show as nothing (Hangul fillers, the blank braille pattern)."""
 
 
 def plain_name(name: str) -> str:
-    """An agency's name as a person reads it: NFKC, case folded, spaces collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+    """An agency's name as a person reads it: NFKC, case folded, any kind of space (or a
+    character that shows as one) one space, and no punctuation or space at either end."""
+    text = unicodedata.normalize("NFKC", name).casefold()
+    spaced = "".join(" " if ch in BLANKS or unicodedata.category(ch)[0] == "Z" else ch
+                     for ch in text)  # fmt: skip
+    words = " ".join(spaced.split())
+    edge = 0
+    while edge < len(words) and unicodedata.category(words[-1 - edge])[0] in "PZ":
+        edge += 1
+    words = words[: len(words) - edge]
+    while words and unicodedata.category(words[0])[0] in "PZ":
+        words = words[1:]
+    return words
 
 
 def name_skeleton(name: str) -> str:
     """The name's confusable skeleton (UTS #39): equal for names a person could take for
     one another (see the module's text)."""
-    plain = plain_name(name).strip(string.punctuation + " ")
     with _SPOOF_LOCK:
-        return str(_SPOOF.getSkeleton(0, plain))
+        return str(_SPOOF.getSkeleton(0, plain_name(name)))
 
 
 def printable(name: str) -> bool:
-    """No invisible (format), control, private or unassigned characters in a name."""
-    return all(unicodedata.category(ch) not in ("Cf", "Cc", "Co", "Cn", "Cs") for ch in name)
+    """No invisible (format), control, private or unassigned characters in a name, no line
+    or paragraph separator, nothing that shows as a blank but is a letter."""
+    return all(
+        unicodedata.category(ch) not in ("Cf", "Cc", "Co", "Cn", "Cs", "Zl", "Zp")
+        and ch not in BLANKS
+        for ch in name
+    )
 
 
 class TrustedAgencies:
@@ -103,19 +119,36 @@ class TrustedAgencies:
         keys = {row[0] for row in rows}
         return [a for a in self.all() if a["fingerprint"] in keys]
 
+    def check(self, name: str, fp: str) -> None:
+        """:class:`ConsentError` if this key cannot be trusted for this name: the name is
+        not printable, or another trusted key holds it or a look-alike."""
+        if not printable(name):
+            raise ConsentError("the agency's name holds invisible or control characters")
+        others = [a for a in self.named_like(name) if a["fingerprint"] != fp]
+        if others:
+            raise ConsentError(
+                f"you trust {others[0]['name']!r} under another key"
+                f" ({others[0]['fingerprint'][:16]}…): forget that one first if the agency"
+                " changed its key"
+            )
+
+    def certified(self, name: str, fp: str, relay_account: str, authority: str) -> None:
+        """A key the regional authority of fingerprint ``authority`` certified, heard here:
+        its name is held like a trusted one, so that no other key takes it (it is trusted
+        while the authority is)."""
+        with self._lock, self.conn:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO area_trusted (fingerprint, name, skeleton,"
+                " relay_account, accepted_by, accepted_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (fp, name, name_skeleton(name), relay_account, f"authority:{authority}",
+                 time.time()),
+            )  # fmt: skip
+
     def trust(self, name: str, fp: str, relay_account: str, owner: str) -> None:
         """The owner accepts this key for this agency; refused while another trusted key
         holds the same or a look-alike name (the owner forgets that one first)."""
-        if not printable(name):
-            raise ConsentError("the agency's name holds invisible or control characters")
         with self._lock:
-            others = [a for a in self.named_like(name) if a["fingerprint"] != fp]
-            if others:
-                raise ConsentError(
-                    f"you trust {others[0]['name']!r} under another key"
-                    f" ({others[0]['fingerprint'][:16]}…): forget that one first if the agency"
-                    " changed its key"
-                )
+            self.check(name, fp)
             with self.conn:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO area_trusted (fingerprint, name, skeleton,"
@@ -123,6 +156,13 @@ class TrustedAgencies:
                     (fp, name, name_skeleton(name), relay_account, owner, time.time()),
                 )
         log.info("area requests: %s trusts %r, key %s", owner, name, fp)
+
+    def forget_certified_by(self, authority: str) -> None:
+        """The owner removed a regional authority: the keys it certified are trusted no more."""
+        with self.conn:
+            self.conn.execute(
+                "DELETE FROM area_trusted WHERE accepted_by = ?", (f"authority:{authority}",)
+            )
 
     def forget(self, fp: str) -> None:
         with self.conn:

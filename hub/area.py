@@ -90,6 +90,8 @@ OPEN_UNTRUSTED_PER_ACCOUNT = 3
 """Of those, through one relay account: sixty made-up agencies on one account get three."""
 LOG_ROWS = 5000
 """Documents heard that the log keeps (the newest)."""
+CONFLICTS_KEPT = 200
+"""Conflicts the log keeps apart from that (the newest), for the Area page."""
 
 
 @dataclass(frozen=True)
@@ -146,20 +148,30 @@ class AreaStore:
     def trust_request(self, request: FootageRequest, owner: str) -> None:
         """The owner accepts the key of the agency that made this matched area request."""
         origin = request.origin
-        if not request.from_area or origin.get("trust") == "authority":
+        if not request.from_area or self.is_trusted(origin):
             return
         self.trusted.trust(origin["agency"], origin["agency_fingerprint"],
                            origin.get("relay_account", ""), owner)  # fmt: skip
 
+    def may_trust(self, request: FootageRequest) -> None:
+        """:class:`ConsentError` if the owner could not trust this request's agency key."""
+        if request.from_area and not self.is_trusted(request.origin):
+            self.trusted.check(request.origin["agency"], request.origin["agency_fingerprint"])
+
     def is_trusted(self, origin: dict) -> bool:
-        """Whether the agency of a filed area request is trusted now."""
-        return origin.get("trust") == "authority" or (
-            self.trusted.by_key(origin.get("agency_fingerprint", "")) is not None
-        )
+        """Whether the agency of a filed area request is trusted now (accepted by the owner,
+        or certified by an authority the owner still trusts)."""
+        return self.trusted.by_key(origin.get("agency_fingerprint", "")) is not None
 
     def conflicts(self, limit: int = 20) -> list[dict]:
         """Requests refused because an untrusted key used a trusted agency's name."""
-        return [h for h in self.log(LOG_ROWS) if h["outcome"] == "conflict"][:limit]
+        rows = self.conn.execute(
+            "SELECT at, request_id, agency, outcome, reason FROM area_log"
+            " WHERE outcome = 'conflict' ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        keys = ("at", "request_id", "agency", "outcome", "reason")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def authorities(self) -> list[dict]:
         rows = self.conn.execute(
@@ -191,6 +203,7 @@ class AreaStore:
     def remove_authority(self, fp: str) -> None:
         with self.conn:
             self.conn.execute("DELETE FROM area_authorities WHERE fingerprint = ?", (fp,))
+        self.trusted.forget_certified_by(fp)
 
     def log(self, limit: int = 50) -> list[dict]:
         rows = self.conn.execute(
@@ -215,10 +228,17 @@ class AreaStore:
                 (time.time(), request_id, agency[:200], digest, outcome, reason[:500]),
             )
             seq = cursor.lastrowid or 0
-            if seq % 100 == 0:  # now and then: the newest LOG_ROWS stay
+            if seq % 100 == 0:  # now and then: the newest LOG_ROWS stay, and conflicts
                 self.conn.execute(
-                    "DELETE FROM area_log WHERE seq <= ? AND outcome != 'matched'",
+                    "DELETE FROM area_log WHERE seq <= ?"
+                    " AND outcome NOT IN ('matched', 'conflict')",
                     (seq - LOG_ROWS,),
+                )
+                self.conn.execute(
+                    "DELETE FROM area_log WHERE outcome = 'conflict' AND seq NOT IN"
+                    " (SELECT seq FROM area_log WHERE outcome = 'conflict' ORDER BY seq DESC"
+                    "  LIMIT ?)",
+                    (CONFLICTS_KEPT,),
                 )
 
 
@@ -324,6 +344,8 @@ class AreaRequests:
                 continue
             if _common_name(agency_cert) != document.agency:
                 raise Refused("the agency's name is not the one its certificate gives")
+            self.store.trusted.certified(document.agency, fingerprint(agency_cert), account,
+                                         authority["fingerprint"])  # fmt: skip
             return "authority"
         fp = fingerprint(agency_cert)
         known = self.store.trusted.by_key(fp)
@@ -456,6 +478,10 @@ class AreaRequests:
             if request is None or request.origin.get("agency_fingerprint") != fingerprint(chain[0]):
                 raise Refused("a withdrawal signed by another key than the request's")
             self.consent.withdraw(matched[0], f"agency:{withdrawal.agency[:60]}")
+        elif self.store.trusted.by_key(fingerprint(chain[0])) is None:
+            # Of a request not matched here, only a trusted key's withdrawal is recorded: a
+            # squatter could otherwise withdraw a genuine request's id before this hub heard it
+            raise Refused("a withdrawal, by a key not trusted here, of a request not heard here")
         self.store.record(withdrawal.request_id, withdrawal.agency, digest, "withdrawn", "")
         log.info("area request %s withdrawn by %r", withdrawal.request_id, withdrawal.agency)
         return "withdrawn"

@@ -425,7 +425,8 @@ def outcome(hub, request_id: str) -> dict:
 
 LOOK_ALIKES = ["Ankh-Morpork City Watch", "Ankh-Morpork \u0421ity Watch",  # Cyrillic С
                "Ankh\u2011Morpork City Watch", "Ankh-Morpork City Watch.",  # no-break hyphen
-               "ANKH-MORPORK  city watch"]  # fmt: skip
+               "ANKH-MORPORK  city watch", "Ankh-Morpork City Watch\u3002",  # ideographic .
+               "Ankh-Morpork\u3000City Watch"]  # fmt: skip
 
 
 def test_a_trusted_agencys_name_under_another_key_or_a_look_alike_is_a_conflict(region):
@@ -440,6 +441,18 @@ def test_a_trusted_agencys_name_under_another_key_or_a_look_alike_is_a_conflict(
         assert not [r for r in area_requests(hub) if r.organisation in LOOK_ALIKES[1:]]
         page = api(hub, "owner", "GET", "/area")
         assert "Conflicts to resolve" in page.text and "Ankh-Morpork \u0421ity Watch" in page.text
+        # Blanks that are letters (a Hangul filler, the empty braille cell) are refused.
+        for name in ("Ankh-Morpork\u3164City Watch", "Ankh-Morpork City\u2800Watch"):
+            hidden = asks(desk, name=name)
+            assert "invisible" in outcome(hub, hidden.request_id)["reason"]
+        # A withdrawal of a request this hub never heard, by a key it does not trust, is
+        # refused (it could otherwise withdraw a genuine request's id before it arrives).
+        early = Withdrawal(request_id="ab" * 16, agency="Ankh-Morpork Night Watch",
+                           issued_at=time.time(), expires=time.time() + 3600)  # fmt: skip
+        payload = sign(early, desk.agency.sign_key(), desk.agency.chain())
+        publish_as(region, "impostor", request_topic(cells_covering(
+            circle(*CENTRE, 300))[0], "impostor", "ab" * 16), payload)  # fmt: skip
+        assert "not heard here" in outcome(hub, "ab" * 16)["reason"]
         # A name that only resembles in part is another agency: heard, not trusted.
         other = asks(desk, name="Ankh-Morpork Night Watch")
         assert outcome(hub, other.request_id)["outcome"] == "matched"
@@ -535,8 +548,20 @@ def test_a_regional_authority_vouches_for_its_agencies(region):
         desk.publish(asked, relay_from(certified))
         wait_for(lambda: heard(region.hub, asked.request_id), what="the certified request")
         assert heard(region.hub, asked.request_id)[0]["outcome"] == "matched"
-        names = [a["name"] for a in region.hub.area.agencies()]
-        assert "Sto Lat Constabulary" not in names, "vouched for, not pinned"
+        [held] = [a for a in region.hub.area.agencies() if a["name"] == "Sto Lat Constabulary"]
+        assert held["accepted_by"].startswith("authority:"), "trusted through the authority"
+        # Its name is held: a key of someone else's under it (or a look-alike) is a conflict.
+        fake = another_agency(region, "sto-lat-fake", "Sto Lat Constabulary", account="impostor")
+        try:
+            forged = asks(fake, name="Sto Lat Constabu1ary")  # a digit one for an l
+            assert outcome(region.hub, forged.request_id)["outcome"] == "conflict"
+        finally:
+            fake.close()
+        mine = [r for r in area_requests(region.hub) if r.organisation == "Sto Lat Constabulary"]
+        assert mine and all(region.hub.area.is_trusted(r.origin) for r in mine)
+        [vouching] = region.hub.area.authorities()
+        region.hub.area.remove_authority(vouching["fingerprint"])
+        assert not any(region.hub.area.is_trusted(r.origin) for r in mine), "trusted no more"
     finally:
         desk.close()
 

@@ -139,13 +139,11 @@ def router(site: Site) -> APIRouter:
         if ok != "owner":
             raise Forbidden("wrong password: the decision was not recorded")
         found = own_request(site, request_id, session)
-        if action == "approve" and found.from_area and not hub.area.is_trusted(found.origin):
-            # Approving sends footage to the key's drop box: it accepts the key, as the
-            # page says beside its fingerprint (refused if another key holds the name).
-            hub.area.trust_request(found, session.username)
-            hub.audit.append(session.username, "area agency trusted", request_id,
-                             {"agency": found.origin["agency"],
-                              "fingerprint": found.origin["agency_fingerprint"]})  # fmt: skip
+        # Approving sends footage to the key's drop box: it accepts the key, as the page says
+        # beside its fingerprint (refused, before anything is recorded, if it cannot be).
+        accepts = action == "approve" and found.from_area and not hub.area.is_trusted(found.origin)
+        if accepts:
+            hub.area.may_trust(found)
         await asyncio.to_thread(
             hub.consent.decide, request_id, session.username, action == "approve",
             # nothing ticked approves nothing (not "everything in the window")
@@ -153,6 +151,11 @@ def router(site: Site) -> APIRouter:
             when(start) if start else None, when(end) if end else None,
             blur_faces, _boxes(boxes), message, approval_days, trims,
         )  # fmt: skip
+        if accepts:
+            hub.area.trust_request(found, session.username)
+            hub.audit.append(session.username, "area agency trusted", request_id,
+                             {"agency": found.origin["agency"],
+                              "fingerprint": found.origin["agency_fingerprint"]})  # fmt: skip
         if action == "approve":  # built now, in the background: ready when they look
             hub.builds.schedule(request_id, session.username)
         return RedirectResponse(f"/requests/{request_id}", status_code=303)

@@ -27,7 +27,7 @@ from porch.core.area import CHUNK_TYPE, OFFSET_HEADER, UPLOADS_PATH
 from porch.core.fsutil import sha256_file
 from porch.core.seal import seal_stream
 from porch.hub.consent import Consent
-from porch.hub.outbound import OutboundRefused, check_addresses, parse_target
+from porch.hub.outbound import OutboundRefused, check_addresses, parse_target, public_session
 
 log = logging.getLogger(__name__)
 SCHEMA = """
@@ -169,7 +169,7 @@ class Deliveries:
                 return
             try:
                 answer = self._upload(request_id, dropbox.url, origin, sealed, size, digest)
-            except DeliveryRefused as exc:
+            except (DeliveryRefused, OutboundRefused) as exc:
                 self._set(request_id, "failed", 0, size, str(exc))
                 return
             except (requests.RequestException, DeliveryError, ValueError) as exc:
@@ -194,7 +194,7 @@ class Deliveries:
         """Open (or find) the upload and send what the drop box lacks; DeliveryRefused when
         it has all and will not take it (no retry: the same bytes would be refused again)."""
         base = dropbox.rstrip("/") + UPLOADS_PATH
-        with requests.Session() as session:
+        with public_session(self.allow_loopback_http) as session:  # checked as it connects
             session.max_redirects = 0
             opened = session.post(base, json={"request_id": origin["area_request_id"],
                                               "size": size, "sha256": digest},

@@ -7,7 +7,10 @@ backslash, user info or other trick makes the check see one host and the connect
 another. Before sending, the host's name is resolved and every address it has must be a
 public one (not loopback, private, link-local or reserved): the home's own network (its
 router, its printer, the hub itself) is never a target, whatever a page or a request hands
-the hub.
+the hub. The requests themselves go through :func:`public_session`, which checks the
+address again as each connection is made and connects to exactly that address: a name
+that answers with a public address first and a private one a moment later (DNS
+rebinding) gets no connection.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
@@ -89,11 +96,53 @@ def check_addresses(target: Target, what: str) -> None:
     except OSError as exc:
         raise OutboundRefused(f"{what}'s name does not resolve ({exc})") from None
     for info in found:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not address.is_global:
-            raise OutboundRefused(
-                f"{what} is not on the internet ({address}): the hub sends only there"
-            )
+        _public(ipaddress.ip_address(str(info[4][0]).split("%")[0]), what)
+
+
+def public_address(host: str, port: int, allow_loopback: bool = False) -> str:
+    """The address to connect to for ``host``, resolved now: every address it has must be
+    public (or, where allowed, all loopback). :class:`OutboundRefused` otherwise."""
+    try:
+        found = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise OutboundRefused(f"{host} does not resolve ({exc})") from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+    if not (allow_loopback and addresses and all(a.is_loopback for a in addresses)):
+        for address in addresses:
+            _public(address, host)
+    return str(addresses[0])
+
+
+def public_session(allow_loopback: bool = False) -> requests.Session:
+    """A requests session whose every connection goes to an address checked by
+    :func:`public_address` as it is made (TLS still checks the host's own name)."""
+
+    class Checked(HTTPConnection):
+        def _new_conn(self):  # urllib3's own hook
+            self._dns_host = public_address(self._dns_host, self.port, allow_loopback)
+            return super()._new_conn()
+
+    class CheckedTLS(HTTPSConnection):
+        def _new_conn(self):
+            self._dns_host = public_address(self._dns_host, self.port, allow_loopback)
+            return super()._new_conn()
+
+    class Plain(HTTPConnectionPool):
+        ConnectionCls = Checked
+
+    class Secure(HTTPSConnectionPool):
+        ConnectionCls = CheckedTLS
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": Plain, "https": Secure}
+
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment: the address is ours to check
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, Adapter())
+    return session
 
 
 def _check_literal(host: str, what: str) -> None:
@@ -101,6 +150,10 @@ def _check_literal(host: str, what: str) -> None:
         address = ipaddress.ip_address(host)
     except ValueError:
         return  # a name: checked when it is resolved
+    _public(address, what)
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address, what: str) -> None:
     if not address.is_global:
         raise OutboundRefused(
             f"{what} is not on the internet ({address}): the hub sends only there"

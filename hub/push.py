@@ -35,7 +35,13 @@ from pywebpush import WebPushException, webpush
 
 from porch.core.config import PushSettings
 from porch.core.fsutil import atomic_write
-from porch.hub.outbound import OutboundRefused, Target, check_addresses, parse_target
+from porch.hub.outbound import (
+    OutboundRefused,
+    Target,
+    check_addresses,
+    parse_target,
+    public_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -245,8 +251,10 @@ class Push:
             return
         info = {**info, "endpoint": target.url}
         try:
-            webpush(info, data, vapid_private_key=self._vapid,
-                    vapid_claims={"sub": self.settings.contact}, ttl=TTL_S, timeout=10)  # fmt: skip
+            with public_session(self.settings.allow_loopback) as session:  # checked as it connects
+                webpush(info, data, vapid_private_key=self._vapid, requests_session=session,
+                        vapid_claims={"sub": self.settings.contact}, ttl=TTL_S,
+                        timeout=10)  # fmt: skip
         except WebPushException as exc:
             status = exc.response.status_code if exc.response is not None else None
             if status in (404, 410):

@@ -102,11 +102,11 @@ BIDI_CONTROLS = frozenset(
 
 def unprintable(text: str, lines: bool = False) -> str | None:
     """The first character of ``text`` that no one would see as written: a control
-    character (NUL, ESC …; with ``lines``, newlines and tabs are text), a lone surrogate or
-    a bidirectional override. None when there is none."""
+    character (NUL, ESC …; with ``lines``, newlines and tabs are text), a lone surrogate, a
+    line or paragraph separator or a bidirectional override. None when there is none."""
     for ch in text:
         if ch in BIDI_CONTROLS or (
-            unicodedata.category(ch) in ("Cc", "Cs") and not (lines and ch in "\n\r\t")
+            unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") and not (lines and ch in "\n\r\t")
         ):
             return ch
     return None

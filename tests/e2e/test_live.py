@@ -3,7 +3,6 @@ H.264 (nothing re-encoded), to owners and members only."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import time
@@ -17,7 +16,7 @@ from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 from tests.support.browser import needs_chromium, sign_in, wait_in_page
 from tests.support.common import TIMEOUT, wait_for
 from tests.support.device import device_config, run_agent, start_device, write_device_toml
-from tests.support.hub import PASSWORD, api, start_hub
+from tests.support.hub import ENDINGS, PASSWORD, api, end_session, start_hub
 
 PLAYING = "document.querySelector('video#live').videoWidth > 0"
 FRAMES = "document.querySelector('video#live').getVideoPlaybackQuality().totalVideoFrames"
@@ -241,37 +240,16 @@ def test_ice_addresses_narrow_what_the_hub_offers(tmp_path, broker, mock_pins):
         aioice.ice.get_host_addresses = original
 
 
-def ended_by(site, how: str, page) -> None:
-    """End the member's browser session the way ``how`` says, from elsewhere (or, for
-    ``logout``, from the page itself, which stays open)."""
-    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
-    if how == "removed":
-        done = api(site, "owner", "POST", "/household/member/remove")
-    elif how == "password":  # from the member's phone: every other session ends
-        fields = {
-            "current": PASSWORD,
-            "new": "another horse battery",
-            "again": "another horse battery",
-        }
-        done = api(site, "member", "POST", "/account/password", data=fields)
-    elif how == "ended":  # "End this session" on the member's phone
-        session_id = hashlib.sha256(cookie.encode()).hexdigest()[:16]
-        done = api(site, "member", "POST", f"/account/sessions/{session_id}/end")
-    else:
-        done = httpx.post(site.url + "/logout", cookies={SESSION_COOKIE: cookie},
-                          headers={CSRF_HEADER: site.accounts.session(cookie).csrf})  # fmt: skip
-    assert done.status_code in (200, 303), done.text
-
-
 @needs_chromium
-@pytest.mark.parametrize("how", ["removed", "password", "ended", "logout"])
+@pytest.mark.parametrize("how", ENDINGS)
 def test_a_session_that_ends_ends_its_live_view_within_a_second(site, browser, how):
     page = open_live(browser, site.url, "member")
     wait_in_page(page, PLAYING, timeout=TIMEOUT)
     frames_keep_rising(page, 1)
     assert len(site.live.viewers("front-door")) == 1
 
-    ended_by(site, how, page)
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
+    end_session(site, how, cookie)
     asked = time.monotonic()
     wait_for(lambda: not site.live.viewers("front-door"), timeout=5, what="the view to end")
     assert time.monotonic() - asked < 1.0, "the hub ended the view within a second"

@@ -6,34 +6,15 @@ ever reached where a test's settings allow it. Every address here is on loopback
 from __future__ import annotations
 
 import socket
-import threading
 
 import pytest
 import requests
 
 from porch.hub.outbound import OutboundRefused, check_addresses, parse_target, public_session
+from tests.support.common import CountingListener
 
 PUBLIC = "93.184.216.34"
 """What the name answers when it is checked (never connected to: the test counts on it)."""
-
-
-class Counting:
-    """A TCP listener on 127.0.0.1 that counts connections and closes them."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
 
 
 @pytest.fixture
@@ -52,7 +33,7 @@ def rebinding(monkeypatch):
 
 
 def test_a_name_rebound_to_this_machine_after_its_check_gets_no_connection(rebinding):
-    box = Counting()
+    box = CountingListener()
     target = parse_target(f"https://dropbox.example:{box.port}/v1/uploads", "the drop box")
     check_addresses(target, "the drop box")  # public, as the check sees it
     with public_session() as session, pytest.raises(OutboundRefused, match=r"127\.0\.0\.1"):
@@ -61,7 +42,7 @@ def test_a_name_rebound_to_this_machine_after_its_check_gets_no_connection(rebin
 
 
 def test_loopback_only_where_the_settings_allow_it():
-    box = Counting()
+    box = CountingListener()
     with public_session() as session, pytest.raises(OutboundRefused):
         session.get(f"http://127.0.0.1:{box.port}/", timeout=10)
     assert box.connections == 0

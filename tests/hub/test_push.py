@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 
 import httpx
@@ -19,7 +18,7 @@ from porch.hub.accounts import ROLES
 from porch.hub.push import PER_PERSON
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 from tests.support.browser import needs_chromium, sign_in, wait_in_page
-from tests.support.common import TIMEOUT, wait_for
+from tests.support.common import TIMEOUT, CountingListener, wait_for
 from tests.support.device import device_config, run_agent
 from tests.support.hub import PASSWORD, start_hub
 from tests.support.push_service import PushService, verify_vapid
@@ -131,35 +130,6 @@ BENT = [
 ]
 
 
-class Listener:
-    """A TCP listener on 127.0.0.2:443 that counts who connects (as root: the port is low)."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.2", 443))
-        self.sock.listen()
-        self.sock.settimeout(0.2)
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.running = True
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while self.running:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.running = False
-        self.thread.join()
-        self.sock.close()
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="binds port 443 on 127.0.0.2")
 def test_a_push_endpoint_cannot_be_bent_to_this_machine(tmp_path, broker, pushing, monkeypatch):
     hub, service = pushing
@@ -185,7 +155,7 @@ def test_a_push_endpoint_cannot_be_bent_to_this_machine(tmp_path, broker, pushin
         return resolve(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", rebound)
-    listener = Listener()
+    listener = CountingListener("127.0.0.2", 443)
     try:
         assert subscribe(hub, "owner", service.subscription("/push/owner")).status_code == 200
         ring(tmp_path, broker, hub)

@@ -4,7 +4,6 @@ events closes within a second, and the page in Chromium hears no later ring."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 
@@ -15,9 +14,7 @@ from porch.hub.accounts import ROLES
 from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 from tests.support.browser import needs_chromium, sign_in, wait_in_page
 from tests.support.common import TIMEOUT, wait_for
-from tests.support.hub import PASSWORD, api, start_hub
-
-HOW = ["removed", "password", "ended", "logout"]
+from tests.support.hub import ENDINGS, PASSWORD, end_session, start_hub
 
 
 @pytest.fixture
@@ -29,24 +26,7 @@ def hub(tmp_path, broker):
     service.stop()
 
 
-def end(hub, how: str, cookie: str) -> None:
-    """End the member's session ``cookie`` the way ``how`` says, as a person would."""
-    if how == "removed":
-        done = api(hub, "owner", "POST", "/household/member/remove")
-    elif how == "password":  # changed on the member's phone: every other session ends
-        new = "another horse battery"
-        done = api(hub, "member", "POST", "/account/password",
-                   data={"current": PASSWORD, "new": new, "again": new})  # fmt: skip
-    elif how == "ended":  # "End" beside that session on the member's phone
-        ended = hashlib.sha256(cookie.encode()).hexdigest()[:16]
-        done = api(hub, "member", "POST", f"/account/sessions/{ended}/end")
-    else:
-        done = httpx.post(hub.url + "/logout", cookies={SESSION_COOKIE: cookie},
-                          headers={CSRF_HEADER: hub.accounts.session(cookie).csrf})  # fmt: skip
-    assert done.status_code in (200, 303), done.text
-
-
-@pytest.mark.parametrize("how", HOW)
+@pytest.mark.parametrize("how", ENDINGS)
 def test_the_event_stream_of_a_session_that_ends_closes_within_a_second(hub, how):
     cookie = hub.accounts.open_session("member")
     opened, closed = threading.Event(), threading.Event()
@@ -65,7 +45,7 @@ def test_the_event_stream_of_a_session_that_ends_closes_within_a_second(hub, how
     assert opened.wait(TIMEOUT)
     hub.broadcaster.publish("ring", {"event_id": "a" * 32})
     wait_for(lambda: any("a" * 32 in line for line in lines), what="a ring on the stream")
-    end(hub, how, cookie)
+    end_session(hub, how, cookie)
     asked = time.monotonic()
     assert closed.wait(5), "the stream stayed open"
     assert time.monotonic() - asked < 1.0
@@ -83,7 +63,7 @@ def test_an_open_page_hears_no_ring_after_its_session_ended(hub, browser, how):
                                      "name": "front-door", "ts": time.time()})  # fmt: skip
     wait_in_page(page, f"document.getElementById('ring-banner').dataset.event === '{'b' * 32}'")
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
-    end(hub, how, cookie)
+    end_session(hub, how, cookie)
     wait_in_page(page, "window.porch.events.readyState === 2")  # CLOSED: refused, not retrying
     wait_for(lambda: hub.broadcaster.listeners == 0, what="no stream left open")
     hub.broadcaster.publish("ring", {"event_id": "c" * 32, "device_id": "front-door",
@@ -108,7 +88,7 @@ def test_a_phone_whose_session_is_ended_is_notified_no_more(tmp_path, broker):
                               headers={CSRF_HEADER: hub.accounts.session(token).csrf},
                               timeout=TIMEOUT)  # fmt: skip
             assert sent.status_code == 200, sent.text
-        end(hub, "ended", lost)  # "End" beside the lost phone's session
+        end_session(hub, "ended", lost)  # "End" beside the lost phone's session
         assert hub.push.subscriptions("member") == 1
         hub.push.ring("front-door", "e" * 32, time.time())
         wait_for(lambda: service.received, what="the laptop's notification")

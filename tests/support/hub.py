@@ -4,6 +4,7 @@ app as a role. Where a hub needs footage, a simulated doorbell makes it."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import time
@@ -244,3 +245,26 @@ def home(world: Path) -> Iterator[Home]:
     running = Home(world)
     yield running
     running.close()
+
+
+ENDINGS = ("removed", "password", "ended", "logout")
+"""The ways a member's session ends: removed by the owner, the password changed on another
+device, ended from another device's account page, signed out."""
+
+
+def end_session(service: HubService, how: str, cookie: str) -> None:
+    """End the member's session ``cookie`` the way ``how`` says (one of :data:`ENDINGS`),
+    as a person would: from another session, or (``logout``) with this one."""
+    if how == "removed":
+        done = api(service, "owner", "POST", "/household/member/remove")
+    elif how == "password":  # changed on the member's phone: every other session ends
+        new = "another horse battery"
+        done = api(service, "member", "POST", "/account/password",
+                   data={"current": PASSWORD, "new": new, "again": new})  # fmt: skip
+    elif how == "ended":  # "End" beside that session on the member's phone
+        ended = hashlib.sha256(cookie.encode()).hexdigest()[:16]
+        done = api(service, "member", "POST", f"/account/sessions/{ended}/end")
+    else:
+        done = httpx.post(service.url + "/logout", cookies={SESSION_COOKIE: cookie},
+                          headers={CSRF_HEADER: service.accounts.session(cookie).csrf})  # fmt: skip
+    assert done.status_code in (200, 303), done.text

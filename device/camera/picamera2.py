@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -144,7 +145,9 @@ class Picamera2Source:
             bitrate=bitrate_kbps * 1000,
             repeat=True,  # SPS/PPS before every IDR, so any keyframe can start a clip or a viewer
             iperiod=max(1, round(keyframe_interval_s * fps)),
-            framerate=fps,
+            # a Pi 5's software encoder hands this to PyAV's add_stream(rate=...), which
+            # refuses a float (the config's 15.0): a Fraction, exact for 15 or 30000/1001
+            framerate=Fraction(fps).limit_denominator(1001),
             profile=PROFILE,
         )
         self._encoder = encoder

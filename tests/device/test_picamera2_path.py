@@ -8,6 +8,7 @@ may adjust the configured size. Everything Porch does with them runs for real.
 
 from __future__ import annotations
 
+import io
 import sys
 import types
 
@@ -170,3 +171,14 @@ def test_the_source_uses_the_cameras_real_size_profile_rate_and_clock(picamera2)
     assert camera.encoder.keyframes == 1
     source.set_night(True)
     assert camera.controls["Saturation"] == 0.0
+
+
+def test_the_frame_rate_is_one_pyav_takes_as_a_pi_5s_encoder_hands_it(picamera2):
+    """picamera2's LibavH264Encoder (a Pi 5's) calls add_stream(codec, rate=framerate) on
+    PyAV: a float from the configuration (15.0) made that raise, so recording never began."""
+    Picamera2Source(1280, 720, 15.0, 1.0, 1500, PrivacyMask([]))
+    rate = picamera2[0].encoder.kwargs["framerate"]
+    with av.open(io.BytesIO(), "w", format="mp4") as container:
+        assert container.add_stream("libx264", rate=rate).codec_context.framerate == 15
+        with pytest.raises(AttributeError):  # what it was handed before
+            container.add_stream("libx264", rate=15.0)

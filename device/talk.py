@@ -28,9 +28,13 @@ IDLE_S = 0.5
 """Silence from the hub this long ends a talk."""
 QUEUE_PACKETS = 50
 """About a second of audio; beyond that the speaker is behind and packets are dropped."""
-APLAY_BUFFER_US = 60_000
-"""ALSA buffer aplay asks for, µs: three 20 ms packets. Its default is up to 0.5 s, which
+APLAY_BUFFER_US = 120_000
+"""ALSA buffer aplay asks for, µs: six 20 ms packets. Its default is up to 0.5 s, which
 would put that much delay between a word and the door."""
+APLAY_START_US = 60_000
+"""aplay starts playing once this much is buffered (by default, once the buffer is full):
+60 ms of sound behind the voice, and 60 ms of room for packets that come late over Wi-Fi
+before the speaker runs dry."""
 APLAY_PERIOD_US = 20_000
 CARDS = Path("/proc/asound/cards")
 _CARD_LINE = re.compile(r"^\s*\d+\s+\[(?P<id>[^\]\s]+)\s*\]:\s*(?P<name>.*)$")
@@ -76,12 +80,28 @@ class AplayOutput:
         if command is None:
             raise OSError("aplay is not installed (apt install alsa-utils)")
         self._process = subprocess.Popen(
-            [command, "-q", "-D", device, "-t", "raw", "-f", "S16_LE", "-c", "1",
+            [command, "-D", device, "-t", "raw", "-f", "S16_LE", "-c", "1",
              "-r", str(TALK_RATE), f"--buffer-time={APLAY_BUFFER_US}",
-             f"--period-time={APLAY_PERIOD_US}"],
+             f"--period-time={APLAY_PERIOD_US}", f"--start-delay={APLAY_START_US}"],
             stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )  # fmt: skip
         self.returncode: int | None = None
+        self.underruns = 0
+        """Times the speaker ran dry (packets late): each is logged."""
+        self._said = threading.Thread(target=self._read_stderr, name="aplay", daemon=True)
+        self._said.start()
+
+    def _read_stderr(self) -> None:
+        """aplay's messages: its header is not news; an underrun is counted and logged."""
+        assert self._process.stderr is not None
+        for raw in self._process.stderr:
+            line = raw.decode(errors="replace").strip()
+            if "underrun" in line:
+                self.underruns += 1
+                log.warning("the speaker ran dry (talk packets came late): %s", line)
+            elif line and not line.startswith("Playing "):
+                log.warning("aplay: %s", line)
 
     def write(self, pcm: bytes) -> None:
         assert self._process.stdin is not None
@@ -96,6 +116,7 @@ class AplayOutput:
         except (OSError, subprocess.TimeoutExpired):
             self._process.kill()
             self.returncode = self._process.wait()
+        self._said.join(timeout=5)
         if self.returncode:
             raise OSError(f"aplay exited with status {self.returncode}")
 

@@ -3,6 +3,7 @@ null device) or into a WAV file, a speaker that fails, the amplifier found by na
 
 from __future__ import annotations
 
+import os
 import wave
 
 import numpy as np
@@ -11,6 +12,7 @@ from porch.core.config import SpeakerSettings
 from porch.core.wire import TalkPacket
 from porch.device.talk import (
     APLAY_BUFFER_US,
+    APLAY_START_US,
     AplayOutput,
     TalkPlayer,
     WavOutput,
@@ -98,8 +100,27 @@ def test_aplay_is_asked_for_a_short_buffer():
     output = AplayOutput("null")
     try:
         command = output._process.args
-        assert f"--buffer-time={APLAY_BUFFER_US}" in command and APLAY_BUFFER_US <= 100_000
+        assert f"--buffer-time={APLAY_BUFFER_US}" in command
+        assert 100_000 <= APLAY_BUFFER_US <= 150_000, "room for jitter, not half a second"
+        assert f"--start-delay={APLAY_START_US}" in command and APLAY_START_US < APLAY_BUFFER_US
         output.write(b"\0\0" * 320)
     finally:
         output.close()
     assert output.returncode == 0
+
+
+def test_an_underrun_is_counted_and_logged(tmp_path, monkeypatch, caplog):
+    """aplay says 'underrun!!!' on its error output when packets come late (ALSA's null
+    device never runs dry, so a stand-in aplay says it here): the doorbell logs it."""
+    fake = tmp_path / "aplay"
+    fake.write_text(
+        "#!/bin/sh\necho \"Playing raw data 'stdin'\" >&2\n"
+        "echo 'underrun!!! (at least 41.2 ms long)' >&2\ncat > /dev/null\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    output = AplayOutput("null")
+    output.write(b"\0\0" * 320)
+    output.close()
+    assert output.underruns == 1
+    assert "the speaker ran dry" in caplog.text and "Playing" not in caplog.text

@@ -19,6 +19,7 @@ BENCHMARKS = [
     "clip_transfer.py",
     "live_view.py",
     "talk_latency.py",
+    "encoder_threads.py",
     "seal_cost.py",
     "gop_proofs.py",
     "export_throughput.py",

@@ -35,6 +35,12 @@ from porch.device.regions import PrivacyMask
 log = logging.getLogger(__name__)
 LORES_SIZE = (320, 240)
 PROFILE = "constrained baseline"
+SOFTWARE_ENCODER_THREADS = 2
+"""A Pi 5's software encoder (picamera2's libav one) encodes with frame threads, each a
+frame behind the last: its default (as many as cores, 4 to 6) held the first packet back
+3 to 5 frames, a third of a second of live view at 15 fps. Two threads: one frame
+(measured with libx264 and PyAV here: threads 0, 4, 2, 1 gave the first packet after
+frame 2 (two cores), 3, 1, 0), with a second core's help."""
 """What aiortc and browsers negotiate for H.264 (profile-level-id 42e01f)."""
 
 
@@ -150,6 +156,8 @@ class Picamera2Source:
             framerate=Fraction(fps).limit_denominator(1001),
             profile=PROFILE,
         )
+        if hasattr(encoder, "threads"):  # the software encoder's frame threads
+            encoder.threads = SOFTWARE_ENCODER_THREADS
         self._encoder = encoder
         self._keyframes = keyframes_on_demand(encoder)
         if not self._keyframes:

@@ -114,6 +114,8 @@ class StandInPicamera2:
 
 
 class StandInEncoder:
+    threads = 0  # picamera2's LibavH264Encoder's default: as many frame threads as cores
+
     def __init__(self, bitrate, repeat, iperiod, framerate, profile):
         self.kwargs = dict(bitrate=bitrate, repeat=repeat, iperiod=iperiod, framerate=framerate)
         self.profile = profile
@@ -161,6 +163,7 @@ def test_the_source_uses_the_cameras_real_size_profile_rate_and_clock(picamera2)
     assert (source.width, source.height) == StandInPicamera2.adjusted, "muxed at the real size"
     assert camera.encoder.profile == PROFILE == "constrained baseline"
     assert camera.encoder.kwargs["framerate"] == 15 and camera.encoder.kwargs["iperiod"] == 15
+    assert camera.encoder.threads == 2, "one frame behind, not as many as there are cores"
     captures = source.captures()
     first, second = next(captures), next(captures)
     assert first.ts == pytest.approx(0, abs=1e-5) and first.packets[0].pts == 0.0

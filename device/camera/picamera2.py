@@ -1,8 +1,8 @@
 """The Raspberry Pi camera through picamera2: H.264 on ``main``, motion on ``lores``.
 
-Only importable on a Pi with Raspberry Pi OS's ``python3-picamera2`` (0.3.32 or later; create
-the venv with ``--system-site-packages``); nothing else in Porch imports this module unless the
-camera source is ``picamera2`` or ``auto`` on a Pi.
+Only importable on a Pi with Raspberry Pi OS's ``python3-picamera2`` (0.3.33 or later, checked
+at start; create the venv with ``--system-site-packages``); nothing else in Porch imports this
+module unless the camera source is ``picamera2`` or ``auto`` on a Pi.
 
 The encoder is picamera2's ``H264Encoder``: the V4L2 hardware encoder on a Pi 4 and earlier,
 and on a Pi 5 (which has none) its software ``LibavH264Encoder``, which needs the real frame
@@ -22,19 +22,25 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 from collections.abc import Iterator
 from fractions import Fraction
+from importlib import metadata
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from porch.device.camera import Capture, EncodedPacket
+from porch.device.camera.opencv import CameraError
 from porch.device.regions import PrivacyMask
 
 log = logging.getLogger(__name__)
 LORES_SIZE = (320, 240)
 PROFILE = "constrained baseline"
+MIN_PICAMERA2 = (0, 3, 33)
+"""0.3.32 did not write back what was drawn through MappedArray (fixed in 0.3.33, commit
+fcbdcca): the burned-in privacy mask could miss the hardware encoder's frames."""
 SOFTWARE_ENCODER_THREADS = 2
 """A Pi 5's software encoder (picamera2's libav one) encodes with frame threads, each a
 frame behind the last: its default (as many as cores, 4 to 6) held the first packet back
@@ -104,6 +110,27 @@ class Clocks:
         return max(0.0, (encoder_first_us + encoder_us - self.start_us) / 1e6)
 
 
+def check_picamera2_version(version: str | None) -> None:
+    """:class:`CameraError` for a picamera2 older than :data:`MIN_PICAMERA2` (``None``: its
+    version cannot be told, which is let through with a warning)."""
+    if version is None:
+        log.warning("cannot tell picamera2's version: it must be 0.3.33 or later")
+        return
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+    if numbers < MIN_PICAMERA2:
+        raise CameraError(
+            f"picamera2 {version} is too old: 0.3.33 or later burns the privacy mask into"
+            " what the encoder sees (sudo apt update && sudo apt full-upgrade)"
+        )
+
+
+def picamera2_version() -> str | None:
+    try:
+        return metadata.version("picamera2")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 class Picamera2Source:
     """Captures from the Pi camera: ``lores`` pictures for motion, ``main`` encoded to H.264."""
 
@@ -119,6 +146,8 @@ class Picamera2Source:
         from picamera2 import MappedArray, Picamera2
         from picamera2.encoders import H264Encoder
         from picamera2.outputs import Output
+
+        check_picamera2_version(picamera2_version())
 
         self._packets: queue.SimpleQueue[tuple[bytes, int, bool]] = queue.SimpleQueue()
         packets = self._packets

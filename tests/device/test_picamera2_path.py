@@ -185,3 +185,25 @@ def test_the_frame_rate_is_one_pyav_takes_as_a_pi_5s_encoder_hands_it(picamera2)
         assert container.add_stream("libx264", rate=rate).codec_context.framerate == 15
         with pytest.raises(AttributeError):  # what it was handed before
             container.add_stream("libx264", rate=15.0)
+
+
+@pytest.mark.parametrize(
+    ("version", "refused"),
+    [
+        ("0.3.32", True),
+        ("0.3.9", True),
+        ("0.3.33", False),
+        ("0.3.38", False),
+        ("1.0", False),
+        (None, False),
+    ],
+)
+def test_a_picamera2_that_may_miss_the_mask_is_refused_at_start(version, refused):
+    from porch.device.camera.opencv import CameraError
+    from porch.device.camera.picamera2 import check_picamera2_version
+
+    if refused:
+        with pytest.raises(CameraError, match=r"too old: 0\.3\.33 or later"):
+            check_picamera2_version(version)
+    else:
+        check_picamera2_version(version)

@@ -157,6 +157,8 @@ class Status(_Payload):
     """The doorbell has a speaker: people watching live may talk through it."""
     name: str | None = Field(default=None, max_length=64)
     """What the doorbell is called in its device.toml ("Front door"), for Home Assistant."""
+    problem: str | None = Field(default=None, max_length=200)
+    """What keeps an online doorbell from working fully (its camera, say): it still rings."""
 
 
 class RingEvent(_Payload):
@@ -558,6 +560,7 @@ def home_assistant_topics(device_id: str) -> dict[str, str]:
         "discovery": f"{HOME_ASSISTANT_PREFIX}/device/{home_assistant_node(device_id)}/config",
         "ring": f"{base}/ring",
         "motion": f"{base}/motion",
+        "problem": f"{base}/problem",
         "snapshot": f"{base}/snapshot",
     }
 
@@ -588,6 +591,14 @@ def home_assistant_discovery(
             "payload_on": "ON",
             "payload_off": "OFF",
         },
+    }
+    components[f"{node}_problem"] = {
+        "platform": "binary_sensor",
+        "name": "Problem",
+        "unique_id": f"{node}_problem",
+        "device_class": "problem",
+        "entity_category": "diagnostic",
+        "state_topic": topics["problem"],
     }
     if not snapshot:  # a picture announced before, removed (Home Assistant's way)
         components[f"{node}_snapshot"] = {"platform": "image"}

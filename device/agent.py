@@ -15,6 +15,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -53,6 +54,8 @@ from porch.device.talk import TalkPlayer, output_factory
 from porch.device.transfer import ClipSender
 
 log = logging.getLogger(__name__)
+CAMERA_RETRY_S = 10.0
+"""How often a camera that failed, or could not be opened, is tried again."""
 
 
 def open_source(config: DeviceConfig, privacy: PrivacyMask) -> VideoSource:
@@ -180,9 +183,42 @@ class DoorbellAgent:
         self.link.start()
 
     def run(self) -> None:
-        """Capture until :meth:`stop`; opens the camera if none was given."""
-        source = self._source or open_source(self.config, self.privacy)
-        self._source = source
+        """Capture until :meth:`stop`; opens the camera if none was given. A camera that
+        cannot be opened or fails (a loose ribbon, a camera another program holds) costs the
+        pictures, never the bell: the button, the chime and the link keep working, the
+        online status names the fault, and the camera is tried again every
+        ``CAMERA_RETRY_S`` (systemd's watchdog is fed meanwhile)."""
+        self.systemd.ready()
+        while not self._stop.is_set():
+            try:
+                source = self._source or open_source(self.config, self.privacy)
+            except Exception as exc:
+                self._camera_down(f"the camera cannot be opened: {exc}")
+                continue
+            self._source = source
+            try:
+                self._capture(source)
+            except Exception as exc:
+                log.exception("the camera failed")
+                self._source = None
+                self._camera_down(f"the camera failed: {exc}")
+                continue
+            return
+
+    def _camera_down(self, problem: str) -> None:
+        """Say what is wrong, keep systemd's watchdog fed, and wait to try again."""
+        if self.link.problem != problem[:200]:
+            log.error("%s: the doorbell rings on; the camera is tried again every %.0f s",
+                      problem, CAMERA_RETRY_S)  # fmt: skip
+        self.link.set_problem(problem[:200])
+        while not self._triggers.empty():  # rings without a picture: no clip of later
+            self._triggers.get()
+        deadline = time.monotonic() + CAMERA_RETRY_S
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.systemd.watchdog()
+            self._stop.wait(0.5)
+
+    def _capture(self, source: VideoSource) -> None:
         settings = self.config
         preroll = PrerollBuffer(settings.clips.preroll_s, settings.clips.preroll_max_bytes)
         recorder = ClipRecorder(
@@ -212,12 +248,13 @@ class DoorbellAgent:
         self.night = NightMode(settings.night, switched, settings.gpio.pin_factory)
         self.night.start()
         self.recorder = recorder
-        self.systemd.ready()
         try:
             for capture in source.captures():
                 if self._stop.is_set():
                     break
                 self.systemd.watchdog()  # a stuck camera or encoder stops the pings
+                if self.link.problem is not None:
+                    self.link.set_problem(None)  # pictures again
                 self.media_time = capture.ts
                 self.frames += 1
                 # Presses first, so that the clip's pre-roll ends just before this capture,
@@ -234,7 +271,8 @@ class DoorbellAgent:
                 if tracker is not None:
                     self._motion(tracker, recorder, capture)
         finally:
-            self.systemd.stopping()
+            if self._stop.is_set():
+                self.systemd.stopping()
             recorder.finish()
             self.night.close()
             source.close()

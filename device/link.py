@@ -56,6 +56,8 @@ class DeviceLink:
         self.outbox = outbox
         self.software = software
         self.speaker = speaker
+        self.problem: str | None = None
+        """Said in the online status while set (:meth:`set_problem`)."""
         self.connected = threading.Event()
         self.published = 0
         self._wake = threading.Event()
@@ -80,6 +82,27 @@ class DeviceLink:
     def wake(self) -> None:
         """Something was put in the outbox: publish it now if connected."""
         self._wake.set()
+
+    def set_problem(self, problem: str | None) -> None:
+        """Something keeps the doorbell from working fully (its camera), or nothing does
+        any more: the retained online status says so, now if connected."""
+        if problem == self.problem:
+            return
+        self.problem = problem
+        if self.connected.is_set():
+            self._client.publish(status_topic(self.device_id), self._online().to_bytes(),
+                                 qos=1, retain=True)  # fmt: skip
+
+    def _online(self) -> Status:
+        return Status(
+            device_id=self.device_id,
+            state="online",
+            ts=now(),
+            software=self.software,
+            speaker=self.speaker,
+            name=self.name,
+            problem=self.problem,
+        )
 
     def publish_direct(self, message: Message) -> None:
         """Publish at QoS 1 without the outbox (paho keeps it in memory until acknowledged)."""
@@ -107,15 +130,7 @@ class DeviceLink:
             log.error("broker refused the connection: %s", reason_code)
             return
         log.info("connected to the broker at %s:%d", self.settings.host, self.settings.port)
-        online = Status(
-            device_id=self.device_id,
-            state="online",
-            ts=now(),
-            software=self.software,
-            speaker=self.speaker,
-            name=self.name,
-        )
-        client.publish(status_topic(self.device_id), online.to_bytes(), qos=1, retain=True)
+        client.publish(status_topic(self.device_id), self._online().to_bytes(), qos=1, retain=True)
         client.subscribe(device_commands(self.device_id), qos=1)
         self.connected.set()
         self._wake.set()

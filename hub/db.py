@@ -13,14 +13,15 @@ from pathlib import Path
 
 from porch.core.wire import HOME_ASSISTANT_FRESH_S, ClipMeta, MotionEvent, RingEvent, Status
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     device_id   TEXT PRIMARY KEY,
     state       TEXT NOT NULL,
     last_seen   REAL NOT NULL,
     software    TEXT,
-    display_name TEXT                   -- set by the owner ("Front door"); else the id
+    display_name TEXT,                  -- set by the owner ("Front door"); else the id
+    problem     TEXT                    -- what the doorbell says keeps it from working fully
 );
 CREATE TABLE IF NOT EXISTS events (
     event_id    TEXT PRIMARY KEY,
@@ -71,6 +72,8 @@ MIGRATIONS = {
     3: ["ALTER TABLE clips ADD COLUMN touched REAL"],
     # 3 -> 4: the owner names doorbells
     4: ["ALTER TABLE devices ADD COLUMN display_name TEXT"],
+    # 4 -> 5: a doorbell says what keeps it from working fully (its camera)
+    5: ["ALTER TABLE devices ADD COLUMN problem TEXT"],
 }
 
 
@@ -99,10 +102,12 @@ class Database:
 
     def record_status(self, status: Status) -> None:
         self.conn.execute(
-            "INSERT INTO devices (device_id, state, last_seen, software) VALUES (?, ?, ?, ?)"
+            "INSERT INTO devices (device_id, state, last_seen, software, problem)"
+            " VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (device_id) DO UPDATE SET state = excluded.state,"
-            " last_seen = excluded.last_seen, software = coalesce(excluded.software, software)",
-            (status.device_id, status.state, time.time(), status.software),
+            " last_seen = excluded.last_seen, software = coalesce(excluded.software, software),"
+            " problem = excluded.problem",
+            (status.device_id, status.state, time.time(), status.software, status.problem),
         )
 
     def record_event(self, event: RingEvent | MotionEvent) -> bool:
@@ -164,10 +169,10 @@ class Database:
 
     def devices(self) -> list[dict]:
         rows = self.conn.execute(
-            "SELECT device_id, state, last_seen, software, coalesce(display_name, device_id)"
-            " FROM devices ORDER BY device_id"
+            "SELECT device_id, state, last_seen, software, coalesce(display_name, device_id),"
+            " problem FROM devices ORDER BY device_id"
         ).fetchall()
-        keys = ("device_id", "state", "last_seen", "software", "name")
+        keys = ("device_id", "state", "last_seen", "software", "name", "problem")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def display_name(self, device_id: str) -> str | None:

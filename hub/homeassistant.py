@@ -114,6 +114,8 @@ class HomeAssistantBridge:
         # Online: no motion yet (not 'unknown'); offline: a doorbell that drops mid-motion
         # is not moving.
         self._publish(topics["motion"], b"OFF", 1, True)
+        if status.state == "online":  # its camera down, say: it still rings
+            self._publish(topics["problem"], b"ON" if status.problem else b"OFF", 1, True)
 
     def _announce(self, device_id: str, name: str) -> None:
         software = self._software_of.get(device_id, self._software)
@@ -131,8 +133,8 @@ class HomeAssistantBridge:
         """The doorbell was revoked or removed: clear everything retained about it, so it
         disappears from Home Assistant."""
         topics = home_assistant_topics(device_id)
-        for topic in (topics["discovery"], topics["motion"], topics["snapshot"],
-                      status_topic(device_id)):  # fmt: skip
+        for topic in (topics["discovery"], topics["motion"], topics["problem"],
+                      topics["snapshot"], status_topic(device_id)):  # fmt: skip
             self._publish(topic, b"", 1, True)
         self._announced.pop(device_id, None)
         log.info("%s removed from Home Assistant", device_id)

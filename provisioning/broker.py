@@ -47,6 +47,7 @@ READERS = {
         f"{ROOT}/+/status",
         f"{ROOT}/+/ha/ring",
         f"{ROOT}/+/ha/motion",
+        f"{ROOT}/+/ha/problem",  # the doorbell works only in part (its camera)
         f"{ROOT}/+/ha/snapshot",  # published only when the owner opts in
     ],
 }

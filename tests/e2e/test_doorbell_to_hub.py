@@ -84,3 +84,25 @@ def test_unwritable_outbox_still_sends_the_press(tmp_path, broker, hub, mock_pin
         assert "outbox unwritable" in caplog.text
         assert len(agent.outbox) == 0
         assert chime_closings(mock_pins, config.gpio.chime_pin) == 1
+
+
+def test_a_doorbell_without_its_camera_shows_why_on_the_devices_page(
+    tmp_path, broker, hub_service, mock_pins
+):
+    from porch.core.config import CameraSettings
+    from porch.device.agent import DoorbellAgent
+    from porch.hub.accounts import ROLES
+    from tests.support.device import RunningAgent
+    from tests.support.hub import PASSWORD, api
+
+    for role in ROLES:
+        hub_service.accounts.add_user(role, PASSWORD, role)
+    config = device_config(tmp_path, broker, camera=CameraSettings(source="picamera2"))
+    with RunningAgent(DoorbellAgent(config)) as agent:
+        wait_for(agent.link.connected.is_set, what="the doorbell")
+        wait_for(lambda: (hub_service.devices() or [{}])[0].get("problem"),
+                 what="the hub to hear of the camera")  # fmt: skip
+        page = api(hub_service, "installer", "GET", "/devices").text
+        assert "the camera cannot be opened" in page
+        agent.doorbell.simulate_press(hold_s=0.01)
+        wait_for(lambda: hub_service.ingest.db.count_events("ring") == 1, what="the ring")

@@ -85,12 +85,16 @@ def test_home_assistant_sees_discovery_and_fresh_rings_only(home, mock_pins):
         assert config_sent["device"]["identifiers"] == ["porch_front_door"]
         assert config_sent["origin"]["name"] == "Porch"
         components = config_sent["components"]
-        assert {k for k, v in components.items() if len(v) > 1} == {
-            "porch_front_door_doorbell", "porch_front_door_motion"}  # fmt: skip
+        entities = {key.removeprefix("porch_front_door_") for key, v in components.items()
+                    if len(v) > 1}  # fmt: skip
+        assert entities == {"doorbell", "motion", "problem"}
+        assert components["porch_front_door_problem"]["device_class"] == "problem"
         # no picture opt-in: a picture announced before is removed (only its platform)
         assert components["porch_front_door_snapshot"] == {"platform": "image"}
         wait_for(lambda: listener.on("porch/front-door/ha/motion") == ["OFF"],
                  what="motion off, not unknown, once the doorbell is online")  # fmt: skip
+        wait_for(lambda: listener.on("porch/front-door/ha/problem") == ["OFF"],
+                 what="no problem: its camera works")  # fmt: skip
         wait_for(lambda: agent.media_time > 1.5, what="pre-roll")
 
         agent.doorbell.simulate_press()  # a fresh ring

@@ -36,7 +36,25 @@ from porch.device.camera.opencv import CameraError
 from porch.device.regions import PrivacyMask
 
 log = logging.getLogger(__name__)
-LORES_SIZE = (320, 240)
+LORES_WIDTH = 320
+"""The motion (and ring picture) stream's width; its height keeps the main stream's shape."""
+YUV_TO_BGR = {
+    "YUV420": cv2.COLOR_YUV2BGR_I420,
+    "YVU420": cv2.COLOR_YUV2BGR_YV12,
+    "NV12": cv2.COLOR_YUV2BGR_NV12,
+    "NV21": cv2.COLOR_YUV2BGR_NV21,
+}
+"""How each lores format picamera2 may report is read: libcamera may hand NV12 for a
+YUV420 request, and reading one as the other gives wrong colours."""
+
+
+def lores_size(width: int, height: int) -> tuple[int, int]:
+    """The lores stream's size: :data:`LORES_WIDTH` wide, the main stream's shape (even
+    numbers). picamera2 does not keep the shape itself: a 4:3 lores of a 16:9 picture made
+    every ring picture and thumbnail squashed."""
+    return LORES_WIDTH, max(2, round(LORES_WIDTH * height / width / 2) * 2)
+
+
 PROFILE = "constrained baseline"
 MIN_PICAMERA2 = (0, 3, 33)
 """0.3.32 did not write back what was drawn through MappedArray (fixed in 0.3.33, commit
@@ -159,7 +177,7 @@ class Picamera2Source:
         self._camera = Picamera2()
         config = self._camera.create_video_configuration(
             main={"size": (width, height), "format": "XBGR8888"},
-            lores={"size": LORES_SIZE, "format": "YUV420"},
+            lores={"size": lores_size(width, height), "format": "YUV420"},
             controls={"FrameRate": fps},
         )
         self._camera.configure(config)
@@ -167,6 +185,11 @@ class Picamera2Source:
         self.width, self.height = self._camera.camera_configuration()["main"]["size"]
         if (self.width, self.height) != (width, height):
             log.warning("camera adjusted %dx%d to %dx%d", width, height, self.width, self.height)
+        lores = self._camera.camera_configuration()["lores"]
+        to_bgr = YUV_TO_BGR.get(str(lores.get("format", "YUV420")))
+        if to_bgr is None:
+            raise CameraError(f"the camera's lores stream came as {lores.get('format')!r}")
+        self._to_bgr: int = to_bgr
         if privacy:
             burner = MaskBurner(privacy)
 
@@ -208,7 +231,7 @@ class Picamera2Source:
                 request.release()
             first = self._encoder.firsttimestamp
             ts = clocks.frame(metadata.get("SensorTimestamp", 0), first)
-            image = self._privacy.burn(cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420))
+            image = self._privacy.burn(cv2.cvtColor(yuv, self._to_bgr))
             packets = []
             while not self._packets.empty():
                 data, encoder_us, keyframe = self._packets.get()

@@ -80,6 +80,7 @@ class StandInPicamera2:
     def configure(self, config) -> None:
         self.config = config
         self.config["main"]["size"] = self.adjusted
+        self.config["lores"]["format"] = "NV12"  # as libcamera may hand a YUV420 request
 
     def camera_configuration(self):
         return self.config
@@ -100,7 +101,10 @@ class StandInPicamera2:
             self.encoder.firsttimestamp = sensor_us
         self.output.outputframe(main.tobytes()[:16], True, sensor_us - self.encoder.firsttimestamp)
         metadata = {"SensorTimestamp": self.sensor_ns, "Lux": 3.5}
-        lores = np.zeros((240 * 3 // 2, 320), np.uint8)
+        width, height = self.config["lores"]["size"]
+        lores = np.zeros((height * 3 // 2, width), np.uint8)  # NV12: Y, then U and V interleaved
+        lores[:height] = 120
+        lores[height:, 0::2], lores[height:, 1::2] = 90, 240  # a red porch light
         return types.SimpleNamespace(
             make_array=lambda name: lores, get_metadata=lambda: metadata, release=lambda: None
         )
@@ -207,3 +211,17 @@ def test_a_picamera2_that_may_miss_the_mask_is_refused_at_start(version, refused
             check_picamera2_version(version)
     else:
         check_picamera2_version(version)
+
+
+def test_ring_pictures_keep_the_scenes_shape_and_colours(picamera2):
+    """The lores stream (motion, ring pictures, thumbnails) is asked at the main stream's
+    shape, and read in the format the camera really hands (NV12 here), not assumed I420."""
+    from porch.device.camera.picamera2 import lores_size
+
+    assert lores_size(1280, 720) == (320, 180) and lores_size(640, 480) == (320, 240)
+    source = Picamera2Source(1280, 720, 15, 1.0, 1500, PrivacyMask([]))
+    assert picamera2[0].config["lores"]["size"] == (320, 180)
+    image = next(source.captures()).image
+    assert image.shape == (180, 320, 3), "16:9, as the scene is"
+    blue, green, red = (int(v) for v in image[90, 160])
+    assert red > 200 and blue < 100, (blue, green, red)

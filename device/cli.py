@@ -50,11 +50,20 @@ def device_run(config_path: Path | None) -> None:
     help="The device.toml to write.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing device.toml.")
-def device_enroll(token: str, directory: Path, config_path: Path, force: bool) -> None:
+@click.option(
+    "--user",
+    "service_user",
+    default="porch",
+    show_default=True,
+    help="Run as root: the service's user, who gets the keys and the config (0600).",
+)
+def device_enroll(
+    token: str, directory: Path, config_path: Path, force: bool, service_user: str
+) -> None:
     """Enroll this doorbell with the hub named in TOKEN (from 'porch provision enroll')."""
     from porch.core.enrollment import EnrollError
     from porch.device.enroll import enroll
 
     with refused(EnrollError, prefix="porch: enrollment refused: "):
-        written = enroll(token, directory, config_path, force)
+        written = enroll(token, directory, config_path, force, service_user)
     click.echo(f"Enrolled. Start the agent with: porch device run --config {written}")

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from porch.core.config import to_toml
 from porch.core.enrollment import EnrollError, Token, pem_private_key
-from porch.core.fsutil import atomic_write
+from porch.core.fsutil import atomic_write, hand_over
 
 TIMEOUT_S = 30
 
@@ -57,8 +57,20 @@ def _request(token: Token, body: bytes) -> dict:
     return answer
 
 
-def enroll(token_text: str, directory: Path, config_path: Path, force: bool = False) -> Path:
-    """Enroll this device; returns the config file written."""
+SERVICE_USER = "porch"
+"""Who the doorbell's service runs as (systemd/porch-device.service's User=)."""
+
+
+def enroll(
+    token_text: str,
+    directory: Path,
+    config_path: Path,
+    force: bool = False,
+    service_user: str = SERVICE_USER,
+) -> Path:
+    """Enroll this device; returns the config file written. Run as root, it hands the
+    keys' folder, the keys and the config to ``service_user`` (modes 0700/0600 kept), so
+    that the service can read them and nobody else."""
     token = Token.decode(token_text)
     if token.expired:
         raise EnrollError("this enrollment token has expired (15 minutes): make a new one")
@@ -108,4 +120,6 @@ def enroll(token_text: str, directory: Path, config_path: Path, force: bool = Fa
     config = heading + to_toml(settings)
     atomic_write(config_path, config.encode())
     os.chmod(config_path, 0o600)
+    for path in (directory, *(directory / name for name in files), config_path):
+        hand_over(path, service_user)
     return config_path

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from porch.core.enrollment import EnrollError, EnrollRequest, Token, check_device_name
-from porch.provisioning.pki import HUB_USER, Pki, hand_over
+from porch.core.fsutil import hand_over
+from porch.provisioning.pki import HUB_USER, Pki
 
 TOKEN_TTL_S = 15 * 60
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from porch.core.enrollment import pem_private_key
-from porch.core.fsutil import atomic_write
+from porch.core.fsutil import atomic_write, hand_over
 from porch.core.seal import Key, load_private_key
 from porch.core.wire import HUB_IDENTITY
 
@@ -270,14 +269,3 @@ class Pki:
 
 HUB_USER = "porch"
 """The system user the hub runs as (systemd/porch-hub.service)."""
-
-
-def hand_over(path: Path, username: str) -> None:
-    """chown ``path`` to ``username`` when running as root and that user exists."""
-    if os.geteuid() != 0:
-        return
-    try:
-        user = pwd.getpwnam(username)
-    except KeyError:
-        return
-    os.chown(path, user.pw_uid, user.pw_gid)

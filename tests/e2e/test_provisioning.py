@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -374,3 +375,29 @@ def test_a_home_runs_from_a_checkout_only_root_may_enter(tmp_path):
         assert home.broker.running
     finally:
         home.close()
+
+
+def as_user(user: str, *command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["runuser", "-u", user, "--", *command], capture_output=True,
+                          text=True, timeout=TIMEOUT)  # fmt: skip
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="enrolls as root, as README says")
+def test_enrolled_as_root_the_service_user_reads_its_keys_and_nobody_else(home):
+    """README enrolls as root and the service runs as its own user: enrollment hands the
+    keys and the config to that user, private (0700, 0600), and nobody else reads them."""
+    token = home.authority.new_token("front-door").encode()
+    directory = home.root / "front-door"
+    args = ["device", "enroll", token, "--dir", str(directory / "keys"),
+            "--config", str(directory / "device.toml"), "--user", "nobody"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for path, mode in ((directory / "keys", 0o700), (directory / "keys" / "device.key", 0o600),
+                       (directory / "keys" / "sign.key", 0o600),
+                       (directory / "device.toml", 0o600)):  # fmt: skip
+        assert path.stat().st_uid == nobody, path
+        assert path.stat().st_mode & 0o777 == mode, path
+    for readable in (directory / "device.toml", directory / "keys" / "sign.key"):
+        assert as_user("nobody", "cat", str(readable)).returncode == 0, "the service reads it"
+        assert as_user("daemon", "cat", str(readable)).returncode != 0, "nobody else does"

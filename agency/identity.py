@@ -4,7 +4,8 @@ An agency directory holds ``sign.key`` (Ed25519: signs requests), ``agency.crt``
 certificate, self-signed, or issued by a regional authority, whose certificate is then in
 ``chain.pem``), ``encrypt.key`` (X25519: bundles are sealed to it) and ``agency.toml``
 (its name, relay account and drop box address). Owners trust an agency by its certificate's
-fingerprint (first use) or by the regional authority's certificate they import.
+fingerprint, accepted on a request's page after comparing it with the one the agency
+publishes, or by the regional authority's certificate they import.
 """
 
 from __future__ import annotations

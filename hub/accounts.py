@@ -139,11 +139,10 @@ class Accounts:
 
     def _end_sessions(self, where: str, args: tuple[object, ...]) -> frozenset[str]:
         """Delete the sessions ``where`` selects (caller holds the lock); their keys."""
-        rows = self._db.execute(f"SELECT token_sha256 FROM sessions WHERE {where}", args)
-        keys = frozenset(row[0] for row in rows.fetchall())
-        if keys:
-            self._db.execute(f"DELETE FROM sessions WHERE {where}", args)
-        return keys
+        deleted = self._db.execute(
+            f"DELETE FROM sessions WHERE {where} RETURNING token_sha256", args
+        )
+        return frozenset(row[0] for row in deleted.fetchall())
 
     def _announce(self, keys: frozenset[str]) -> None:
         for callback in self._ended if keys else ():

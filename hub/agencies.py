@@ -99,25 +99,24 @@ class TrustedAgencies:
                 )
 
     def all(self) -> list[dict]:
-        rows = self.conn.execute(
-            "SELECT name, fingerprint, relay_account, accepted_by, accepted_at FROM area_trusted"
-            " ORDER BY skeleton"
-        ).fetchall()
-        keys = ("name", "fingerprint", "relay_account", "accepted_by", "accepted_at")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return self._rows("1", ())
 
     def by_key(self, fp: str) -> dict | None:
         """The trusted agency of this key, or None."""
-        return next((a for a in self.all() if a["fingerprint"] == fp), None)
+        return next(iter(self._rows("fingerprint = ?", (fp,))), None)
 
     def named_like(self, name: str) -> list[dict]:
         """Trusted agencies whose names a person could take for ``name``."""
-        skeleton = name_skeleton(name)
+        return self._rows("skeleton = ?", (name_skeleton(name),))
+
+    def _rows(self, where: str, args: tuple[str, ...]) -> list[dict]:
         rows = self.conn.execute(
-            "SELECT fingerprint FROM area_trusted WHERE skeleton = ?", (skeleton,)
+            "SELECT name, fingerprint, relay_account, accepted_by, accepted_at FROM area_trusted"
+            f" WHERE {where} ORDER BY skeleton",
+            args,
         ).fetchall()
-        keys = {row[0] for row in rows}
-        return [a for a in self.all() if a["fingerprint"] in keys]
+        keys = ("name", "fingerprint", "relay_account", "accepted_by", "accepted_at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def check(self, name: str, fp: str) -> None:
         """:class:`ConsentError` if this key cannot be trusted for this name: the name is

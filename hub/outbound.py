@@ -89,27 +89,25 @@ def parse_target(
 def check_addresses(target: Target, what: str) -> None:
     """Resolve the target's host now (as the connection is about to): every address must
     be public. :class:`OutboundRefused` otherwise, or when the name does not resolve."""
-    if target.loopback:
-        return
-    try:
-        found = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise OutboundRefused(f"{what}'s name does not resolve ({exc})") from None
-    for info in found:
-        _public(ipaddress.ip_address(str(info[4][0]).split("%")[0]), what)
+    if not target.loopback:
+        public_address(target.host, target.port, what=what)
 
 
-def public_address(host: str, port: int, allow_loopback: bool = False) -> str:
+def public_address(
+    host: str, port: int, allow_loopback: bool = False, what: str | None = None
+) -> str:
     """The address to connect to for ``host``, resolved now: every address it has must be
-    public (or, where allowed, all loopback). :class:`OutboundRefused` otherwise."""
+    public (or, where allowed, all loopback). :class:`OutboundRefused` otherwise, naming
+    ``what`` (the host, unless given)."""
+    what = what or host
     try:
         found = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise OutboundRefused(f"{host} does not resolve ({exc})") from None
+        raise OutboundRefused(f"{what}'s name does not resolve ({exc})") from None
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
     if not (allow_loopback and addresses and all(a.is_loopback for a in addresses)):
         for address in addresses:
-            _public(address, host)
+            _public(address, what)
     return str(addresses[0])
 
 

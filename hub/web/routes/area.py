@@ -14,7 +14,7 @@ from porch.hub.accounts import Session
 from porch.hub.consent import ConsentError
 from porch.hub.delivery import delivery_status
 from porch.hub.web.auth import allow
-from porch.hub.web.routes.requests import own_request
+from porch.hub.web.routes.requests import own_request, trust_agency_of
 from porch.hub.web.site import RequestId, Site
 
 
@@ -78,11 +78,7 @@ def router(site: Site) -> APIRouter:
         found = own_request(site, request_id, session)
         if not found.from_area:
             raise ConsentError("not an area request", 404)
-        hub.area.trust_request(found, session.username)
-        origin = found.origin
-        hub.audit.append(session.username, "area agency trusted", request_id,
-                         {"agency": origin["agency"],
-                          "fingerprint": origin["agency_fingerprint"]})  # fmt: skip
+        trust_agency_of(site, found, session.username)
         return RedirectResponse(f"/requests/{request_id}", status_code=303)
 
     @routes.post("/area/authorities", response_class=HTMLResponse)

@@ -33,6 +33,14 @@ def own_request(site: Site, request_id: str, session: Session) -> FootageRequest
     return found
 
 
+def trust_agency_of(site: Site, found: FootageRequest, owner: str) -> None:
+    """The owner trusts the key of the agency that made this area request, on the record."""
+    site.hub.area.trust_request(found, owner)
+    site.hub.audit.append(owner, "area agency trusted", found.request_id,
+                          {"agency": found.origin["agency"],
+                           "fingerprint": found.origin["agency_fingerprint"]})  # fmt: skip
+
+
 def router(site: Site) -> APIRouter:
     hub, page = site.hub, site.page
     routes = APIRouter()
@@ -152,10 +160,7 @@ def router(site: Site) -> APIRouter:
             blur_faces, _boxes(boxes), message, approval_days, trims,
         )  # fmt: skip
         if accepts:
-            hub.area.trust_request(found, session.username)
-            hub.audit.append(session.username, "area agency trusted", request_id,
-                             {"agency": found.origin["agency"],
-                              "fingerprint": found.origin["agency_fingerprint"]})  # fmt: skip
+            trust_agency_of(site, found, session.username)
         if action == "approve":  # built now, in the background: ready when they look
             hub.builds.schedule(request_id, session.username)
         return RedirectResponse(f"/requests/{request_id}", status_code=303)

@@ -25,7 +25,7 @@ async function api(method, url, body) {
   });
   if (!response.ok) {
     const detail = await response.json().catch(() => ({}));
-    if (response.status === 401) end("signed out: sign in again to watch");
+    if (response.status === 401) end("you were signed out; sign in again to watch");
     const error = new Error(detail.detail || `${response.status}`);
     error.status = response.status;
     throw error;

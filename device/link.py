@@ -60,6 +60,9 @@ class DeviceLink:
         """Said in the online status while set (:meth:`set_problem`)."""
         self.connected = threading.Event()
         self.published = 0
+        self._status_due = threading.Event()
+        """The online status is to be (re)published; only the publisher thread publishes it, so
+        a problem set while connecting is never overtaken by an older status."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
@@ -85,13 +88,12 @@ class DeviceLink:
 
     def set_problem(self, problem: str | None) -> None:
         """Something keeps the doorbell from working fully (its camera), or nothing does
-        any more: the retained online status says so, now if connected."""
+        any more: the retained online status says so as soon as the link is up."""
         if problem == self.problem:
             return
         self.problem = problem
-        if self.connected.is_set():
-            self._client.publish(status_topic(self.device_id), self._online().to_bytes(),
-                                 qos=1, retain=True)  # fmt: skip
+        self._status_due.set()
+        self._wake.set()
 
     def _online(self) -> Status:
         return Status(
@@ -130,9 +132,9 @@ class DeviceLink:
             log.error("broker refused the connection: %s", reason_code)
             return
         log.info("connected to the broker at %s:%d", self.settings.host, self.settings.port)
-        client.publish(status_topic(self.device_id), self._online().to_bytes(), qos=1, retain=True)
         client.subscribe(device_commands(self.device_id), qos=1)
         self.connected.set()
+        self._status_due.set()
         self._wake.set()
         if self.on_connection is not None:
             self.on_connection(True)
@@ -187,6 +189,10 @@ class DeviceLink:
             if not self.connected.is_set():
                 refused.clear()
                 continue
+            if self._status_due.is_set():
+                self._status_due.clear()  # before reading the problem: a later change sets it again
+                self._client.publish(status_topic(self.device_id), self._online().to_bytes(),
+                                     qos=1, retain=True)  # fmt: skip
             room = MAX_IN_FLIGHT - len(self._in_flight)
             if room <= 0:
                 continue

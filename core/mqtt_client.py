@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -29,25 +27,6 @@ def make_client(client_id: str, settings: MqttSettings) -> mqtt.Client:
             keyfile=settings.tls_key or None,
         )
     return client
-
-
-def take_over(client_id: str, settings: MqttSettings, timeout_s: float = 5.0) -> bool:
-    """Connect as ``client_id`` and leave at once: the broker drops whoever held that id
-    (MQTT's session takeover). How a revoked identity's open connection ends: Mosquitto
-    checks its CRL and ACL's users only when a client connects. True when it connected."""
-    connected = threading.Event()
-    client = make_client(client_id, settings)
-    client.on_connect = lambda *args: connected.set()
-    try:
-        client.connect(settings.host, settings.port)
-    except OSError:
-        return False
-    client.loop_start()
-    try:
-        return connected.wait(timeout_s)
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def connect(client: mqtt.Client, settings: MqttSettings, session_expiry_s: int = 0) -> None:

@@ -17,7 +17,6 @@ import uvicorn
 
 from porch.core import __version__
 from porch.core.config import HubConfig
-from porch.core.mqtt_client import take_over
 from porch.core.sdnotify import Notifier
 from porch.core.wire import (
     HOME_ASSISTANT_FRESH_S,
@@ -27,7 +26,6 @@ from porch.core.wire import (
     RingEvent,
     Snapshot,
     Status,
-    device_client_id,
 )
 from porch.hub.accounts import Accounts
 from porch.hub.area import AreaListener, AreaRequests, AreaStore
@@ -304,13 +302,13 @@ class HubService:
 
     def _revoked(self, device_id: str) -> None:
         """A doorbell revoked, on the Devices page or with 'porch provision revoke' (any
-        thread but paho's): Home Assistant forgets it, its retained status goes, and its
-        open connection is taken over, so that it stops at once (it cannot come back: the
-        broker's CRL refuses it)."""
+        thread but paho's): Home Assistant forgets it and its retained status goes. The
+        broker did the rest when the revocation reloaded it: the doorbell's ACL section is
+        gone, so its open connection may neither publish nor receive from then on, and its
+        CRL refuses the next one. (Its connection cannot be taken over: the listener makes
+        every client id its certificate's name, so no identity can knock another off.)"""
         self._revocations_done.add(device_id)
         self.home_assistant.forget(device_id)
-        if take_over(device_client_id(device_id), self.config.mqtt):
-            log.info("%s's connection to the broker ended", device_id)
 
     async def _revocations(self) -> None:
         """Revocations made while the hub was down or by another process ('porch provision

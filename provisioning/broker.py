@@ -36,6 +36,10 @@ def listener_lines(pki: Pki, port: int, bind: str) -> list[str]:
         f"crlfile {pki.path('crl.pem')}",
         "require_certificate true",
         "use_identity_as_username true",
+        # Every client id is its certificate's name: no identity can take over another's
+        # connection (MQTT drops the older client of an id), so a doorbell cannot knock the
+        # hub or another doorbell off the broker.
+        "use_username_as_clientid true",
         "tls_version tlsv1.2",
         f"acl_file {pki.path('mosquitto.acl')}",
     ]

@@ -138,3 +138,44 @@ def test_a_new_token_for_a_name_ends_the_open_one(home):
     # and it is spent: nothing left to enroll a second certificate for the name
     again = device_enroll(newer.encode(), home.root / "again")
     assert again.exit_code == 2
+
+
+def test_no_identity_can_knock_another_off_by_taking_its_client_id(home, mock_pins):
+    """A hostile doorbell (or Home Assistant's identity) connecting with the hub's client id,
+    or another doorbell's, would have the broker drop that client (MQTT's session takeover):
+    the hub off the broker most of the time, measured before this was fixed. The listener
+    makes every client id its certificate's name, so each can only replace itself."""
+    import io
+    import zipfile
+
+    from tests.support.device import RunningAgent, agent_from
+
+    home.enroll("front-door")
+    config = home.enroll("back-door")
+    zipfile.ZipFile(io.BytesIO(home.authority.new_home_assistant())).extractall(home.root / "ha")
+    drops = []
+    ingest_client = home.hub.ingest._client
+    hub_gone = ingest_client.on_disconnect
+    ingest_client.on_disconnect = lambda *args: (drops.append("hub"), hub_gone(*args))
+    attackers = []
+    with RunningAgent(agent_from(config, home.root / "back-door" / "data")) as victim:
+        wait_for(victim.link.connected.is_set, what="the back door connected")
+        door_gone = victim.link._client.on_disconnect
+        victim.link._client.on_disconnect = lambda *a: (drops.append("door"), door_gone(*a))
+        keys = [(home.root / "front-door" / "keys", "device"), (home.root / "ha", "client")]
+        for folder, stem in keys:
+            for stolen in ("porch-hub", "porch-device-back-door", "back-door"):
+                attackers.append(subprocess.Popen(
+                    ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(home.broker.port),
+                     "-i", stolen, "--cafile", str(home.pki.path("ca.crt")),
+                     "--cert", str(folder / f"{stem}.crt"), "--key", str(folder / f"{stem}.key"),
+                     "-t", "porch/front-door/cmd/#"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        try:
+            time.sleep(3)  # six attackers reconnect as they are replaced by each other
+            assert drops == [], f"knocked off the broker: {drops}"
+            assert home.hub.ingest.connected.is_set() and victim.link.connected.is_set()
+        finally:
+            for attacker in attackers:
+                attacker.terminate()
+                attacker.wait(TIMEOUT)

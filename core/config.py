@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from porch.core.wire import DEVICE_ID_PATTERN
+from porch.core.wire import DEVICE_ID_PATTERN, spoken_name
 
 Point = Annotated[
     list[Annotated[float, Field(ge=0, le=1)]],
@@ -247,7 +247,9 @@ class DeviceConfig(_Section):
     device_id: str = Field(
         "front-door", pattern=DEVICE_ID_PATTERN, description="Unique id, also the topic prefix."
     )
-    name: str = Field("Front door", max_length=64, description="Name shown to people.")
+    name: str = Field(
+        "", max_length=64, description='Name shown to people; "" says it from device_id.'
+    )
     data_dir: DirPath = Field(
         Path("/var/lib/porch-device"), description="Outbox and clip store live here."
     )
@@ -259,6 +261,12 @@ class DeviceConfig(_Section):
     clips: ClipSettings = Field(default_factory=ClipSettings)
     speaker: SpeakerSettings = Field(default_factory=SpeakerSettings)
     night: NightSettings = Field(default_factory=NightSettings)
+
+    @model_validator(mode="after")
+    def _named(self) -> DeviceConfig:
+        if not self.name:  # "back-door" was enrolled: it is "Back door", not "Front door"
+            self.name = spoken_name(self.device_id)
+        return self
 
 
 class HubClipSettings(_Section):

@@ -85,6 +85,11 @@ MessageId = Annotated[str, Field(pattern=ID_PATTERN, description="uuid4, 32 hex 
 Timestamp = Annotated[float, Field(ge=0, description="seconds since the Unix epoch")]
 
 
+def spoken_name(device_id: str) -> str:
+    """The name people see for a doorbell nobody has named: ``back-door`` is "Back door"."""
+    return device_id.replace("-", " ").capitalize()
+
+
 class WireError(ValueError):
     """A message that is not part of the contract; ``str()`` says why."""
 

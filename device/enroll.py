@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from porch.core.config import to_toml
 from porch.core.enrollment import EnrollError, Token, pem_private_key
 from porch.core.fsutil import atomic_write, hand_over
+from porch.core.wire import spoken_name
 
 TIMEOUT_S = 30
 
@@ -105,6 +106,7 @@ def enroll(
         os.chmod(directory / name, mode)
     settings = {
         "device_id": answer["device_id"],
+        "name": spoken_name(answer["device_id"]),
         "mqtt": {
             "host": answer["broker_host"],
             "port": int(answer["broker_port"]),

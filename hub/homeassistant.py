@@ -41,6 +41,7 @@ from porch.core.wire import (
     Status,
     home_assistant_discovery,
     home_assistant_topics,
+    spoken_name,
     status_topic,
 )
 
@@ -101,11 +102,7 @@ class HomeAssistantBridge:
         return False
 
     def _status(self, status: Status, topics: dict[str, str]) -> None:
-        name = (
-            self._display_name(status.device_id)
-            or status.name
-            or status.device_id.replace("-", " ").capitalize()
-        )
+        name = self._display_name(status.device_id) or status.name or spoken_name(status.device_id)
         if not self._enrolled(status.device_id):  # revoked: its stale retained status
             return
         self._software_of[status.device_id] = status.software or self._software

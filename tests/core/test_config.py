@@ -81,3 +81,11 @@ def test_error_type():
         from porch.core.config import validate
 
         validate(DeviceConfig, {"nope": 1})
+
+
+def test_an_unnamed_doorbell_is_called_after_its_id_not_front_door():
+    """A second doorbell enrolled as 'back-door' showed up in Home Assistant as another
+    "Front door" (the old default name), and took the first one's entity ids."""
+    assert DeviceConfig(device_id="back-door").name == "Back door"
+    assert DeviceConfig().name == "Front door"
+    assert DeviceConfig(device_id="back-door", name="Garden gate").name == "Garden gate"

@@ -12,14 +12,20 @@ DEVICE_VENV ?= .venv-device
 DEVICE_STAMP := $(DEVICE_VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 AXE := $(VENV)/npm/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test lint device-install bench system-packages clean
+.PHONY: demo test test-home-assistant lint device-install bench system-packages clean
 
 demo: system-packages $(STAMP)
 	$(VENV)/bin/porch demo
 
-test: system-packages $(STAMP) lint device-install $(AXE) $(DEVICE_STAMP)
+test: system-packages $(STAMP) lint device-install $(AXE) $(DEVICE_STAMP) test-home-assistant
 	$(DEVICE_VENV)/bin/pytest tests/device    # as on a doorbell: no hub library installed
 	$(VENV)/bin/pytest                        # everything: core, device, hub, end to end
+
+# Porch in a real Home Assistant Core (a Debian 13 root, made once and cached), in a network
+# namespace with only loopback. Needs root, as the Debian packages do.
+test-home-assistant: system-packages $(STAMP)
+	PORCH_HA_ROOT="$$(scripts/home-assistant-root)" scripts/loopback-only \
+	    $(VENV)/bin/pytest -m real_home_assistant tests/e2e/test_real_home_assistant.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

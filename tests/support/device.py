@@ -124,16 +124,17 @@ def agent_from(
     size=(320, 240),
     postroll_s: float = 1.0,
     realtime: bool = True,
+    motion: MotionSettings | None = None,
 ) -> DoorbellAgent:
     """The agent an enrolled device.toml describes, on mock pins and a small synthetic camera
-    (``scene``: a scene of the test's own)."""
+    (``scene``: a scene of the test's own), motion detection off unless ``motion`` says."""
     config = load(DeviceConfig, config_path)
     config = config.model_copy(
         update={
             "data_dir": data,
             "gpio": GpioSettings(pin_factory="mock", bounce_s=0),
             "camera": CameraSettings(source="synthetic", width=size[0], height=size[1]),
-            "motion": MotionSettings(enabled=False),
+            "motion": motion or MotionSettings(enabled=False),
             "clips": config.clips.model_copy(update={"preroll_s": 1.0, "postroll_s": postroll_s}),
         }
     )

@@ -12,12 +12,12 @@ DEVICE_VENV ?= .venv-device
 DEVICE_STAMP := $(DEVICE_VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 AXE := $(VENV)/npm/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test test-home-assistant lint device-install bench system-packages clean
+.PHONY: demo test test-home-assistant test-arm64 lint device-install bench system-packages clean
 
 demo: system-packages $(STAMP)
 	$(VENV)/bin/porch demo
 
-test: system-packages $(STAMP) lint device-install $(AXE) $(DEVICE_STAMP) test-home-assistant
+test: system-packages $(STAMP) lint device-install $(AXE) $(DEVICE_STAMP) test-home-assistant test-arm64
 	$(DEVICE_VENV)/bin/pytest tests/device    # as on a doorbell: no hub library installed
 	$(VENV)/bin/pytest                        # everything: core, device, hub, end to end
 
@@ -26,6 +26,11 @@ test: system-packages $(STAMP) lint device-install $(AXE) $(DEVICE_STAMP) test-h
 test-home-assistant: system-packages $(STAMP)
 	PORCH_HA_ROOT="$$(scripts/home-assistant-root)" scripts/loopback-only \
 	    $(VENV)/bin/pytest -m real_home_assistant tests/e2e/test_real_home_assistant.py
+
+# The doorbell on Raspberry Pi OS's userland: a Debian 12 arm64 root under qemu-user (made
+# once and cached), porch[pi] from wheels only, the device tests and 'porch device run' there.
+test-arm64: system-packages $(STAMP)
+	PORCH_ARM64_ROOT="$$(scripts/arm64-root)" $(VENV)/bin/pytest -m arm64 tests/e2e/test_arm64_doorbell.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -5,7 +5,6 @@ site-packages, and every module imports from the installed copy."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,24 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.common import ROOT, TIMEOUT
+from tests.support.common import ROOT, TIMEOUT, build_wheel
 
 PARTS = ("agency", "core", "device", "hub", "provisioning")
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    tree = out / "checkout"  # pip builds in the tree it is given: a copy, links kept as links
-    shutil.copytree(ROOT, tree, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv*", "var", "build", "*.egg-info", "__pycache__", ".*_cache"))  # fmt: skip
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(tree)],
-        check=True,
-        timeout=10 * TIMEOUT,
-    )
-    (built,) = out.glob("porch-*.whl")
-    return built
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def source_files() -> set[str]:

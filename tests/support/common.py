@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -68,3 +70,18 @@ class CountingListener:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def build_wheel(out: Path) -> Path:
+    """Porch's wheel, built by pip from a copy of this checkout (pip builds in the tree it is
+    given; links kept as links), in ``out``."""
+    tree = out / "checkout"
+    shutil.copytree(ROOT, tree, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "var", "build", "*.egg-info", "__pycache__", ".*_cache"))  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(tree)],
+        check=True,
+        timeout=10 * TIMEOUT,
+    )
+    (built,) = out.glob("porch-*.whl")
+    return built

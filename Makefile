@@ -11,13 +11,16 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEVICE_VENV ?= .venv-device
 DEVICE_STAMP := $(DEVICE_VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 AXE := $(VENV)/npm/node_modules/axe-core/axe.min.js
+# picamera2's own wheel (pure Python), unpacked: tests/device runs its encoder classes
+PICAMERA2 := .venv-picamera2/picamera2/encoders/libav_h264_encoder.py
 
 .PHONY: demo test test-home-assistant test-arm64 lint device-install bench system-packages clean
 
 demo: system-packages $(STAMP)
 	$(VENV)/bin/porch demo
 
-test: system-packages $(STAMP) lint device-install $(AXE) $(DEVICE_STAMP) test-home-assistant test-arm64
+test: system-packages $(STAMP) lint device-install $(AXE) $(PICAMERA2) $(DEVICE_STAMP) \
+      test-home-assistant test-arm64
 	$(DEVICE_VENV)/bin/pytest tests/device    # as on a doorbell: no hub library installed
 	$(VENV)/bin/pytest                        # everything: core, device, hub, end to end
 
@@ -29,7 +32,7 @@ test-home-assistant: system-packages $(STAMP)
 
 # The doorbell on Raspberry Pi OS's userland: a Debian 12 arm64 root under qemu-user (made
 # once and cached), porch[pi] from wheels only, the device tests and 'porch device run' there.
-test-arm64: system-packages $(STAMP)
+test-arm64: system-packages $(STAMP) $(PICAMERA2)
 	PORCH_ARM64_ROOT="$$(scripts/arm64-root)" $(VENV)/bin/pytest -m arm64 tests/e2e/test_arm64_doorbell.py
 
 lint: $(STAMP)
@@ -68,5 +71,11 @@ $(DEVICE_STAMP): pyproject.toml
 $(AXE): $(STAMP)
 	npm install --no-audit --no-fund --silent --prefix $(VENV)/npm axe-core@4.14.1
 
+$(PICAMERA2): $(STAMP)
+	rm -rf .venv-picamera2 && mkdir -p .venv-picamera2
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: -d .venv-picamera2 picamera2==0.3.38
+	cd .venv-picamera2 && $(abspath $(PYTHON)) -m zipfile -e picamera2-0.3.38-py3-none-any.whl . && rm picamera2-*.whl
+	touch $@
+
 clean:
-	rm -rf $(VENV) $(DEVICE_VENV) var .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEVICE_VENV) .venv-picamera2 var .pytest_cache .ruff_cache .hypothesis

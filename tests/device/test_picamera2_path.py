@@ -24,6 +24,7 @@ from porch.device.camera.picamera2 import (
     keyframes_on_demand,
 )
 from porch.device.regions import PrivacyMask
+from tests.support.common import ROOT
 
 LEFT_HALF = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
 
@@ -225,3 +226,106 @@ def test_ring_pictures_keep_the_scenes_shape_and_colours(picamera2):
     assert image.shape == (180, 320, 3), "16:9, as the scene is"
     blue, green, red = (int(v) for v in image[90, 160])
     assert red > 200 and blue < 100, (blue, green, red)
+
+
+PICAMERA2_WHEEL = ROOT / ".venv-picamera2"
+"""picamera2's own wheel from PyPI, unpacked by ``make test`` (pure Python: its encoders run
+here once ``libcamera`` and the Pi-only modules it imports are stubbed)."""
+PI_ONLY = ("libcamera", "prctl", "pykms", "videodev2", "simplejpeg", "piexif", "pidng",
+           "pidng.core", "pidng.camdefs", "libarchive", "OpenEXR")  # fmt: skip
+
+
+class RealEncoderCamera(StandInPicamera2):
+    """The stand-in camera, but recording through picamera2's real encoder as its
+    ``start_recording`` and camera thread do: the encoder gets the main stream's size, stride
+    and format, starts, and encodes each request after the pre-callback (the mask) ran."""
+
+    def start_recording(self, encoder, output) -> None:
+        self.encoder, self.output = encoder, output
+        encoder.output = output
+        encoder.width, encoder.height = self.config["main"]["size"]
+        encoder.stride = encoder.width * 4
+        encoder.format = self.config["main"]["format"]
+        encoder.start()
+
+    def capture_request(self):
+        self.sensor_ns += 66_666_667
+        width, height = self.adjusted
+        main = np.zeros((height, width, 4), np.uint8)
+        main[:, :, 1] = 200  # green, so the mask's black shows
+        request = types.SimpleNamespace(
+            main=main, request=types.SimpleNamespace(metadata={}), acquire=lambda: None,
+            release=lambda: None)  # fmt: skip
+        from libcamera import controls
+
+        request.request.metadata[controls.SensorTimestamp] = self.sensor_ns
+        if self.pre_callback is not None:
+            self.pre_callback(request)
+        self.encoder._encode("main", request)
+        metadata = {"SensorTimestamp": self.sensor_ns, "Lux": 3.5}
+        lores_w, lores_h = self.config["lores"]["size"]
+        lores = np.full((lores_h * 3 // 2, lores_w), 120, np.uint8)
+        return types.SimpleNamespace(
+            make_array=lambda name: lores, get_metadata=lambda: metadata, release=lambda: None
+        )
+
+    def stop_recording(self) -> None:
+        self.encoder.stop()
+
+
+@pytest.fixture
+def real_encoder(monkeypatch):
+    """picamera2 0.3.38's own package: its LibavH264Encoder (a Pi 5's) and Output, real; the
+    camera a stand-in."""
+    assert (PICAMERA2_WHEEL / "picamera2" / "encoders").is_dir(), (
+        f"make test unpacks picamera2's wheel in {PICAMERA2_WHEEL}")  # fmt: skip
+    from unittest import mock
+
+    before = set(sys.modules)
+    monkeypatch.syspath_prepend(str(PICAMERA2_WHEEL))
+    for name in PI_ONLY:
+        monkeypatch.setitem(sys.modules, name, mock.MagicMock(name=name))
+    import picamera2
+    import picamera2.encoders.libav_h264_encoder as libav
+
+    cameras: list[RealEncoderCamera] = []
+
+    def make() -> RealEncoderCamera:
+        cameras.append(RealEncoderCamera())
+        return cameras[-1]
+
+    monkeypatch.setattr(picamera2, "Picamera2", make)
+    monkeypatch.setattr(picamera2, "MappedArray", MappedArray)
+    monkeypatch.setattr(libav, "MappedArray", MappedArray)  # a request's buffer, mapped
+    monkeypatch.setattr(picamera2.encoders, "H264Encoder", libav.LibavH264Encoder)
+    yield cameras, libav.LibavH264Encoder
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def test_picamera2s_own_software_encoder_records_what_the_source_asks(real_encoder):
+    """A Pi 5: picamera2's LibavH264Encoder with real PyAV, configured by the source from the
+    configuration's float frame rate, records decodable H.264 at the camera's real size,
+    masked, with two frame threads. (picamera2 hands its framerate to PyAV's add_stream,
+    which refused the float 15.0: recording never began.)"""
+    cameras, encoder_class = real_encoder
+    source = Picamera2Source(1280, 720, 15.0, 1.0, 1500, PrivacyMask([LEFT_HALF]))
+    encoder = cameras[0].encoder
+    assert type(encoder) is encoder_class
+    context = encoder._stream.codec_context
+    assert context.framerate == 15 and context.thread_count == 2 and context.gop_size == 15
+    captures = source.captures()
+    data = b"".join(packet.data for _ in range(20) for packet in next(captures).packets)
+    source.close()
+    assert data, "no packet came out of picamera2's encoder"
+    decoder = av.CodecContext.create("h264", "r")
+    frames = [f for p in decoder.parse(data) for f in decoder.decode(p)]
+    assert frames and (frames[0].width, frames[0].height) == StandInPicamera2.adjusted
+    picture = frames[0].to_ndarray(format="rgb24")
+    width = frames[0].width
+    assert picture[:, : width // 2 - 16].max() < 40, "the privacy mask reached the encoder"
+    assert picture[:, width // 2 + 16 :, 1].mean() > 150
+    with pytest.raises(AttributeError, match="numerator"):  # what 15.0 did, as is
+        bad = encoder_class(framerate=15.0)
+        bad.width, bad.height, bad.format = 64, 64, "XBGR8888"
+        bad._start()

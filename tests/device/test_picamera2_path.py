@@ -8,6 +8,7 @@ may adjust the configured size. Everything Porch does with them runs for real.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import sys
 import types
@@ -285,6 +286,9 @@ def real_encoder(monkeypatch):
     monkeypatch.syspath_prepend(str(PICAMERA2_WHEEL))
     for name in PI_ONLY:
         monkeypatch.setitem(sys.modules, name, mock.MagicMock(name=name))
+    if importlib.util.find_spec("PIL") is None:  # a doorbell's install has no Pillow
+        for name in ("PIL", "PIL.Image"):
+            monkeypatch.setitem(sys.modules, name, mock.MagicMock(name=name))
     import picamera2
     import picamera2.encoders.libav_h264_encoder as libav
 

@@ -17,11 +17,10 @@ import pytest
 
 from porch.core.config import MotionSettings
 from porch.device.camera.synthetic import Figure, SyntheticScene
-from porch.hub.service import HubService
 from tests.support.common import wait_for
 from tests.support.device import RunningAgent, agent_from
 from tests.support.home_assistant import RealHomeAssistant, home_assistant_root, only_loopback
-from tests.support.hub import Home, api, module_home
+from tests.support.hub import Home, api, module_home, revoke_from_the_shell
 
 pytestmark = [pytest.mark.real_home_assistant, pytest.mark.slow]
 
@@ -87,13 +86,6 @@ def porch_states(ha: RealHomeAssistant, device: str) -> dict[str, dict]:
             if key.split(".", 1)[1].startswith(prefix)}  # fmt: skip
 
 
-def restart_hub(home: Home) -> None:
-    home.hub.stop()
-    home.hub = HubService(home.config, reload_broker=home.broker.reload)
-    home.hub.start()
-    wait_for(home.hub.ingest.subscribed.is_set, what="the hub back")
-
-
 def test_a_doorbell_in_home_assistant_from_enrollment_to_revocation(
     porch_home: Home, home_assistant: RealHomeAssistant
 ):
@@ -155,18 +147,13 @@ def test_a_doorbell_in_home_assistant_from_enrollment_to_revocation(
                  what="the revoked doorbell gone from Home Assistant")  # fmt: skip
         assert porch_states(ha, "front-door") == {}
     # ... and a hub restart does not bring it back.
-    restart_hub(porch_home)
+    porch_home.restart_hub()
     stays_gone(ha, "porch_front_door", "front-door")
 
 
 def test_a_doorbell_revoked_on_the_command_line_leaves_home_assistant_for_good(
     porch_home: Home, home_assistant: RealHomeAssistant
 ):
-    from click.testing import CliRunner
-
-    from porch.cli import main
-    from porch.core.config import to_toml
-
     ha = home_assistant
     running = doorbell(porch_home, "back-door", SyntheticScene(320, 240, seed=6))
     agent = running.__enter__()
@@ -176,13 +163,7 @@ def test_a_doorbell_revoked_on_the_command_line_leaves_home_assistant_for_good(
                  what="the second doorbell in Home Assistant")  # fmt: skip
         assert (device_named(ha, "porch_back_door") or {}).get("name") == "Back door"
         wait_for(agent.link.connected.is_set, what="the doorbell connected")
-        settings = porch_home.config.model_dump(mode="json")
-        settings["provisioning"]["reload_command"] = ["kill", "-HUP", str(porch_home.broker.pid)]
-        hub_toml = porch_home.root / "hub.toml"
-        hub_toml.write_text(to_toml(settings))
-        revoked = CliRunner().invoke(main, ["provision", "revoke", "back-door",
-                                            "--config", str(hub_toml)])  # fmt: skip
-        assert revoked.exit_code == 0, revoked.output
+        revoke_from_the_shell(porch_home, "back-door")
         # Running, not stopped: it is gone all the same, and a press on it reaches nothing.
         wait_for(lambda: device_named(ha, "porch_back_door") is None, timeout=SEEN_S,
                  what="the revoked doorbell gone from Home Assistant")  # fmt: skip
@@ -192,7 +173,7 @@ def test_a_doorbell_revoked_on_the_command_line_leaves_home_assistant_for_good(
         assert ha.state("event.back_door_doorbell") is None
     finally:
         running.__exit__(None, None, None)
-    restart_hub(porch_home)
+    porch_home.restart_hub()
     stays_gone(ha, "porch_back_door", "back-door")
 
 

@@ -19,7 +19,7 @@ import pytest
 from porch.core.wire import RingEvent, new_id, ring_topic
 from tests.support.common import TIMEOUT, wait_for
 from tests.support.device import RunningAgent, agent_from
-from tests.support.hub import Home
+from tests.support.hub import Home, revoke_from_the_shell
 
 pytestmark = pytest.mark.skipif(
     not shutil.which("mosquitto_sub"), reason="mosquitto-clients is not installed"
@@ -195,12 +195,6 @@ def test_a_doorbell_revoked_from_the_command_line_leaves_at_once_and_stays_gone(
     """'porch provision revoke' while the hub runs goes the way the page's Revoke goes: Home
     Assistant forgets the doorbell, its retained 'online' goes, its open connection can do
     nothing more (and it cannot connect again), and a hub restart does not announce it again."""
-    from click.testing import CliRunner
-
-    from porch.cli import main
-    from porch.core.config import to_toml
-    from porch.hub.service import HubService
-
     config = home.enroll("front-door")
     keys = ha_identity(home)
     discovery = "homeassistant/device/porch_front_door/config"
@@ -210,13 +204,7 @@ def test_a_doorbell_revoked_from_the_command_line_leaves_at_once_and_stays_gone(
     try:
         wait_for(lambda: listener.on(discovery), what="the doorbell announced")
         wait_for(lambda: agent.link.connected.is_set(), what="the doorbell connected")
-        settings = home.config.model_dump(mode="json")
-        settings["provisioning"]["reload_command"] = ["kill", "-HUP", str(home.broker.pid)]
-        hub_toml = home.root / "hub.toml"
-        hub_toml.write_text(to_toml(settings))
-        revoked = CliRunner().invoke(main, ["provision", "revoke", "front-door",
-                                            "--config", str(hub_toml)])  # fmt: skip
-        assert revoked.exit_code == 0, revoked.output
+        revoke_from_the_shell(home, "front-door")
         wait_for(lambda: listener.on(discovery)[-1:] == [""], timeout=10,
                  what="Home Assistant to forget it")  # fmt: skip
         # Its open connection stays, but may do nothing: a press reaches neither the hub
@@ -231,10 +219,7 @@ def test_a_doorbell_revoked_from_the_command_line_leaves_at_once_and_stays_gone(
     finally:
         running.__exit__(None, None, None)
         listener.close()
-    home.hub.stop()  # and up again: nothing brings the doorbell back
-    home.hub = HubService(home.config, reload_broker=home.broker.reload)
-    home.hub.start()
-    wait_for(home.hub.ingest.subscribed.is_set, what="the hub back")
+    home.restart_hub()  # nothing brings the doorbell back
     time.sleep(2)
     left = retained(home, keys, "homeassistant/#", "porch/+/status", "porch/+/ha/#")
     assert "porch_front_door" not in left and "front-door" not in left, left

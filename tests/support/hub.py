@@ -28,6 +28,7 @@ from porch.core.config import (
     ProvisioningSettings,
     PushSettings,
     WebSettings,
+    to_toml,
 )
 from porch.hub.accounts import ROLES
 from porch.hub.ingest import Ingest
@@ -195,10 +196,18 @@ class Home:
             provisioning=settings,
             area=area or AreaSettings(),
         )
+        self.start_hub()
+
+    def start_hub(self) -> None:
         self.hub = HubService(self.config, reload_broker=self.broker.reload)
         self.hub.start()
         wait_for(self.hub.ingest.subscribed.is_set, what="the hub on the TLS broker")
         self.authority = self.hub.authority
+
+    def restart_hub(self) -> None:
+        """The hub stopped and started again (an upgrade, a reboot); the broker runs on."""
+        self.hub.stop()
+        self.start_hub()
 
     def enroll(self, name: str) -> Path:
         """Enroll ``name`` through the CLI, as an installer would; returns its device.toml."""
@@ -211,6 +220,17 @@ class Home:
     def close(self) -> None:
         self.hub.stop()
         self.broker.stop()
+
+
+def revoke_from_the_shell(home: Home, name: str) -> None:
+    """``porch provision revoke NAME`` with the home's hub.toml, as an owner runs it beside the
+    running hub (its broker reloaded by a signal, as systemd's reload would)."""
+    settings = home.config.model_dump(mode="json")
+    settings["provisioning"]["reload_command"] = ["kill", "-HUP", str(home.broker.pid)]
+    hub_toml = home.root / "hub.toml"
+    hub_toml.write_text(to_toml(settings))
+    revoked = CliRunner().invoke(main, ["provision", "revoke", name, "--config", str(hub_toml)])
+    assert revoked.exit_code == 0, revoked.output
 
 
 def device_enroll(token: str, directory: Path) -> Result:

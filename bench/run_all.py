@@ -20,6 +20,7 @@ BENCHMARKS = [
     "live_view.py",
     "talk_latency.py",
     "encoder_threads.py",
+    "mask_burn.py",
     "seal_cost.py",
     "gop_proofs.py",
     "export_throughput.py",

@@ -91,19 +91,13 @@ def keyframes_on_demand(encoder: object) -> bool:
 
 class MaskBurner:
     """Blacks out the privacy mask in whatever array picamera2 hands over (called on its
-    thread), the mask rasterised once per array shape."""
+    thread, under its lock: the polygons are filled straight into the array, sized from it)."""
 
     def __init__(self, privacy: PrivacyMask):
         self.privacy = privacy
-        self._shape: tuple[int, ...] = ()
-        self._mask = np.zeros((0, 0), bool)
 
     def __call__(self, array: np.ndarray) -> None:
-        if array.shape[:2] != self._shape:
-            self._shape = array.shape[:2]
-            height, width = self._shape
-            self._mask = self.privacy.mask(width, height) != 0
-        array[self._mask] = 0
+        self.privacy.burn(array)
 
 
 class Clocks:

@@ -333,3 +333,21 @@ def test_picamera2s_own_software_encoder_records_what_the_source_asks(real_encod
         bad = encoder_class(framerate=15.0)
         bad.width, bad.height, bad.format = 64, 64, "XBGR8888"
         bad._start()
+
+
+def test_the_mask_is_filled_into_the_array_on_exactly_the_masks_pixels():
+    """The polygons are filled straight into picamera2's array (no boolean index: 5.6 ms a
+    frame at 720p on its thread), and black out exactly the pixels the mask covers, also in
+    a view whose rows are padded (a stride wider than the picture, as libcamera may give)."""
+    rng = np.random.default_rng(3)
+    polygons = [rng.uniform(-0.1, 1.1, (int(rng.integers(3, 8)), 2)).tolist() for _ in range(4)]
+    privacy = PrivacyMask(polygons)
+    covered = privacy.mask(1280, 720) != 0
+    assert 0 < covered.mean() < 1
+    for channels in (4, 3, None):
+        shape = (720, 1296) if channels is None else (720, 1296, channels)
+        padded = np.full(shape, 200, np.uint8)
+        picture = padded[:, :1280]  # rows 1296 wide, picture 1280: a strided view
+        MaskBurner(privacy)(picture)
+        assert (picture[covered] == 0).all() and (picture[~covered] == 200).all()
+        assert (padded[:, 1280:] == 200).all(), "nothing written into the padding"

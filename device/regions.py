@@ -23,29 +23,29 @@ def _pixels(polygons: Frozen, width: int, height: int) -> list[np.ndarray]:
     return [np.round(np.asarray(p, np.float64) * scale).astype(np.int32) for p in polygons]
 
 
-def _rasterise(polygons: Frozen, width: int, height: int) -> np.ndarray:
-    canvas = np.zeros((height, width), np.uint8)
-    for points in _pixels(polygons, width, height):
-        cv2.fillPoly(canvas, [points], 255)
-    return canvas
-
-
 def _frozen(polygons: Sequence[Polygon]) -> Frozen:
     return tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in polygons)
 
 
 class Regions:
-    """A set of polygons that yields a 0/255 uint8 mask for any frame size (cached)."""
+    """A set of polygons that yields their pixel outlines and a 0/255 uint8 mask for any
+    frame size (both cached)."""
 
     def __init__(self, polygons: Sequence[Polygon]):
         self._polygons = _frozen(polygons)
-        self._sized: tuple[tuple[int, int], list[np.ndarray]] = ((0, 0), [])
-        self._cached = lru_cache(maxsize=8)(
-            lambda width, height: _rasterise(self._polygons, width, height)
+        self._points = lru_cache(maxsize=8)(
+            lambda width, height: _pixels(self._polygons, width, height)
         )
+        self._cached = lru_cache(maxsize=8)(self._rasterise)
 
     def __bool__(self) -> bool:
         return bool(self._polygons)
+
+    def _rasterise(self, width: int, height: int) -> np.ndarray:
+        canvas = np.zeros((height, width), np.uint8)
+        for points in self._points(width, height):  # one by one: overlaps stay filled
+            cv2.fillPoly(canvas, [points], 255)
+        return canvas
 
     def mask(self, width: int, height: int) -> np.ndarray:
         """255 inside any polygon, 0 elsewhere; shape (height, width). Do not modify."""
@@ -62,16 +62,9 @@ class PrivacyMask(Regions):
         if self:
             height, width = image.shape[:2]
             black = (0,) * (image.shape[2] if image.ndim == 3 else 1)
-            for points in self._pixels(width, height):
+            for points in self._points(width, height):
                 cv2.fillPoly(image, [points], black)
         return image
-
-    def _pixels(self, width: int, height: int) -> list[np.ndarray]:
-        sized, points = self._sized  # one attribute: burn may run on two threads at once
-        if sized != (width, height):
-            points = _pixels(self._polygons, width, height)
-            self._sized = ((width, height), points)
-        return points
 
 
 class DetectionZones(Regions):

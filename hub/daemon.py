@@ -5,7 +5,16 @@ from __future__ import annotations
 import logging
 import time
 
-from porch.core.wire import ClipAck, ClipMeta, Message, MotionEvent, RingEvent, Snapshot, Status
+from porch.core.wire import (
+    ClipAck,
+    ClipMeta,
+    Message,
+    MotionEvent,
+    PersonEvent,
+    RingEvent,
+    Snapshot,
+    Status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +28,8 @@ def describe(message: Message) -> str:
             return f"{when}  {who}  RING  (event {message.event_id[:8]})"
         case MotionEvent(active=True):
             return f"{when}  {who}  motion started"
+        case PersonEvent():
+            return f"{when}  {who}  someone at the door (the detector: {message.score:.0%})"
         case MotionEvent():
             return f"{when}  {who}  motion ended (at most {message.area:.0%} of the view)"
         case ClipMeta():

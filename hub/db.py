@@ -11,7 +11,14 @@ import sqlite3
 import time
 from pathlib import Path
 
-from porch.core.wire import HOME_ASSISTANT_FRESH_S, ClipMeta, MotionEvent, RingEvent, Status
+from porch.core.wire import (
+    HOME_ASSISTANT_FRESH_S,
+    ClipMeta,
+    MotionEvent,
+    PersonEvent,
+    RingEvent,
+    Status,
+)
 
 SCHEMA_VERSION = 5
 SCHEMA = """
@@ -26,7 +33,7 @@ CREATE TABLE IF NOT EXISTS devices (
 CREATE TABLE IF NOT EXISTS events (
     event_id    TEXT PRIMARY KEY,
     device_id   TEXT NOT NULL,
-    kind        TEXT NOT NULL,          -- ring | motion
+    kind        TEXT NOT NULL,          -- ring | motion | person (the hub's detector)
     ts          REAL NOT NULL,          -- when it happened, device clock (epoch seconds)
     received_at REAL NOT NULL,          -- when the hub stored it (epoch seconds)
     data        TEXT NOT NULL           -- the validated payload, JSON
@@ -110,9 +117,9 @@ class Database:
             (status.device_id, status.state, time.time(), status.software, status.problem),
         )
 
-    def record_event(self, event: RingEvent | MotionEvent) -> bool:
+    def record_event(self, event: RingEvent | MotionEvent | PersonEvent) -> bool:
         """Store an event; False when its id was stored before (a duplicate)."""
-        kind = "ring" if isinstance(event, RingEvent) else "motion"
+        kind = {RingEvent: "ring", MotionEvent: "motion", PersonEvent: "person"}[type(event)]
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO events (event_id, device_id, kind, ts, received_at, data)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -149,22 +156,29 @@ class Database:
         return cursor.rowcount == 1
 
     def timeline(self, limit: int, event_id: str | None = None) -> list[dict]:
-        """Rings and motion starts, newest first, each with its stored clip if there is one
-        and whether it reached the hub late (replayed after an outage); with ``event_id``,
-        that one only."""
+        """Rings, people and motion starts, newest first, each with its stored clip if there
+        is one and whether it reached the hub late (replayed after an outage); with
+        ``event_id``, that one only. A motion in which the hub saw a person is shown once, as
+        the person (with the motion's clip)."""
         only = " AND e.event_id = ?" if event_id is not None else ""
         rows = self.conn.execute(
             "SELECT e.event_id, e.device_id, e.kind, e.ts,"
             " (SELECT c.clip_id FROM clip_events ce JOIN clips c ON c.clip_id = ce.clip_id"
-            "  WHERE ce.event_id = e.event_id AND c.state = 'stored' LIMIT 1),"
+            "  WHERE ce.event_id = coalesce(json_extract(e.data, '$.motion_event_id'),"
+            "  e.event_id) AND c.state = 'stored' LIMIT 1),"
             " e.received_at - e.ts > ?,"
             " (SELECT coalesce(d.display_name, e.device_id) FROM devices d"
-            "  WHERE d.device_id = e.device_id)"
-            " FROM events e WHERE (e.kind = 'ring' OR json_extract(e.data, '$.active') = 1)"
+            "  WHERE d.device_id = e.device_id),"
+            " json_extract(e.data, '$.motion_event_id')"
+            " FROM events e WHERE (e.kind IN ('ring', 'person')"
+            "  OR (json_extract(e.data, '$.active') = 1 AND NOT EXISTS (SELECT 1 FROM events p"
+            "  WHERE p.kind = 'person' AND p.device_id = e.device_id"
+            "  AND json_extract(p.data, '$.motion_event_id') = e.event_id)))"
             f"{only} ORDER BY e.ts DESC LIMIT ?",
             (HOME_ASSISTANT_FRESH_S, *([event_id] if only else []), limit),
         ).fetchall()
-        keys = ("event_id", "device_id", "kind", "ts", "clip_id", "late", "name")
+        keys = ("event_id", "device_id", "kind", "ts", "clip_id", "late", "name",
+                "motion_event_id")  # fmt: skip
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def devices(self) -> list[dict]:

@@ -8,10 +8,12 @@ timeline, marked late. The hub publishes, for each doorbell (topics in
 :func:`porch.core.wire.home_assistant_topics`):
 
 * its device-based discovery config (retained), named as the doorbell names itself;
-* each fresh ring, as the ``event`` entity's ``{"event_type": "ring"}``;
-* motion as a retained ``ON``/``OFF``, so it recovers after Home Assistant restarts, set
-  ``OFF`` when the doorbell comes online (never ``unknown`` on a fresh broker) and when it
-  goes offline, so it never sticks ``ON``;
+* each fresh ring, as the ``event`` entity's ``{"event_type": "ring"}``, and each person the
+  hub's detector saw, as ``{"event_type": "person"}`` (the class only, never a picture);
+* motion and person (``occupancy``) as a retained ``ON``/``OFF``, so they recover after
+  Home Assistant restarts, set ``OFF`` when the doorbell comes online (never ``unknown`` on
+  a fresh broker) and when it goes offline, so they never stick ``ON``; a person is ``OFF``
+  again when the motion they came with ends;
 * the ring's snapshot (retained), only when the owner has opted in: it puts the visitor's
   picture into Home Assistant's own storage.
 
@@ -21,7 +23,7 @@ the doorbell's own retained status, which its broker identity can no longer clea
 Assistant would otherwise show it available). Without the picture opt-in, the discovery
 config removes a picture announced before. Home Assistant's identity may read these topics
 and write nothing (provisioning/broker.py).
-Runs on paho's network thread (the ingest's callbacks).
+Runs on paho's network thread (the ingest's callbacks); person events on the people watch's.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from porch.core.wire import (
     HOME_ASSISTANT_FRESH_S,
     Message,
     MotionEvent,
+    PersonEvent,
     RingEvent,
     Snapshot,
     Status,
@@ -91,6 +94,13 @@ class HomeAssistantBridge:
         elif isinstance(message, MotionEvent):
             if not message.active or self._fresh(message.ts, received):  # a late end is harmless
                 self._publish(topics["motion"], b"ON" if message.active else b"OFF", 1, True)
+            if not message.active:
+                self._publish(topics["person"], b"OFF", 1, True)
+        elif isinstance(message, PersonEvent):  # the hub's own, from the watch's thread
+            if self._fresh(message.ts, received):
+                body = {"event_type": "person", "ts": message.ts}
+                self._publish(topics["ring"], json.dumps(body).encode(), 1, False)
+                self._publish(topics["person"], b"ON", 1, True)
         elif isinstance(message, Snapshot) and message.event_id in self._fresh_rings:
             self._fresh_rings.discard(message.event_id)
             self._publish(topics["snapshot"], message.data, 1, True)
@@ -111,6 +121,7 @@ class HomeAssistantBridge:
         # Online: no motion yet (not 'unknown'); offline: a doorbell that drops mid-motion
         # is not moving.
         self._publish(topics["motion"], b"OFF", 1, True)
+        self._publish(topics["person"], b"OFF", 1, True)
         if status.state == "online":  # its camera down, say: it still rings
             self._publish(topics["problem"], b"ON" if status.problem else b"OFF", 1, True)
 
@@ -130,8 +141,8 @@ class HomeAssistantBridge:
         """The doorbell was revoked or removed: clear everything retained about it, so it
         disappears from Home Assistant."""
         topics = home_assistant_topics(device_id)
-        for topic in (topics["discovery"], topics["motion"], topics["problem"],
-                      topics["snapshot"], status_topic(device_id)):  # fmt: skip
+        for topic in (topics["discovery"], topics["motion"], topics["person"],
+                      topics["problem"], topics["snapshot"], status_topic(device_id)):  # fmt: skip
             self._publish(topic, b"", 1, True)
         self._announced.pop(device_id, None)
         log.info("%s removed from Home Assistant", device_id)

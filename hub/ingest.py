@@ -31,10 +31,12 @@ from porch.core.wire import (
     ClipAck,
     ClipChunk,
     ClipMeta,
+    Glance,
     LivePacket,
     LiveRequest,
     Message,
     MotionEvent,
+    PersonEvent,
     RingEvent,
     Snapshot,
     Status,
@@ -70,6 +72,7 @@ class Ingest:
         on_message: Callable[[Message], None] | None = None,
         client_id: str = "porch-hub",
         on_live: Callable[[LivePacket], None] | None = None,
+        on_glance: Callable[[Glance], None] | None = None,
     ):
         self.db = db
         self.clips = clips
@@ -78,6 +81,7 @@ class Ingest:
         self.settings = settings
         self.on_message = on_message
         self.on_live = on_live
+        self.on_glance = on_glance
         self.stored = 0
         self.duplicates = 0
         self.rejected = 0
@@ -114,6 +118,10 @@ class Ingest:
             if self.on_live is not None:
                 self.on_live(message)
             return None
+        if isinstance(message, Glance):
+            if self.on_glance is not None:
+                self.on_glance(message)  # looked at, never stored as it came
+            return None
         if isinstance(message, ClipChunk):
             self._answer(self.clips.chunk(message))
             return None
@@ -121,7 +129,7 @@ class Ingest:
             return self._snapshot(message)
         if isinstance(message, RingEvent | MotionEvent | ClipMeta) and not self._in_time(message):
             return None
-        if isinstance(message, ClipAck | LiveRequest | TalkPacket):
+        if isinstance(message, ClipAck | LiveRequest | TalkPacket | PersonEvent):
             self.rejected += 1
             log.warning("rejected a command on %r: commands go to devices, not from them", topic)
             return None

@@ -2,9 +2,10 @@
 encrypted to the browser (RFC 8291), the hub identified by VAPID (RFC 8292), with pywebpush.
 
 Each owner or member turns notifications on per browser (the page subscribes through its
-service worker and hands the hub the subscription). A ring, and motion for those who want it
-(at most once per ``motion_cooldown_s``), sends each of them a message that names the
-doorbell and the time and carries no picture: the push service (Google's, Mozilla's,
+service worker and hands the hub the subscription). A ring, a person the hub saw (for those
+who keep it on, the default) and any motion (for those who turn it on), each at most once per
+``motion_cooldown_s`` but rings, sends each of them a message that names the doorbell and
+the time and carries no picture: the push service (Google's, Mozilla's,
 Apple's) learns only that a message of some size was sent at some time, to a subscription
 it does not link to this home. Tapping the notification opens the event on the hub, which
 the phone reaches on the home network or through the owner's VPN.
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS push_subscriptions (
 CREATE TABLE IF NOT EXISTS push_preferences (
     username   TEXT PRIMARY KEY REFERENCES users (username) ON DELETE CASCADE,
     motion     INTEGER NOT NULL DEFAULT 0,
+    people     INTEGER NOT NULL DEFAULT 1,  -- someone seen at the door (the hub's detector)
     quiet_from TEXT,                 -- 'HH:MM', local time of the hub
     quiet_to   TEXT
 );
@@ -86,10 +88,16 @@ class Push:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(push_subscriptions)")}
         if "session" not in columns:  # subscriptions from before they ended with a session
             self._db.execute("ALTER TABLE push_subscriptions ADD COLUMN session TEXT")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(push_preferences)")}
+        if "people" not in columns:  # preferences from before people were told from motion
+            self._db.execute(
+                "ALTER TABLE push_preferences ADD COLUMN people INTEGER NOT NULL DEFAULT 1"
+            )
         self._lock = threading.Lock()
         self._vapid = self._key(key_path)
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="push")
-        self._last_motion: dict[str, float] = {}
+        self._last: dict[tuple[str, str], float] = {}
+        """When each person was last told of each kind (motion, person), for the cooldown."""
         self.sent = 0
         self.gone = 0
         self.on_sent: Callable[[str], None] | None = None
@@ -181,15 +189,20 @@ class Push:
         return int(row[0])
 
     def preferences(self, username: str) -> dict:
+        """What this person is told of beside rings, and their quiet hours."""
         with self._lock:
             row = self._db.execute(
-                "SELECT motion, quiet_from, quiet_to FROM push_preferences WHERE username = ?",
+                "SELECT people, motion, quiet_from, quiet_to FROM push_preferences"
+                " WHERE username = ?",
                 (username,),
             ).fetchone()
-        motion, quiet_from, quiet_to = row or (0, None, None)
-        return {"motion": bool(motion), "quiet_from": quiet_from or "", "quiet_to": quiet_to or ""}
+        people, motion, quiet_from, quiet_to = row or (1, 0, None, None)
+        return {"people": bool(people), "motion": bool(motion),
+                "quiet_from": quiet_from or "", "quiet_to": quiet_to or ""}  # fmt: skip
 
-    def set_preferences(self, username: str, motion: bool, quiet_from: str, quiet_to: str) -> None:
+    def set_preferences(
+        self, username: str, motion: bool, quiet_from: str, quiet_to: str, people: bool = True
+    ) -> None:
         for value in (quiet_from, quiet_to):
             if value and not _clock(value):
                 raise PushError(f"{value!r} is not a time of day (HH:MM)")
@@ -197,9 +210,9 @@ class Push:
             raise PushError("quiet hours need a start and an end")
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO push_preferences (username, motion, quiet_from, quiet_to)"
-                " VALUES (?, ?, ?, ?)",
-                (username, int(motion), quiet_from or None, quiet_to or None),
+                "INSERT OR REPLACE INTO push_preferences"
+                " (username, people, motion, quiet_from, quiet_to) VALUES (?, ?, ?, ?, ?)",
+                (username, int(people), int(motion), quiet_from or None, quiet_to or None),
             )
 
     # -- sending (called from paho's thread; the work is the pool's) -----------------------
@@ -208,37 +221,48 @@ class Push:
         when = dt.datetime.fromtimestamp(ts).strftime("%H:%M")
         body = {"title": device_name, "body": f"Someone rang at {when}", "kind": "ring",
                 "event_id": event_id, "url": f"/event/{event_id}", "ts": ts}  # fmt: skip
-        self._send(body, motion=False)
+        self._send(body)
+
+    def person(self, device_name: str, event_id: str, ts: float) -> None:
+        """Someone the hub's detector saw at the door (no picture, as for rings)."""
+        body = {"title": device_name, "body": f"Someone at the {device_name.lower()}",
+                "kind": "person", "event_id": event_id, "url": f"/event/{event_id}",
+                "ts": ts}  # fmt: skip
+        self._send(body)
 
     def motion(self, device_name: str, event_id: str, ts: float) -> None:
         when = dt.datetime.fromtimestamp(ts).strftime("%H:%M")
         body = {"title": device_name, "body": f"Motion at {when}", "kind": "motion",
                 "event_id": event_id, "url": f"/event/{event_id}", "ts": ts}  # fmt: skip
-        self._send(body, motion=True)
+        self._send(body)
 
-    def _send(self, body: dict, motion: bool) -> None:
+    def _send(self, body: dict) -> None:
         if not self.settings.enabled:
             return
+        kind = body["kind"]
         now = time.time()
         with self._lock:
             rows = self._db.execute(
                 "SELECT s.endpoint, s.username, s.p256dh, s.auth, coalesce(p.motion, 0),"
-                " p.quiet_from, p.quiet_to FROM push_subscriptions s"
+                " coalesce(p.people, 1), p.quiet_from, p.quiet_to FROM push_subscriptions s"
                 " JOIN users u ON u.username = s.username"
                 " LEFT JOIN push_preferences p ON p.username = s.username"
                 f" WHERE u.role IN ({','.join('?' * len(ROLES))})",
                 ROLES,
             ).fetchall()
         data = json.dumps(body)
-        for endpoint, username, p256dh, auth, wants_motion, quiet_from, quiet_to in rows:
-            if motion and not wants_motion:
+        wanted = {"ring": lambda motion, people: True, "person": lambda motion, people: people,
+                  "motion": lambda motion, people: motion}[kind]  # fmt: skip
+        for endpoint, username, p256dh, auth, motion, people, quiet_from, quiet_to in rows:
+            if not wanted(motion, people):
                 continue
             if quiet_from and quiet_to and _within(quiet_from, quiet_to, now):
                 continue
-            if motion:
-                if now - self._last_motion.get(username, 0.0) < self.settings.motion_cooldown_s:
+            if kind != "ring":
+                last = self._last.get((username, kind), 0.0)
+                if now - last < self.settings.motion_cooldown_s:
                     continue
-                self._last_motion[username] = now
+                self._last[(username, kind)] = now
             info = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
             self._pool.submit(self._deliver, info, data)
 

@@ -17,15 +17,18 @@ import uvicorn
 
 from porch.core import __version__
 from porch.core.config import HubConfig
+from porch.core.fsutil import atomic_write
 from porch.core.sdnotify import Notifier
 from porch.core.wire import (
     HOME_ASSISTANT_FRESH_S,
     ClipAck,
     Message,
     MotionEvent,
+    PersonEvent,
     RingEvent,
     Snapshot,
     Status,
+    spoken_name,
 )
 from porch.hub.accounts import Accounts
 from porch.hub.area import AreaListener, AreaRequests, AreaStore
@@ -40,6 +43,7 @@ from porch.hub.exporter import Exporter
 from porch.hub.homeassistant import HomeAssistantBridge
 from porch.hub.ingest import Ingest
 from porch.hub.live import LiveRelay
+from porch.hub.people.watch import PeopleWatch, open_watch
 from porch.hub.push import Push
 from porch.hub.throttle import Throttle
 from porch.hub.web.app import create_app
@@ -96,6 +100,14 @@ class HubService:
             authority.on_revoke = self._revoked
         self.live = LiveRelay(config.live, self.ingest.publish)
         self.ingest.on_live = self.live.feed
+        people_db = Database(data / "hub.sqlite")  # the people watch's (its thread)
+        self.people: PeopleWatch | None = open_watch(
+            config.people,
+            lambda event, jpeg: self._on_person(people_db, event, jpeg),
+            self._on_person_picture,
+        )
+        if self.people is not None:
+            self.ingest.on_glance = self.people.glance
         # A session that ends (signed out, password changed, account removed) closes what
         # it opened: live views, talk and the pages' event streams, within the second.
         self.accounts.on_sessions_ended(self.live.end_sessions)
@@ -110,7 +122,9 @@ class HubService:
         # Area requests: the relay listener's connection (paho's thread) and the drop box
         # sender's (its thread), each with its consent; the web app's store for the page.
         area_db, delivery_db = Database(data / "hub.sqlite"), Database(data / "hub.sqlite")
-        self._databases = (self.db, self.web_db, push_db, build_db, area_db, delivery_db)
+        self._databases = (
+            self.db, self.web_db, push_db, build_db, area_db, delivery_db, people_db
+        )  # fmt: skip
         self.area = AreaStore(self.web_db.conn)
         self.area_listener = AreaListener(
             AreaRequests(
@@ -187,6 +201,13 @@ class HubService:
         elif fresh and isinstance(message, MotionEvent) and message.active:
             name = self.db.display_name(message.device_id) or message.device_id
             self.push.motion(name, message.event_id, message.ts)
+        people = self.people
+        if (
+            people is not None
+            and isinstance(message, MotionEvent)
+            and (fresh or not message.active)
+        ):
+            people.motion(message)
         match message:
             case RingEvent():
                 self.broadcaster.publish(
@@ -227,6 +248,36 @@ class HubService:
                 events = known[1].event_ids if known else []
                 self.broadcaster.publish("clip", {"clip_id": message.clip_id, "event_ids": events})
 
+    # the people watch's thread
+    def _on_person(self, db: Database, event: PersonEvent, jpeg: bytes) -> None:
+        """Someone at the door: the event and its picture stored, then told as a ring is
+        (the pages, the phones that want it, Home Assistant: the class only)."""
+        atomic_write(self.ingest.snapshot_path(event.event_id), jpeg)
+        if not db.record_event(event):
+            return
+        name = db.display_name(event.device_id) or spoken_name(event.device_id)
+        log.info("a person at %s (motion %s)", name, event.motion_event_id)
+        self.home_assistant.on_message(event)
+        self.push.person(name, event.event_id, event.ts)
+        self.broadcaster.publish(
+            "person",
+            {
+                "event_id": event.event_id,
+                "motion_event_id": event.motion_event_id,
+                "device_id": event.device_id,
+                "name": name,
+                "ts": event.ts,
+                "snapshot": True,
+            },
+        )
+        if self._print is not None:
+            self._print(event)
+
+    def _on_person_picture(self, event: PersonEvent, jpeg: bytes) -> None:
+        """A better picture of the person: it becomes the event's picture."""
+        atomic_write(self.ingest.snapshot_path(event.event_id), jpeg)
+        self.broadcaster.publish("snapshot", {"event_id": event.event_id})
+
     async def serve(self) -> None:
         """Serve until told to stop (Ctrl-C, SIGTERM or :meth:`stop`)."""
         self.broadcaster.bind(asyncio.get_running_loop())
@@ -243,6 +294,8 @@ class HubService:
             ssl_keyfile=web.tls_key or None,
         )
         self._server = uvicorn.Server(config)
+        if self.people is not None:
+            self.people.start()
         self.ingest.start()
         self.builds.start()
         self.deliveries.start()
@@ -263,6 +316,8 @@ class HubService:
                 await enrollment
             await self.live.close()
             self.ingest.stop()
+            if self.people is not None:
+                self.people.stop()
             self.area_listener.stop()
             self.builds.stop()
             self.deliveries.stop()
@@ -309,6 +364,8 @@ class HubService:
         every client id its certificate's name, so no identity can knock another off.)"""
         self._revocations_done.add(device_id)
         self.home_assistant.forget(device_id)
+        if self.people is not None:
+            self.people.forget(device_id)
 
     async def _revocations(self) -> None:
         """Revocations made while the hub was down or by another process ('porch provision

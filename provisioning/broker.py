@@ -22,7 +22,7 @@ from porch.core.wire import HOME_ASSISTANT_IDENTITY, HOME_ASSISTANT_PREFIX, HUB_
 from porch.provisioning.pki import Pki
 
 log = logging.getLogger(__name__)
-DEVICE_WRITES = ("status", "event/#", "clip/#", "snapshot/#", "live/#")
+DEVICE_WRITES = ("status", "event/#", "clip/#", "snapshot/#", "glance/#", "live/#")
 
 
 def listener_lines(pki: Pki, port: int, bind: str) -> list[str]:
@@ -51,6 +51,7 @@ READERS = {
         f"{ROOT}/+/status",
         f"{ROOT}/+/ha/ring",
         f"{ROOT}/+/ha/motion",
+        f"{ROOT}/+/ha/person",  # the class only: never who, never a picture
         f"{ROOT}/+/ha/problem",  # the doorbell works only in part (its camera)
         f"{ROOT}/+/ha/snapshot",  # published only when the owner opts in
     ],

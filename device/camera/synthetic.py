@@ -33,6 +33,9 @@ class Figure:
 
     waypoints: Sequence[tuple[float, float, float, float]]
     colour: tuple[int, int, int] = (40, 60, 150)
+    picture: np.ndarray | None = field(default=None, compare=False)
+    """A photograph (BGR) drawn instead of the figure, its bottom centre at the feet and
+    ``height`` tall: a real cat, a real person (tests of the hub's person detector)."""
 
     def at(self, t: float) -> tuple[float, float, float] | None:
         points = self.waypoints
@@ -274,6 +277,9 @@ class SyntheticScene:
         w_px, h_px = self.width, self.height
         fh = h * h_px
         cx, feet = int(x * w_px), int(y * h_px)
+        if figure.picture is not None:
+            self._draw_picture(image, figure.picture, cx, feet, max(2, int(fh)), factor)
+            return
         body_w = max(2, int(fh * 0.2))
         body = (cx, int(feet - fh * 0.38))
         cv2.ellipse(image, body, (body_w, max(2, int(fh * 0.38))), 0, 0, 360, colour, -1)
@@ -288,6 +294,19 @@ class SyntheticScene:
                 max(1, int(fh * 0.02)),
             )
         draw_face(image, cx, int(feet - fh * 0.86), max(3, int(fh * 0.11)))
+
+    def _draw_picture(
+        self, image: np.ndarray, picture: np.ndarray, cx: int, feet: int, height: int, factor
+    ) -> None:
+        width = max(2, round(picture.shape[1] * height / picture.shape[0]))
+        small = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
+        if factor != 1.0:
+            small = cv2.convertScaleAbs(small, alpha=factor)
+        x0, y0 = cx - width // 2, feet - height
+        a0, b0 = max(0, x0), max(0, y0)
+        a1, b1 = min(self.width, x0 + width), min(self.height, y0 + height)
+        if a1 > a0 and b1 > b0:
+            image[b0:b1, a0:a1] = small[b0 - y0 : b1 - y0, a0 - x0 : a1 - x0]
 
     def _draw_rain(self, image: np.ndarray, t: float) -> None:
         rng = np.random.default_rng((self.seed, round(t * 1000)))

@@ -7,10 +7,12 @@ import json
 import pytest
 
 from porch.core.wire import (
+    MAX_GLANCE_BYTES,
     THUMBNAIL,
     ClipAck,
     ClipChunk,
     ClipMeta,
+    Glance,
     LivePacket,
     LiveRequest,
     MotionEvent,
@@ -18,11 +20,13 @@ from porch.core.wire import (
     Status,
     TalkPacket,
     WireError,
+    glance_topic,
     home_assistant_discovery,
     home_assistant_topics,
     new_id,
     now,
     parse,
+    qos_for,
     topic_for,
 )
 
@@ -134,10 +138,13 @@ def test_home_assistant_discovery():
     components = config["components"]
     event = components["porch_front_door_doorbell"]
     assert event["platform"] == "event" and event["device_class"] == "doorbell"
-    assert event["event_types"] == ["ring"]
+    assert event["event_types"] == ["ring", "person"]
     assert event["state_topic"] == "porch/front-door/ha/ring"
     motion = components["porch_front_door_motion"]
     assert motion["platform"] == "binary_sensor" and motion["device_class"] == "motion"
+    person = components["porch_front_door_person"]
+    assert person["platform"] == "binary_sensor" and person["device_class"] == "occupancy"
+    assert person["state_topic"] == "porch/front-door/ha/person"
     entities = {key: c for key, c in components.items() if len(c) > 1}
     assert all(c["unique_id"].startswith("porch_front_door_") for c in entities.values())
     assert config["availability"][0]["topic"] == "porch/front-door/status"
@@ -147,6 +154,24 @@ def test_home_assistant_discovery():
     with_picture = home_assistant_discovery("front-door", "Front door", "0.1.0", snapshot=True)
     image = with_picture["components"]["porch_front_door_snapshot"]
     assert image["platform"] == "image" and image["content_type"] == "image/jpeg"
+
+
+def test_a_glance_is_a_jpeg_of_bounded_size_for_an_event_of_its_own_device():
+    jpeg = b"\xff\xd8" + bytes(1000)
+    event_id = new_id()
+    glance = parse(glance_topic("front-door", event_id), jpeg)
+    assert isinstance(glance, Glance) and glance.event_id == event_id and qos_for(glance) == 0
+    assert topic_for(glance) == glance_topic("front-door", event_id)
+    too_big = b"\xff\xd8" + bytes(MAX_GLANCE_BYTES)
+    for topic, payload in [
+        (glance_topic("front-door", event_id), too_big),
+        (glance_topic("front-door", event_id), b"GIF89a"),
+        (glance_topic("front-door", event_id), b""),
+        ("porch/front-door/glance/not-an-id", jpeg),
+        ("porch/front-door/glance", jpeg),
+    ]:
+        with pytest.raises(WireError):
+            parse(topic, payload)
 
 
 @pytest.mark.parametrize(

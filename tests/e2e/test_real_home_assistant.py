@@ -67,10 +67,12 @@ def doorbell(home: Home, name: str, scene: SyntheticScene) -> RunningAgent:
     return RunningAgent(agent)
 
 
-def walk_past(scene: SyntheticScene, started: float) -> None:
-    """A visitor crosses the view from a second from now, for three seconds."""
+def walk_up(scene: SyntheticScene, started: float) -> None:
+    """A visitor comes to the door a second from now, waits three seconds without ringing
+    and leaves."""
     t = time.monotonic() - started + 1.0
-    scene.figures.append(Figure([(t, -0.1, 0.9, 0.6), (t + 3, 1.1, 0.9, 0.6)]))
+    scene.figures.append(Figure([(t, -0.1, 0.9, 0.6), (t + 2, 0.5, 1.0, 0.95),
+                                 (t + 5, 0.5, 1.0, 0.95), (t + 7, 1.1, 0.9, 0.6)]))  # fmt: skip
 
 
 def device_named(ha: RealHomeAssistant, identifier: str) -> dict | None:
@@ -100,21 +102,26 @@ def test_a_doorbell_in_home_assistant_from_enrollment_to_revocation(
         device = device_named(ha, "porch_front_door")
         assert device is not None
         assert device["name"] == "Front door" and device["manufacturer"] == "Porch", device
-        wait_for(lambda: len(porch_states(ha, "front-door")) == 3, timeout=SEEN_S,
-                 what="its three entities")  # fmt: skip
+        wait_for(lambda: len(porch_states(ha, "front-door")) == 4, timeout=SEEN_S,
+                 what="its four entities")  # fmt: skip
         states = porch_states(ha, "front-door")
         assert sorted(states) == ["binary_sensor.front_door_motion",
+                                  "binary_sensor.front_door_person",
                                   "binary_sensor.front_door_problem",
                                   "event.front_door_doorbell"], sorted(states)  # fmt: skip
         bell = states["event.front_door_doorbell"]["attributes"]
-        assert bell["device_class"] == "doorbell" and bell["event_types"] == ["ring"], bell
+        assert bell["device_class"] == "doorbell", bell
+        assert bell["event_types"] == ["ring", "person"], bell
         motion = states["binary_sensor.front_door_motion"]
         assert motion["attributes"]["device_class"] == "motion"
+        person = states["binary_sensor.front_door_person"]
+        assert person["attributes"]["device_class"] == "occupancy"
         problem = states["binary_sensor.front_door_problem"]
         assert problem["attributes"]["device_class"] == "problem"
         wait_for(lambda: ha.state("binary_sensor.front_door_motion")["state"] == "off",
                  timeout=SEEN_S, what="motion off, not unknown, before any motion")  # fmt: skip
         assert ha.state("binary_sensor.front_door_problem")["state"] == "off"
+        assert ha.state("binary_sensor.front_door_person")["state"] == "off"
         assert bell_state(ha) == "unknown", "no ring yet"
 
         agent.doorbell.simulate_press()
@@ -123,11 +130,17 @@ def test_a_doorbell_in_home_assistant_from_enrollment_to_revocation(
         fired = ha.state("event.front_door_doorbell")
         assert fired["attributes"]["event_type"] == "ring", fired
 
-        walk_past(scene, started)
+        walk_up(scene, started)
         wait_for(lambda: ha.state("binary_sensor.front_door_motion")["state"] == "on",
                  timeout=SEEN_S, what="motion on in Home Assistant")  # fmt: skip
+        wait_for(lambda: ha.state("binary_sensor.front_door_person")["state"] == "on",
+                 timeout=SEEN_S, what="someone at the door in Home Assistant")  # fmt: skip
+        seen = ha.state("event.front_door_doorbell")
+        assert seen["attributes"]["event_type"] == "person", seen
         wait_for(lambda: ha.state("binary_sensor.front_door_motion")["state"] == "off",
                  timeout=SEEN_S, what="motion off again")  # fmt: skip
+        wait_for(lambda: ha.state("binary_sensor.front_door_person")["state"] == "off",
+                 timeout=SEEN_S, what="nobody at the door again")  # fmt: skip
     finally:
         running.__exit__(None, None, None)
 

@@ -9,7 +9,6 @@ import io
 import json
 import shutil
 import subprocess
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -19,53 +18,12 @@ import pytest
 from porch.core.wire import RingEvent, new_id, ring_topic
 from tests.support.common import TIMEOUT, wait_for
 from tests.support.device import RunningAgent, agent_from
+from tests.support.home_assistant import Listener, client_args, ha_identity
 from tests.support.hub import Home, revoke_from_the_shell
 
 pytestmark = pytest.mark.skipif(
     not shutil.which("mosquitto_sub"), reason="mosquitto-clients is not installed"
 )
-
-
-def ha_identity(home: Home) -> Path:
-    """The zip the owner downloads for Home Assistant, unpacked."""
-    folder = home.root / "home-assistant"
-    with zipfile.ZipFile(io.BytesIO(home.authority.new_home_assistant())) as archive:
-        archive.extractall(folder)
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "README.txt", "ca.crt", "client.crt", "client.key"]  # fmt: skip
-    return folder
-
-
-def client_args(home: Home, keys: Path, cert: str = "client.crt", key: str = "client.key"):
-    return ["-h", "127.0.0.1", "-p", str(home.broker.port), "-V", "mqttv5",
-            "--cafile", str(home.pki.path("ca.crt")), "--cert", str(keys / cert),
-            "--key", str(keys / key)]  # fmt: skip
-
-
-class Listener:
-    """mosquitto_sub as Home Assistant, collecting (topic, payload) lines on a thread."""
-
-    def __init__(self, home: Home, keys: Path, *topics: str):
-        command = ["mosquitto_sub", *client_args(home, keys), "-v", "-F", "%t\t%p"]
-        for topic in topics:
-            command += ["-t", topic]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                                        errors="replace")  # fmt: skip
-        self.lines: list[tuple[str, str]] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            topic, _, payload = line.rstrip("\n").partition("\t")
-            self.lines.append((topic, payload))
-
-    def on(self, topic: str) -> list[str]:
-        return [payload for t, payload in self.lines if t == topic]
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(TIMEOUT)
 
 
 def test_home_assistant_sees_discovery_and_fresh_rings_only(home, mock_pins):
@@ -75,7 +33,8 @@ def test_home_assistant_sees_discovery_and_fresh_rings_only(home, mock_pins):
     # One connection, as Home Assistant has (its client id is its certificate's name: a
     # second one would replace the first), asking for what it may read and what it may not.
     forbidden_topics = ("porch/front-door/event/#", "porch/front-door/clip/#",
-                        "porch/front-door/snapshot/#", "porch/front-door/cmd/#",
+                        "porch/front-door/snapshot/#", "porch/front-door/glance/#",
+                        "porch/front-door/cmd/#",
                         "porch/front-door/live/#", "porch/+/ha/snapshot")  # fmt: skip
     listener = Listener(home, keys, "homeassistant/#", "porch/+/ha/#", "porch/+/status",
                         *forbidden_topics)  # fmt: skip
@@ -90,7 +49,7 @@ def test_home_assistant_sees_discovery_and_fresh_rings_only(home, mock_pins):
         components = config_sent["components"]
         entities = {key.removeprefix("porch_front_door_") for key, v in components.items()
                     if len(v) > 1}  # fmt: skip
-        assert entities == {"doorbell", "motion", "problem"}
+        assert entities == {"doorbell", "motion", "person", "problem"}
         assert components["porch_front_door_problem"]["device_class"] == "problem"
         # no picture opt-in: a picture announced before is removed (only its platform)
         assert components["porch_front_door_snapshot"] == {"platform": "image"}
@@ -98,6 +57,8 @@ def test_home_assistant_sees_discovery_and_fresh_rings_only(home, mock_pins):
                  what="motion off, not unknown, once the doorbell is online")  # fmt: skip
         wait_for(lambda: listener.on("porch/front-door/ha/problem") == ["OFF"],
                  what="no problem: its camera works")  # fmt: skip
+        wait_for(lambda: listener.on("porch/front-door/ha/person") == ["OFF"],
+                 what="nobody, not unknown, once the doorbell is online")  # fmt: skip
         wait_for(lambda: agent.media_time > 1.5, what="pre-roll")
 
         agent.doorbell.simulate_press()  # a fresh ring

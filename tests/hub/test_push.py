@@ -16,11 +16,10 @@ import pytest
 from porch.core.config import ClipSettings, PushSettings
 from porch.hub.accounts import ROLES
 from porch.hub.push import PER_PERSON
-from porch.hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 from tests.support.browser import needs_chromium, sign_in, wait_in_page
 from tests.support.common import TIMEOUT, CountingListener, wait_for
 from tests.support.device import device_config, run_agent
-from tests.support.hub import PASSWORD, start_hub
+from tests.support.hub import PASSWORD, start_hub, subscribe
 from tests.support.push_service import PushService, verify_vapid
 
 
@@ -33,14 +32,6 @@ def pushing(tmp_path, broker):
     yield hub, service
     hub.stop()
     service.close()
-
-
-def subscribe(hub, role: str, subscription) -> httpx.Response:
-    token = hub.accounts.open_session(role)
-    headers = {CSRF_HEADER: hub.accounts.session(token).csrf}
-    url = hub.url + "/api/push/subscriptions"
-    return httpx.post(url, json=subscription.json(), headers=headers,
-                      cookies={SESSION_COOKIE: token}, timeout=TIMEOUT)  # fmt: skip
 
 
 def ring(tmp_path, broker, hub) -> str:

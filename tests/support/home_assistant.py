@@ -2,23 +2,32 @@
 Debian 13 root, started with bubblewrap (that root read-only, its configuration in the test's
 folder), onboarded and given Porch's identity through its own REST API, step by step as its
 pages do. The test runs it in a network namespace that has only loopback
-(scripts/loopback-only), so whatever Home Assistant tries to reach, it reaches nothing else."""
+(scripts/loopback-only), so whatever Home Assistant tries to reach, it reaches nothing else.
+
+Also Home Assistant's view of the broker without Home Assistant: the identity the owner
+downloads for it, and mosquitto_sub with that identity (:class:`Listener`)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
+import threading
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from websockets.sync.client import connect as websocket
 
 from porch.localbroker import free_port
-from tests.support.common import wait_for
+from tests.support.common import TIMEOUT, wait_for
+
+if TYPE_CHECKING:
+    from tests.support.hub import Home
 
 STARTUP_S = 180.0
 """Home Assistant's first start (its database, the frontend) on 2 busy cores."""
@@ -189,3 +198,45 @@ class RealHomeAssistant:
                      "client_key": self.upload(identity / "client.key")})  # fmt: skip
         assert flow["type"] == "create_entry", flow
         return flow
+
+
+def ha_identity(home: Home) -> Path:
+    """The zip the owner downloads for Home Assistant, unpacked."""
+    folder = home.root / "home-assistant"
+    with zipfile.ZipFile(io.BytesIO(home.authority.new_home_assistant())) as archive:
+        archive.extractall(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.txt", "ca.crt", "client.crt", "client.key"]  # fmt: skip
+    return folder
+
+
+def client_args(home: Home, keys: Path, cert: str = "client.crt", key: str = "client.key"):
+    return ["-h", "127.0.0.1", "-p", str(home.broker.port), "-V", "mqttv5",
+            "--cafile", str(home.pki.path("ca.crt")), "--cert", str(keys / cert),
+            "--key", str(keys / key)]  # fmt: skip
+
+
+class Listener:
+    """mosquitto_sub as Home Assistant, collecting (topic, payload) lines on a thread."""
+
+    def __init__(self, home: Home, keys: Path, *topics: str):
+        command = ["mosquitto_sub", *client_args(home, keys), "-v", "-F", "%t\t%p"]
+        for topic in topics:
+            command += ["-t", topic]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                                        errors="replace")  # fmt: skip
+        self.lines: list[tuple[str, str]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            topic, _, payload = line.rstrip("\n").partition("\t")
+            self.lines.append((topic, payload))
+
+    def on(self, topic: str) -> list[str]:
+        return [payload for t, payload in self.lines if t == topic]
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(TIMEOUT)

@@ -168,7 +168,9 @@ def api(service, role: str | None, method: str, path: str, **kw) -> httpx.Respon
 class Home:
     """A provisioned home: CA, broker with the generated TLS listener and ACL, hub."""
 
-    def __init__(self, root: Path, area: AreaSettings | None = None):
+    def __init__(
+        self, root: Path, area: AreaSettings | None = None, push: PushSettings | None = None
+    ):
         self.root = root
         settings = ProvisioningSettings(
             pki_dir=str(root / "pki"),
@@ -195,6 +197,7 @@ class Home:
             web=WebSettings(port=free_port()),
             provisioning=settings,
             area=area or AreaSettings(),
+            push=push or PushSettings(),
         )
         self.start_hub()
 
@@ -288,3 +291,12 @@ def end_session(service: HubService, how: str, cookie: str) -> None:
         done = httpx.post(service.url + "/logout", cookies={SESSION_COOKIE: cookie},
                           headers={CSRF_HEADER: service.accounts.session(cookie).csrf})  # fmt: skip
     assert done.status_code in (200, 303), done.text
+
+
+def subscribe(hub: HubService, username: str, subscription) -> httpx.Response:
+    """A signed-in person's browser hands the hub its push subscription (as porch.js does)."""
+    token = hub.accounts.open_session(username)
+    headers = {CSRF_HEADER: hub.accounts.session(token).csrf}
+    url = hub.url + "/api/push/subscriptions"
+    return httpx.post(url, json=subscription.json(), headers=headers,
+                      cookies={SESSION_COOKIE: token}, timeout=TIMEOUT)  # fmt: skip

@@ -91,12 +91,14 @@ def router(site: Site) -> APIRouter:
         request: Request,
         session: Annotated[Session, Depends(allow(*FOOTAGE))],
         motion: Annotated[bool, Form()] = False,
+        people: Annotated[bool, Form()] = False,
         quiet_from: Annotated[str, Form(max_length=5)] = "",
         quiet_to: Annotated[str, Form(max_length=5)] = "",
     ) -> Response:
-        """Motion too or rings only, and quiet hours, for this person's notifications."""
+        """Beside rings, people at the door and any motion, and quiet hours, for this
+        person's notifications (the form sends a box only when it is ticked)."""
         try:
-            hub.push.set_preferences(session.username, motion, quiet_from, quiet_to)
+            hub.push.set_preferences(session.username, motion, quiet_from, quiet_to, people)
         except PushError as exc:
             return account_page(request, session, 400, push_error=f"{exc}.")
         return RedirectResponse("/account", status_code=303)

@@ -42,9 +42,21 @@ function showRing(ring) {
   chime();
 }
 
+// A timeline row by its event's id; a person's row also answers to its motion's id
+// (the motion's clip is the person's).
+function row(eventId) {
+  return document.querySelector(
+    `#timeline [data-event="${eventId}"], #timeline [data-motion="${eventId}"]`);
+}
+
 function setRowImage(eventId, src, href) {
-  const li = document.querySelector(`#timeline [data-event="${eventId}"]`);
+  const li = row(eventId);
   if (!li) return;
+  const person = li.classList.contains("person");
+  if (person && li.querySelector("img") && !href) {  // a better picture of who is there
+    li.querySelector("img").src = `${src}?${Date.now()}`;
+    return;
+  }
   const img = document.createElement("img");
   img.src = src;
   img.alt = "The porch";
@@ -54,6 +66,7 @@ function setRowImage(eventId, src, href) {
     link.href = href;
     link.append(img);
     old.replaceWith(link);
+    if (person && old.tagName === "IMG") link.replaceChildren(old);  // keep their picture
     const note = li.querySelector(".muted");
     const watch = document.createElement("a");
     watch.className = "watch";
@@ -74,19 +87,36 @@ function showSnapshot(eventId) {
   img.hidden = false;
 }
 
+const LABELS = { ring: "Ring", person: "Someone", motion: "Motion" };
+
+// Someone seen during a motion whose row is shown: that row becomes theirs.
+function showPerson(event) {
+  const li = row(event.motion_event_id);
+  if (!li) {
+    addRow("person", event);
+  } else {
+    li.className = "event person";
+    li.dataset.event = event.event_id;
+    li.dataset.motion = event.motion_event_id;
+    li.querySelector("strong").textContent = LABELS.person;
+  }
+  setRowImage(event.event_id, `/events/${event.event_id}/snapshot.jpg`);
+}
+
 function addRow(kind, event) {
   const list = document.getElementById("timeline");
-  if (!list || list.querySelector(`[data-event="${event.event_id}"]`)) return;
+  if (!list || row(event.event_id)) return;
   list.querySelector(".empty")?.remove();
   const li = document.createElement("li");
   li.className = `event ${kind}`;
   li.dataset.event = event.event_id;
+  if (event.motion_event_id) li.dataset.motion = event.motion_event_id;
   const mark = document.createElement("span");
   mark.className = "noimage";
   mark.textContent = kind;
   const text = document.createElement("div");
   const title = document.createElement("strong");
-  title.textContent = kind === "ring" ? "Ring" : "Motion";
+  title.textContent = LABELS[kind];
   text.append(title, ` at ${event.device_id} `);
   const time = document.createElement("time");
   time.dataset.ts = event.ts;
@@ -108,6 +138,7 @@ function listen() {
   });
   events.addEventListener("snapshot", (e) => showSnapshot(JSON.parse(e.data).event_id));
   events.addEventListener("motion", (e) => addRow("motion", JSON.parse(e.data)));
+  events.addEventListener("person", (e) => showPerson(JSON.parse(e.data)));
   events.addEventListener("clip", (e) => {
     const { clip_id, event_ids } = JSON.parse(e.data);
     for (const id of event_ids) {

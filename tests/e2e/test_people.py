@@ -1,0 +1,130 @@
+"""Who is at the door, end to end on a provisioned home (real Mosquitto with its TLS listener
+and ACL, the hub, a simulated doorbell with real certificates, a Web Push service on
+loopback, mosquitto_sub as Home Assistant): a real cat's photograph crossing the porch and
+headlights sweeping it are motion only; a visitor who walks up and does not ring is a person,
+told to the owner's phone and to Home Assistant (the class only), with the best picture on
+the timeline. A hostile doorbell flooding glances with mosquitto_pub is cut to its budget."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import cv2
+import pytest
+
+from porch.core.config import MotionSettings, PushSettings
+from porch.core.wire import glance_topic, new_id
+from porch.device.camera.synthetic import Figure, LightChange, SyntheticScene
+from tests.support.common import TIMEOUT, wait_for
+from tests.support.device import RunningAgent, agent_from
+from tests.support.home_assistant import Listener, client_args, ha_identity
+from tests.support.hub import PASSWORD, Home, subscribe
+from tests.support.pictures import pictures
+from tests.support.push_service import PushService
+
+pytestmark = pytest.mark.skipif(
+    not shutil.which("mosquitto_sub"), reason="mosquitto-clients is not installed"
+)
+VISITOR_AT = 18.0
+"""When the visitor comes into view (media seconds): after the cat (2-8 s) and the
+headlights (10-14 s)."""
+
+
+def porch_scene() -> SyntheticScene:
+    (cat,) = [p.image() for p in pictures(nights=False) if p.file == "chelsea.png"]
+    t = VISITOR_AT
+    walk = [(t, -0.1, 0.75, 0.35), (t + 4, 0.5, 0.9, 0.7), (t + 6, 0.5, 1.0, 0.95),
+            (t + 9, 0.5, 1.0, 0.95), (t + 13, 1.1, 0.75, 0.35)]  # fmt: skip
+    figures = [Figure([(2, -0.1, 0.98, 0.3), (8, 1.1, 0.98, 0.3)], picture=cat), Figure(walk)]
+    headlights = [LightChange(10, 14, 2.5, sweep=True)]
+    return SyntheticScene(320, 240, 1, figures, headlights)
+
+
+@pytest.fixture
+def home(world):
+    running = Home(world, push=PushSettings(allow_loopback=True, motion_cooldown_s=0))
+    running.hub.accounts.add_user("owner", PASSWORD, "owner")
+    yield running
+    running.close()
+
+
+def test_a_visitor_who_does_not_ring_is_a_person_and_a_cat_or_headlights_are_not(home):
+    push = PushService()
+    phone = push.subscription("/push/owner-phone")
+    assert subscribe(home.hub, "owner", phone).status_code == 200
+    config = home.enroll("front-door")
+    listener = Listener(home, ha_identity(home), "porch/+/ha/#", "homeassistant/#")
+    agent = agent_from(config, home.root / "front-door" / "data", scene=porch_scene(),
+                       motion=MotionSettings(enabled=True, end_after_s=1.0))  # fmt: skip
+    hub = home.hub
+    try:
+        with RunningAgent(agent):
+            wait_for(lambda: agent.media_time > VISITOR_AT - 1, timeout=60, what="the cat")
+            starts = [e for e in hub.timeline(50) if e["kind"] == "motion"]
+            assert starts, "the cat and the headlights moved nothing: the test tests nothing"
+            assert hub.people is not None and hub.people.looked >= 4, hub.people.dropped
+            assert not push.received, "a push for a cat or headlights"
+            wait_for(lambda: [e for e in hub.timeline(50) if e["kind"] == "person"],
+                     timeout=30, what="the visitor as a person")  # fmt: skip
+            seen_at = agent.media_time
+            wait_for(lambda: push.received, what="the push for the person")
+            wait_for(lambda: "OFF" in listener.on("porch/front-door/ha/person")[1:],
+                     timeout=40, what="the person gone in Home Assistant")  # fmt: skip
+    finally:
+        listener.close()
+        push.close()
+    # Seen within a second or two of walking into view: the first glances show a person.
+    assert VISITOR_AT < seen_at < VISITOR_AT + 3.5, seen_at
+    (person,) = [e for e in hub.timeline(50) if e["kind"] == "person"]
+    assert not any(e["event_id"] == person["motion_event_id"] for e in hub.timeline(50)), (
+        "the motion the person came with is shown once, as the person"
+    )
+    assert hub.ingest.snapshot_path(person["event_id"]).stat().st_size > 1000  # best picture
+    (message,) = push.received  # rings and people by default: the cat's motion pushed nothing
+    body = json.loads(phone.decrypt(message.body))
+    assert body["body"] == "Someone at the front door" and body["kind"] == "person", body
+    assert not {"image", "snapshot", "picture"} & set(body), "no picture in the message"
+    events = [json.loads(p) for p in listener.on("porch/front-door/ha/ring")]
+    assert [e["event_type"] for e in events] == ["person"], events
+    assert listener.on("porch/front-door/ha/person")[-2:] == ["ON", "OFF"]
+    assert not listener.on("porch/front-door/ha/snapshot"), "no picture without the opt-in"
+    discovery = json.loads(listener.on("homeassistant/device/porch_front_door/config")[-1])
+    assert discovery["components"]["porch_front_door_person"]["device_class"] == "occupancy"
+    assert "person" in discovery["components"]["porch_front_door_doorbell"]["event_types"]
+
+
+def test_a_doorbell_flooding_glances_is_cut_to_its_budget(home):
+    config = home.enroll("front-door")
+    home.enroll("hostile")
+    keys = home.root / "hostile" / "keys"
+    hub = home.hub
+    assert hub.people is not None
+    # The hostile doorbell's own certificate (its own topics only, as the broker's ACL
+    # says): a person's picture, 100 a second for 40 s, for a motion it never announced.
+    (face,) = [p for p in pictures(nights=False) if p.file == "astronaut.png"]
+    jpeg = home.root / "glance.jpg"
+    cv2.imwrite(str(jpeg), cv2.resize(face.image(), (320, 320)))
+    flood = subprocess.Popen(
+        ["mosquitto_pub", *client_args(home, keys, "device.crt", "device.key"),
+         "-t", glance_topic("hostile", new_id()), "-f", str(jpeg), "--repeat", "4000",
+         "--repeat-delay", "0.01", "-q", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    agent = agent_from(config, home.root / "front-door" / "data", scene=porch_scene(),
+                       motion=MotionSettings(enabled=True, end_after_s=1.0))  # fmt: skip
+    try:
+        with RunningAgent(agent):
+            wait_for(lambda: [e for e in hub.timeline(50) if e["kind"] == "person"],
+                     timeout=60, what="the front door's visitor, beside the flood")  # fmt: skip
+            seen_at = agent.media_time
+            flooding = flood.poll() is None
+    finally:
+        flood.wait(TIMEOUT * 2)
+    assert flooding, "the flood ended before the visitor came: it tested nothing"
+    assert flood.returncode == 0, flood.stderr.read() if flood.stderr else ""
+    dropped = {why: n for (device, why), n in hub.people.dropped.items() if device == "hostile"}
+    assert dropped.get("over budget", 0) > 2000, dropped
+    assert not [e for e in hub.timeline(50) if e["device_id"] == "hostile"]
+    assert VISITOR_AT < seen_at < VISITOR_AT + 3.5, seen_at  # as quick as without the flood

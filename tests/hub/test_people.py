@@ -1,0 +1,200 @@
+"""Who is at the door: the hub's person detector on real photographs and video frames
+(tests/hub/people_pictures.toml, labelled by hand), each sent as a doorbell sends it (its
+glance: 320 px wide, JPEG), and the hub's watch over glances (bounded per doorbell, only
+while its motion goes on, a flood costing the others nothing)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from porch.core.wire import GLANCES_PER_S, Glance, MotionEvent, PersonEvent, new_id, now
+from porch.device.agent import GLANCE_WIDTH
+from porch.device.clips import thumbnail_jpeg
+from porch.hub.people.detector import PersonDetector
+from porch.hub.people.models import POSE, ModelError, model_path
+from porch.hub.people.watch import PeopleWatch
+from tests.support.common import wait_for
+from tests.support.pictures import Picture, pictures
+
+
+@pytest.fixture(scope="module")
+def detector() -> PersonDetector:
+    return PersonDetector()
+
+
+def glance_of(picture: Picture) -> bytes:
+    return thumbnail_jpeg(picture.image(), GLANCE_WIDTH)
+
+
+def test_the_detector_tells_people_from_animals_vehicles_and_empty_scenes(detector):
+    seen: dict[tuple[str, bool], list[bool]] = {}
+    false_people = []
+    for picture in pictures():
+        sighting = detector.look_jpeg(glance_of(picture))
+        seen.setdefault((picture.kind, picture.night), []).append(sighting.person)
+        if sighting.person and not picture.person:
+            false_people.append(picture.name)
+    recall = {key: sum(found) / len(found) for key, found in seen.items()}
+    print({f"{kind}{' (night)' * night}": round(r, 2) for (kind, night), r in recall.items()})
+    assert recall[("facing", False)] >= 0.95, recall  # measured: 12 of 12
+    assert recall[("profile", False)] == 1.0, recall
+    # At night (greyscale, dim, noisy) a single picture misses more: measured 9 of 12. A
+    # visitor is seen in several glances, and one is enough (see the watch's test below).
+    assert recall[("facing", True)] >= 0.7, recall
+    assert not false_people, f"a person seen in {false_people}"
+    assert sum(not p.person for p in pictures()) >= 25
+
+
+def test_a_person_is_boxed_where_they_are(detector):
+    (astronaut,) = [p for p in pictures(nights=False) if p.file == "astronaut.png"]
+    sighting = detector.look_jpeg(glance_of(astronaut))
+    assert sighting.person and sighting.box is not None
+    x0, y0, x1, y1 = sighting.box
+    assert x0 < 0.35 < x1 and y0 < 0.3 < y1, sighting.box  # her face, left of the picture
+
+
+def test_what_is_not_a_jpeg_or_claims_a_giant_picture_is_refused_before_decoding(detector):
+    real = pictures_of("facing")[0]
+    at = real.index(b"\xff\xc0")  # the frame header: height and width at +5 and +7
+    giant = real[: at + 5] + (60000).to_bytes(2, "big") * 2 + real[at + 9 :]
+    for data in (b"", b"\xff\xd8not a jpeg", b"GIF89a" + bytes(100), real[:200], giant):
+        with pytest.raises(ValueError):
+            detector.look_jpeg(data)
+    assert detector.look_jpeg(real).person
+
+
+def test_a_missing_or_altered_model_says_how_to_get_it(tmp_path):
+    with pytest.raises(ModelError, match="porch hub models"):
+        model_path(POSE, tmp_path)
+    (tmp_path / POSE.name).write_bytes(b"not the model")
+    with pytest.raises(ModelError, match="porch hub models"):
+        model_path(POSE, tmp_path)
+
+
+class Heard:
+    """What a watch told: person events and better pictures, as they came."""
+
+    def __init__(self) -> None:
+        self.people: list[tuple[PersonEvent, bytes]] = []
+        self.pictures: list[tuple[PersonEvent, bytes]] = []
+        self.changed = threading.Event()
+
+    def person(self, event: PersonEvent, jpeg: bytes) -> None:
+        self.people.append((event, jpeg))
+        self.changed.set()
+
+    def picture(self, event: PersonEvent, jpeg: bytes) -> None:
+        self.pictures.append((event, jpeg))
+
+
+@pytest.fixture
+def watched(detector):
+    heard = Heard()
+    watch = PeopleWatch(detector, heard.person, heard.picture, confirm=2)
+    watch.start()
+    yield watch, heard
+    watch.stop()
+
+
+def motion(device: str, active: bool = True) -> MotionEvent:
+    return MotionEvent(device_id=device, event_id=new_id(), ts=now(), active=active, area=0.1)
+
+
+def pictures_of(kind: str) -> list[bytes]:
+    return [glance_of(p) for p in pictures(nights=False) if p.kind == kind]
+
+
+def test_two_glances_with_a_person_make_one_person_event_with_the_best_picture(watched):
+    watch, heard = watched
+    start = motion("front-door")
+    watch.motion(start)
+    faces = pictures_of("facing")
+    for jpeg in faces[:6]:
+        watch.glance(Glance("front-door", start.event_id, jpeg))
+        time.sleep(1 / GLANCES_PER_S)  # as a doorbell sends them
+    wait_for(lambda: watch.looked >= 6, what="six glances looked at")
+    assert len(heard.people) == 1
+    event, picture = heard.people[0]
+    assert event.motion_event_id == start.event_id and event.device_id == "front-door"
+    assert picture in faces
+    assert all(e.event_id == event.event_id for e, _ in heard.pictures)
+
+
+def test_no_person_event_for_animals_cars_or_an_empty_porch(watched):
+    watch, heard = watched
+    start = motion("front-door")
+    watch.motion(start)
+    others = pictures_of("animal") + pictures_of("vehicle") + pictures_of("empty")
+    for jpeg in others:
+        watch.glance(Glance("front-door", start.event_id, jpeg))
+        time.sleep(1 / GLANCES_PER_S)
+    wait_for(lambda: watch.looked + sum(watch.dropped.values()) >= len(others), what="looks")
+    assert watch.looked >= len(others) * 0.9, watch.dropped
+    assert not heard.people
+
+
+def test_glances_count_only_during_their_own_motion(watched):
+    watch, heard = watched
+    face = pictures_of("facing")[0]
+    stray = Glance("front-door", new_id(), face)  # no motion going on
+    watch.glance(stray)
+    start = motion("front-door")
+    watch.motion(start)  # another motion: the stray one is not its
+    for _ in range(3):
+        watch.glance(Glance("front-door", new_id(), face))  # not this motion's id
+        watch.glance(Glance("back-door", start.event_id, face))  # another doorbell's
+        time.sleep(1 / GLANCES_PER_S)
+    watch.motion(motion("front-door", active=False))
+    watch.glance(Glance("front-door", start.event_id, face))  # after its motion ended
+    time.sleep(0.5)
+    assert watch.looked == 0 and not heard.people, watch.dropped
+
+
+def test_a_glance_that_overtakes_its_motion_event_is_kept_for_it(watched):
+    watch, heard = watched
+    face = pictures_of("facing")[0]
+    start = motion("front-door")
+    watch.glance(Glance("front-door", start.event_id, face))  # QoS 0 overtook QoS 1
+    watch.motion(start)
+    time.sleep(1 / GLANCES_PER_S)
+    watch.glance(Glance("front-door", start.event_id, face))
+    wait_for(lambda: heard.people, what="the person")
+    assert watch.looked == 2
+
+
+def test_a_flooding_doorbell_is_cut_to_its_budget_and_the_others_are_seen_at_once(watched):
+    watch, heard = watched
+    face, empty = pictures_of("facing")[0], pictures_of("empty")[0]
+    hostile, front = motion("hostile"), motion("front-door")
+    watch.motion(hostile)
+    watch.motion(front)
+    stop = threading.Event()
+
+    def flood() -> None:
+        while not stop.is_set():
+            watch.glance(Glance("hostile", hostile.event_id, empty))
+
+    flooding = threading.Thread(target=flood)
+    flooding.start()
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        watch.glance(Glance("front-door", front.event_id, face))
+        time.sleep(1 / GLANCES_PER_S)
+        watch.glance(Glance("front-door", front.event_id, face))
+        assert heard.changed.wait(5), "the front door's visitor was not seen"
+        took = time.monotonic() - started
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        flooding.join()
+    drops = Counter({why: n for (device, why), n in watch.dropped.items() if device == "hostile"})
+    assert drops["over budget"] > 1000, drops  # thousands sent, a few a second looked at
+    assert not any(device == "front-door" for device, _ in watch.dropped), watch.dropped
+    # two looks of its own, at most one of the flood's before each, and its 1/4 s gap
+    assert took < 1.5, f"the front door's person took {took:.2f} s beside the flood"
+    assert heard.people[0][0].device_id == "front-door"

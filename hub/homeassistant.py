@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -72,6 +73,9 @@ class HomeAssistantBridge:
         self._announced: dict[str, str] = {}
         """Discovery published, by device: the name it was published with."""
         self._fresh_rings: set[str] = set()
+        self._people = threading.Lock()
+        self._moving: dict[str, str] = {}
+        """Each doorbell's motion going on (its event id): a person is ON only during it."""
         self.late = 0
         """Events not passed on because they came late."""
 
@@ -94,13 +98,19 @@ class HomeAssistantBridge:
         elif isinstance(message, MotionEvent):
             if not message.active or self._fresh(message.ts, received):  # a late end is harmless
                 self._publish(topics["motion"], b"ON" if message.active else b"OFF", 1, True)
-            if not message.active:
-                self._publish(topics["person"], b"OFF", 1, True)
+            with self._people:
+                if message.active:
+                    self._moving[message.device_id] = message.event_id
+                else:
+                    self._moving.pop(message.device_id, None)
+                    self._publish(topics["person"], b"OFF", 1, True)
         elif isinstance(message, PersonEvent):  # the hub's own, from the watch's thread
             if self._fresh(message.ts, received):
                 body = {"event_type": "person", "ts": message.ts}
                 self._publish(topics["ring"], json.dumps(body).encode(), 1, False)
-                self._publish(topics["person"], b"ON", 1, True)
+                with self._people:  # not ON after its motion's end said OFF
+                    if self._moving.get(message.device_id) == message.motion_event_id:
+                        self._publish(topics["person"], b"ON", 1, True)
         elif isinstance(message, Snapshot) and message.event_id in self._fresh_rings:
             self._fresh_rings.discard(message.event_id)
             self._publish(topics["snapshot"], message.data, 1, True)
@@ -121,7 +131,9 @@ class HomeAssistantBridge:
         # Online: no motion yet (not 'unknown'); offline: a doorbell that drops mid-motion
         # is not moving.
         self._publish(topics["motion"], b"OFF", 1, True)
-        self._publish(topics["person"], b"OFF", 1, True)
+        with self._people:
+            self._moving.pop(status.device_id, None)
+            self._publish(topics["person"], b"OFF", 1, True)
         if status.state == "online":  # its camera down, say: it still rings
             self._publish(topics["problem"], b"ON" if status.problem else b"OFF", 1, True)
 

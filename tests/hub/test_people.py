@@ -198,3 +198,28 @@ def test_a_flooding_doorbell_is_cut_to_its_budget_and_the_others_are_seen_at_onc
     # two looks of its own, at most one of the flood's before each, and its 1/4 s gap
     assert took < 1.5, f"the front door's person took {took:.2f} s beside the flood"
     assert heard.people[0][0].device_id == "front-door"
+
+
+def test_home_assistant_hears_a_person_only_while_their_motion_goes_on():
+    from porch.core.config import HomeAssistantSettings
+    from porch.hub.homeassistant import HomeAssistantBridge
+
+    sent: list[tuple[str, bytes]] = []
+    bridge = HomeAssistantBridge(HomeAssistantSettings(), lambda t, p, q, r: sent.append((t, p)),
+                                 "0.1.0")  # fmt: skip
+    start = motion("front-door")
+
+    def person() -> PersonEvent:
+        return PersonEvent(device_id="front-door", event_id=new_id(), ts=now(),
+                           motion_event_id=start.event_id, score=0.9)  # fmt: skip
+
+    def sensor() -> list[bytes]:
+        return [p for t, p in sent if t == "porch/front-door/ha/person"]
+
+    bridge.on_message(start)
+    bridge.on_message(person())
+    assert sensor() == [b"ON"]
+    assert sent[-2][1].startswith(b'{"event_type": "person"')
+    bridge.on_message(motion("front-door", active=False))
+    bridge.on_message(person())  # looked at while the motion ended: an event, never stuck ON
+    assert sensor() == [b"ON", b"OFF"]

@@ -16,6 +16,7 @@ import pytest
 from porch.core.config import ClipSettings, PushSettings
 from porch.hub.accounts import ROLES
 from porch.hub.push import PER_PERSON
+from porch.hub.web.auth import SESSION_COOKIE
 from tests.support.browser import needs_chromium, sign_in, wait_in_page
 from tests.support.common import TIMEOUT, CountingListener, wait_for
 from tests.support.device import device_config, run_agent
@@ -189,3 +190,35 @@ def test_the_hub_installs_and_a_notification_opens_the_event(tmp_path, broker, p
         assert "Ring at front-door" in page.inner_text("h1")
     finally:
         context.close()
+
+
+def test_each_person_chooses_people_and_motion_on_their_account_page(pushing):
+    hub, service = pushing
+    phones = {role: service.subscription(f"/push/{role}") for role in ("owner", "member")}
+    for role, phone in phones.items():
+        assert subscribe(hub, role, phone).status_code == 200
+    token = hub.accounts.open_session("member")
+    form = {"csrf": hub.accounts.session(token).csrf, "motion": "true", "quiet_from": ""}
+    saved = httpx.post(
+        hub.url + "/account/notifications",
+        data=form,
+        timeout=TIMEOUT,
+        cookies={SESSION_COOKIE: token},
+    )  # fmt: skip  (people left unticked)
+    assert saved.status_code == 303, saved.text
+    assert hub.push.preferences("member")["people"] is False
+    assert hub.push.preferences("owner") == {"people": True, "motion": False,
+                                             "quiet_from": "", "quiet_to": ""}  # fmt: skip
+    page = httpx.get(hub.url + "/account", cookies={SESSION_COOKIE: token}, timeout=TIMEOUT)
+    assert 'name="people" value="true">' in page.text
+    assert 'name="motion" value="true" checked' in page.text
+    hub.push.person("Front door", "a" * 32, time.time())
+    hub.push.motion("Front door", "b" * 32, time.time())
+    wait_for(lambda: len(service.received) >= 2, what="one push each")
+    time.sleep(0.5)
+    told = {m.path.rsplit("/", 1)[1]: m for m in service.received}
+    assert sorted(told) == ["member", "owner"], [m.path for m in service.received]
+    owner = json.loads(phones["owner"].decrypt(told["owner"].body))
+    member = json.loads(phones["member"].decrypt(told["member"].body))
+    assert owner["kind"] == "person" and owner["body"] == "Someone at the front door", owner
+    assert member["kind"] == "motion", member

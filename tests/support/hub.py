@@ -91,6 +91,24 @@ def hub_with_a_ring(tmp: Path, broker: LocalBroker, **hub_kwargs) -> HubService:
     return service
 
 
+def someone_seen(service: HubService, ts: float) -> str:
+    """A person event as the hub's people watch makes one (its own connection, a glance of a
+    real face as its picture), at ``ts``; returns its id."""
+    from porch.core.wire import PersonEvent, new_id
+    from porch.device.clips import thumbnail_jpeg
+    from porch.hub.db import Database
+    from tests.support.real_face import photo
+
+    person = PersonEvent(device_id="front-door", event_id=new_id(), ts=ts,
+                         motion_event_id=new_id(), score=0.9)  # fmt: skip
+    db = Database(service.db.path)
+    try:
+        service._on_person(db, person, thumbnail_jpeg(photo(), 320))
+    finally:
+        db.close()
+    return person.event_id
+
+
 @pytest.fixture(scope="module")
 def furnished_site(tmp_path_factory) -> Iterator[HubService]:
     """For a module's page walks: hub_with_a_ring plus a filed footage request (its id as
@@ -103,6 +121,7 @@ def furnished_site(tmp_path_factory) -> Iterator[HubService]:
     with LocalBroker(tmp / "broker") as broker:
         service = hub_with_a_ring(tmp, broker)
         now = time.time()
+        service.person_event_id = someone_seen(service, now - 120)
         request = service.consent.file("requester", "Officer Dibble", "Ankh Police", "d@example",
                                        "a parcel", "warrant", "W-1", ["front-door"], now - 3600,
                                        now - 1)  # fmt: skip
@@ -133,6 +152,7 @@ def site_pages(site: HubService) -> dict[str, tuple[str, ...]]:
         "/account": ROLES,
         f"/clips/{row['clip_id']}": ("owner", "member"),
         f"/event/{row['event_id']}": ("owner", "member"),  # where a notification leads
+        f"/event/{site.person_event_id}": ("owner", "member"),
         "/requests": ("owner", "requester"),
         "/requests/new": ("owner", "requester"),
         f"/requests/{site.request_id}": ("owner", "requester"),

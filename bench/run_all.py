@@ -26,6 +26,8 @@ BENCHMARKS = [
     "export_throughput.py",
     "face_blur.py",
     "push_latency.py",
+    "people_accuracy.py",
+    "people_latency.py",
     "area_fanout.py",
     "device_footprint.py",
 ]

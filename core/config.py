@@ -131,7 +131,7 @@ class MotionSettings(_Section):
         description="Regions blacked out before detection and in every recording.",
     )
     glances_per_s: float = Field(
-        3.0,
+        4.0,
         ge=0,
         le=GLANCES_PER_S,
         description="Small pictures a second sent to the hub while motion goes on, for its"

@@ -69,6 +69,9 @@ def test_demo_starts_enrolls_its_doorbell_and_stops_cleanly(world):
             assert ("Enrolled the simulated doorbell" in seen) == (run == 1), seen
             assert httpx.get(found.group(1) + "/login", timeout=TIMEOUT).status_code == 200
             wait_for(lambda s=started: online_since(data_dir, s), what="the doorbell online")
+            if run == 1:  # README: the visitor who walks up shows as someone at the door
+                wait_for(lambda r=rest: "someone at the door" in "".join(r), timeout=90,
+                         what="the demo's first visitor told apart from motion")  # fmt: skip
             if run == 2:  # the command line works against the demo, through its hub.toml
                 hub_toml = data_dir / "hub.toml"
                 wait_for(lambda h=hub_toml, r=rest, s=seen: str(h) in "".join(r) + s,

@@ -310,6 +310,17 @@ class Database:
     def touch_clip(self, clip_id: str, when: float) -> None:
         self.conn.execute("UPDATE clips SET touched = ? WHERE clip_id = ?", (when, clip_id))
 
+    def ring_during(self, device_id: str, motion_event_id: str) -> str | None:
+        """The latest ring of ``device_id`` since the motion ``motion_event_id`` began (or up
+        to 5 s before it: a visitor may ring as they step into view), if any."""
+        row = self.conn.execute(
+            "SELECT r.event_id FROM events r JOIN events m ON m.event_id = ?"
+            " WHERE r.device_id = ? AND m.device_id = ? AND r.kind = 'ring'"
+            " AND r.ts >= m.ts - 5 ORDER BY r.ts DESC LIMIT 1",
+            (motion_event_id, device_id, device_id),
+        ).fetchone()
+        return row[0] if row else None
+
     def event_device(self, event_id: str) -> str | None:
         row = self.conn.execute(
             "SELECT device_id FROM events WHERE event_id = ?", (event_id,)

@@ -73,6 +73,8 @@ class HomeAssistantBridge:
         self._announced: dict[str, str] = {}
         """Discovery published, by device: the name it was published with."""
         self._fresh_rings: set[str] = set()
+        self._last_ring: dict[str, str] = {}
+        """Each doorbell's last fresh ring: a better picture of its visitor may follow."""
         self._people = threading.Lock()
         self._moving: dict[str, str] = {}
         """Each doorbell's motion going on (its event id): a person is ON only during it."""
@@ -93,6 +95,7 @@ class HomeAssistantBridge:
                     self._fresh_rings.add(message.event_id)
                     if len(self._fresh_rings) > 100:  # snapshots that never came
                         self._fresh_rings.pop()
+                self._last_ring[message.device_id] = message.event_id
                 body = {"event_type": "ring", "ts": message.ts}
                 self._publish(topics["ring"], json.dumps(body).encode(), 1, False)
         elif isinstance(message, MotionEvent):
@@ -114,6 +117,13 @@ class HomeAssistantBridge:
         elif isinstance(message, Snapshot) and message.event_id in self._fresh_rings:
             self._fresh_rings.discard(message.event_id)
             self._publish(topics["snapshot"], message.data, 1, True)
+
+    def ring_picture(self, device_id: str, event_id: str, jpeg: bytes) -> None:
+        """A better picture of a fresh ring's visitor (the hub's best glance), published as
+        its picture when the owner opted in."""
+        opted_in = self.settings.enabled and self.settings.snapshots
+        if opted_in and self._last_ring.get(device_id) == event_id:
+            self._publish(home_assistant_topics(device_id)["snapshot"], jpeg, 1, True)
 
     def _fresh(self, ts: float, received: float) -> bool:
         if received - ts <= HOME_ASSISTANT_FRESH_S:

@@ -104,8 +104,10 @@ class HubService:
         self.people: PeopleWatch | None = open_watch(
             config.people,
             lambda event, jpeg: self._on_person(people_db, event, jpeg),
-            self._on_person_picture,
+            lambda event, jpeg: self._on_person_picture(people_db, event, jpeg),
         )
+        self._best: dict[str, tuple[str, bytes]] = {}
+        """Each doorbell's best picture of the person in its motion going on (its id)."""
         if self.people is not None:
             self.ingest.on_glance = self.people.glance
         # A session that ends (signed out, password changed, account removed) closes what
@@ -201,13 +203,17 @@ class HubService:
         elif fresh and isinstance(message, MotionEvent) and message.active:
             name = self.db.display_name(message.device_id) or message.device_id
             self.push.motion(name, message.event_id, message.ts)
-        people = self.people
-        if (
-            people is not None
-            and isinstance(message, MotionEvent)
-            and (fresh or not message.active)
-        ):
-            people.motion(message)
+        if self.people is not None and isinstance(message, MotionEvent):
+            self.people.motion(message, fresh)
+            if not message.active:
+                self._best.pop(message.device_id, None)
+        if isinstance(message, Snapshot):  # a ring's, from the doorbell at the press
+            best = self._best.get(message.device_id)
+            if best is not None and self.db.ring_during(message.device_id, best[0]) == (
+                message.event_id
+            ):
+                self._ring_picture(message.device_id, message.event_id, best[1])
+                return
         match message:
             case RingEvent():
                 self.broadcaster.publish(
@@ -255,6 +261,7 @@ class HubService:
         atomic_write(self.ingest.snapshot_path(event.event_id), jpeg)
         if not db.record_event(event):
             return
+        self._best_for_ring(db, event, jpeg)
         name = db.display_name(event.device_id) or spoken_name(event.device_id)
         log.info("a person at %s (motion %s)", name, event.motion_event_id)
         self.home_assistant.on_message(event)
@@ -273,10 +280,25 @@ class HubService:
         if self._print is not None:
             self._print(event)
 
-    def _on_person_picture(self, event: PersonEvent, jpeg: bytes) -> None:
-        """A better picture of the person: it becomes the event's picture."""
+    def _on_person_picture(self, db: Database, event: PersonEvent, jpeg: bytes) -> None:
+        """A better picture of the person: it becomes the event's picture (and its ring's)."""
         atomic_write(self.ingest.snapshot_path(event.event_id), jpeg)
         self.broadcaster.publish("snapshot", {"event_id": event.event_id})
+        self._best_for_ring(db, event, jpeg)
+
+    def _best_for_ring(self, db: Database, event: PersonEvent, jpeg: bytes) -> None:
+        """The best picture of a visitor is also the picture of their ring (the banner's,
+        Home Assistant's when opted in), not the frame of the press: kept for the rest of
+        their motion, and given to a ring made during it."""
+        self._best[event.device_id] = (event.motion_event_id, jpeg)
+        ring = db.ring_during(event.device_id, event.motion_event_id)
+        if ring is not None:
+            self._ring_picture(event.device_id, ring, jpeg)
+
+    def _ring_picture(self, device_id: str, ring_id: str, jpeg: bytes) -> None:
+        atomic_write(self.ingest.snapshot_path(ring_id), jpeg)
+        self.broadcaster.publish("snapshot", {"event_id": ring_id})
+        self.home_assistant.ring_picture(device_id, ring_id, jpeg)
 
     async def serve(self) -> None:
         """Serve until told to stop (Ctrl-C, SIGTERM or :meth:`stop`)."""

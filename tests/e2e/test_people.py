@@ -142,3 +142,36 @@ def test_a_doorbell_flooding_glances_is_cut_to_its_budget(home):
     assert dropped.get("over budget", 0) > 2000, dropped
     assert not [e for e in hub.timeline(50) if e["device_id"] == "hostile"]
     assert VISITOR_AT < seen_at < VISITOR_AT + 3.5, seen_at  # as quick as without the flood
+
+
+def test_a_ring_during_a_visit_has_the_best_picture_of_the_visitor(home):
+    walk = [(2, -0.1, 0.75, 0.35), (5, 0.5, 1.0, 0.95), (11, 0.5, 1.0, 0.95),
+            (14, 1.1, 0.75, 0.35)]  # fmt: skip
+    scene = SyntheticScene(320, 240, 1, [Figure(walk)])
+    config = home.enroll("front-door")
+    hub = home.hub
+    hub.home_assistant.settings = hub.home_assistant.settings.model_copy(
+        update={"snapshots": True}  # the owner opted in to pictures in Home Assistant
+    )
+    listener = Listener(home, ha_identity(home), "porch/+/ha/snapshot")
+    agent = agent_from(config, home.root / "front-door" / "data", scene=scene,
+                       motion=MotionSettings(enabled=True, end_after_s=1.0))  # fmt: skip
+    try:
+        with RunningAgent(agent):
+            wait_for(lambda: [e for e in hub.timeline(50) if e["kind"] == "person"],
+                     timeout=30, what="the visitor as a person")  # fmt: skip
+            agent.doorbell.simulate_press()
+            wait_for(lambda: [e for e in hub.timeline(50) if e["kind"] == "ring"],
+                     what="the ring")  # fmt: skip
+            wait_for(lambda: agent.media_time > 16, timeout=40, what="the visitor gone")
+            wait_for(lambda: hub._best == {}, what="their motion over")
+    finally:
+        listener.close()
+    (person,) = [e for e in hub.timeline(50) if e["kind"] == "person"]
+    (ring,) = [e for e in hub.timeline(50) if e["kind"] == "ring"]
+    best = hub.ingest.snapshot_path(person["event_id"]).read_bytes()
+    assert hub.ingest.snapshot_path(ring["event_id"]).read_bytes() == best, (
+        "the ring's picture is the frame of the press, not the best of the visitor"
+    )
+    pictures_sent = listener.on("porch/front-door/ha/snapshot")
+    assert pictures_sent, "Home Assistant got no picture of the ring"

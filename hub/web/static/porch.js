@@ -83,7 +83,7 @@ function showSnapshot(eventId) {
   const banner = document.getElementById("ring-banner");
   if (banner.dataset.event !== eventId) return;
   const img = document.getElementById("ring-snapshot");
-  img.src = `/events/${eventId}/snapshot.jpg`;
+  img.src = `/events/${eventId}/snapshot.jpg?${Date.now()}`;  // a better one may follow
   img.hidden = false;
 }
 

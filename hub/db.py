@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS events (
     data        TEXT NOT NULL           -- the validated payload, JSON
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
+CREATE INDEX IF NOT EXISTS people_by_motion ON events (json_extract(data, '$.motion_event_id'))
+    WHERE kind = 'person';              -- the timeline shows a motion with a person once
 CREATE TABLE IF NOT EXISTS clips (
     clip_id     TEXT PRIMARY KEY,
     device_id   TEXT NOT NULL,
@@ -160,6 +162,15 @@ class Database:
         is one and whether it reached the hub late (replayed after an outage); with
         ``event_id``, that one only. A motion in which the hub saw a person is shown once, as
         the person (with the motion's clip)."""
+        if event_id is not None:  # one event (a notification's link): itself, even a
+            shown = "e.kind IN ('ring', 'person', 'motion')"  # motion shown as its person
+        else:
+            shown = (
+                "(e.kind IN ('ring', 'person') OR (json_extract(e.data, '$.active') = 1"
+                " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.kind = 'person'"
+                " AND json_extract(p.data, '$.motion_event_id') = e.event_id"
+                " AND p.device_id = e.device_id)))"
+            )
         only = " AND e.event_id = ?" if event_id is not None else ""
         rows = self.conn.execute(
             "SELECT e.event_id, e.device_id, e.kind, e.ts,"
@@ -170,11 +181,7 @@ class Database:
             " (SELECT coalesce(d.display_name, e.device_id) FROM devices d"
             "  WHERE d.device_id = e.device_id),"
             " json_extract(e.data, '$.motion_event_id')"
-            " FROM events e WHERE (e.kind IN ('ring', 'person')"
-            "  OR (json_extract(e.data, '$.active') = 1 AND NOT EXISTS (SELECT 1 FROM events p"
-            "  WHERE p.kind = 'person' AND p.device_id = e.device_id"
-            "  AND json_extract(p.data, '$.motion_event_id') = e.event_id)))"
-            f"{only} ORDER BY e.ts DESC LIMIT ?",
+            f" FROM events e WHERE {shown}{only} ORDER BY e.ts DESC LIMIT ?",
             (HOME_ASSISTANT_FRESH_S, *([event_id] if only else []), limit),
         ).fetchall()
         keys = ("event_id", "device_id", "kind", "ts", "clip_id", "late", "name",

@@ -108,7 +108,7 @@ class HomeAssistantBridge:
                     self._moving.pop(message.device_id, None)
                     self._publish(topics["person"], b"OFF", 1, True)
         elif isinstance(message, PersonEvent):  # the hub's own, from the watch's thread
-            if self._fresh(message.ts, received):
+            if self._enrolled(message.device_id) and self._fresh(message.ts, received):
                 body = {"event_type": "person", "ts": message.ts}
                 self._publish(topics["ring"], json.dumps(body).encode(), 1, False)
                 with self._people:  # not ON after its motion's end said OFF
@@ -167,4 +167,6 @@ class HomeAssistantBridge:
                       topics["problem"], topics["snapshot"], status_topic(device_id)):  # fmt: skip
             self._publish(topic, b"", 1, True)
         self._announced.pop(device_id, None)
+        with self._people:
+            self._moving.pop(device_id, None)
         log.info("%s removed from Home Assistant", device_id)

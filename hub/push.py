@@ -96,8 +96,8 @@ class Push:
         self._lock = threading.Lock()
         self._vapid = self._key(key_path)
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="push")
-        self._last: dict[tuple[str, str], float] = {}
-        """When each person was last told of each kind (motion, person), for the cooldown."""
+        self._last: dict[tuple[str, str, str], float] = {}
+        """When each person was last told of each kind (motion, person) at each doorbell."""
         self.sent = 0
         self.gone = 0
         self.on_sent: Callable[[str], None] | None = None
@@ -258,11 +258,11 @@ class Push:
                 continue
             if quiet_from and quiet_to and _within(quiet_from, quiet_to, now):
                 continue
-            if kind != "ring":
-                last = self._last.get((username, kind), 0.0)
-                if now - last < self.settings.motion_cooldown_s:
+            if kind != "ring":  # per doorbell: a busy front door mutes not the back door
+                key = (username, kind, body["title"])
+                if now - self._last.get(key, 0.0) < self.settings.motion_cooldown_s:
                     continue
-                self._last[(username, kind)] = now
+                self._last[key] = now
             info = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
             self._pool.submit(self._deliver, info, data)
 

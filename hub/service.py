@@ -385,9 +385,10 @@ class HubService:
         CRL refuses the next one. (Its connection cannot be taken over: the listener makes
         every client id its certificate's name, so no identity can knock another off.)"""
         self._revocations_done.add(device_id)
-        self.home_assistant.forget(device_id)
-        if self.people is not None:
+        if self.people is not None:  # first: no person of it is told after this
             self.people.forget(device_id)
+        self._best.pop(device_id, None)
+        self.home_assistant.forget(device_id)
 
     async def _revocations(self) -> None:
         """Revocations made while the hub was down or by another process ('porch provision

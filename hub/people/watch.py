@@ -76,6 +76,8 @@ class PeopleWatch:
         self.dropped: Counter[tuple[str, str]] = Counter()
         """Glances not looked at, by (device, why)."""
         self.looked = 0
+        self.looked_at: Counter[str] = Counter()
+        """Glances looked at, by device."""
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._motions: dict[str, _Motion] = {}
@@ -160,7 +162,11 @@ class PeopleWatch:
                 log.exception("the person detector failed on a glance from %s", glance.device_id)
                 continue
             self.looked += 1
-            self._seen(glance, sighting)
+            self.looked_at[glance.device_id] += 1
+            try:
+                self._seen(glance, sighting)
+            except Exception:  # a full disk, a locked database: this person, not the watch
+                log.exception("a person seen at %s could not be recorded", glance.device_id)
 
     def _expire_early(self) -> None:
         moment = time.monotonic()

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 import cv2
 import pytest
 
 from porch.core.config import MotionSettings, PushSettings
-from porch.core.wire import glance_topic, new_id
+from porch.core.wire import MotionEvent, glance_topic, motion_topic, new_id
 from porch.device.camera.synthetic import Figure, LightChange, SyntheticScene
 from tests.support.browser import needs_chromium, sign_in, wait_in_page
 from tests.support.common import TIMEOUT, wait_for
@@ -94,6 +95,7 @@ def test_a_visitor_who_does_not_ring_is_a_person_and_a_cat_or_headlights_are_not
     assert not any(e["event_id"] == person["motion_event_id"] for e in hub.timeline(50)), (
         "the motion the person came with is shown once, as the person"
     )
+    assert hub.timeline(1, person["motion_event_id"]), "a motion push's link leads nowhere"
     assert hub.ingest.snapshot_path(person["event_id"]).stat().st_size > 1000  # best picture
     (message,) = push.received  # rings and people by default: the cat's motion pushed nothing
     body = json.loads(phone.decrypt(message.body))
@@ -116,31 +118,42 @@ def test_a_doorbell_flooding_glances_is_cut_to_its_budget(home):
     hub = home.hub
     assert hub.people is not None
     # The hostile doorbell's own certificate (its own topics only, as the broker's ACL
-    # says): a person's picture, 100 a second for 40 s, for a motion it never announced.
+    # says): a motion announced, then a person's picture for it 100 times a second for 40 s,
+    # each one the hub's detector would look at.
     (face,) = [p for p in pictures(nights=False) if p.file == "astronaut.png"]
     jpeg = home.root / "glance.jpg"
     cv2.imwrite(str(jpeg), cv2.resize(face.image(), (320, 320)))
+    moving = MotionEvent(device_id="hostile", event_id=new_id(), ts=time.time(), active=True,
+                         area=0.5)  # fmt: skip
+    hostile = client_args(home, keys, "device.crt", "device.key")
+    announced = subprocess.run(["mosquitto_pub", *hostile, "-t", motion_topic("hostile"),
+                                "-q", "1", "-m", moving.to_bytes().decode()],
+                               capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert announced.returncode == 0, announced.stderr
+    started = time.monotonic()
     flood = subprocess.Popen(
-        ["mosquitto_pub", *client_args(home, keys, "device.crt", "device.key"),
-         "-t", glance_topic("hostile", new_id()), "-f", str(jpeg), "--repeat", "4000",
-         "--repeat-delay", "0.01", "-q", "0"],
+        ["mosquitto_pub", *hostile, "-t", glance_topic("hostile", moving.event_id),
+         "-f", str(jpeg), "--repeat", "4000", "--repeat-delay", "0.01", "-q", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     agent = agent_from(config, home.root / "front-door" / "data", scene=porch_scene(),
                        motion=MotionSettings(enabled=True, end_after_s=1.0))  # fmt: skip
     try:
         with RunningAgent(agent):
-            wait_for(lambda: [e for e in hub.timeline(50) if e["kind"] == "person"],
+            wait_for(lambda: [e for e in hub.timeline(50)
+                              if e["kind"] == "person" and e["device_id"] == "front-door"],
                      timeout=60, what="the front door's visitor, beside the flood")  # fmt: skip
             seen_at = agent.media_time
             flooding = flood.poll() is None
     finally:
         flood.wait(TIMEOUT * 2)
+    flooded_s = time.monotonic() - started
     assert flooding, "the flood ended before the visitor came: it tested nothing"
     assert flood.returncode == 0, flood.stderr.read() if flood.stderr else ""
     dropped = {why: n for (device, why), n in hub.people.dropped.items() if device == "hostile"}
     assert dropped.get("over budget", 0) > 2000, dropped
-    assert not [e for e in hub.timeline(50) if e["device_id"] == "hostile"]
+    looked = hub.people.looked_at["hostile"]
+    assert 10 < looked <= 4 * flooded_s + 4, (looked, flooded_s)  # its budget, no more
     assert VISITOR_AT < seen_at < VISITOR_AT + 3.5, seen_at  # as quick as without the flood
 
 

@@ -63,3 +63,18 @@ def test_without_tracking_the_detector_alone_would_miss_frames(tmp_path):
                 boxes.append((index, *box))
     coverage = real_face.coverage(truths, boxes)
     assert sum(value < 0.95 for value in coverage) > len(coverage) / 2
+
+
+def test_the_export_says_which_detector_found_the_faces_and_falls_back_to_haar(tmp_path):
+    from porch.hub.export import redact as module
+
+    source = tmp_path / "face.mp4"
+    truths = real_face.write_video(source, 4.0)
+    report = redact(source, tmp_path / "centerface.mp4", blur_faces=True, boxes=[])
+    assert report.summary()["detector"] == module.CENTERFACE
+    assert module.CENTERFACE in report.description()
+    # A hub whose models were never installed still blurs, with the cascade, and says so.
+    assert module.FaceFinder(models=tmp_path).name == module.HAAR
+    haar = redact(source, tmp_path / "haar.mp4", blur_faces=True, boxes=[], haar=True)
+    assert haar.summary()["detector"] == module.HAAR
+    assert min(real_face.coverage(truths, haar.face_boxes)) >= 0.95

@@ -61,7 +61,10 @@ def test_what_is_not_a_jpeg_or_claims_a_giant_picture_is_refused_before_decoding
     real = pictures_of("facing")[0]
     at = real.index(b"\xff\xc0")  # the frame header: height and width at +5 and +7
     giant = real[: at + 5] + (60000).to_bytes(2, "big") * 2 + real[at + 9 :]
-    for data in (b"", b"\xff\xd8not a jpeg", b"GIF89a" + bytes(100), real[:200], giant):
+    # A marker without a length before the frame header: a reader that skips by length
+    # would find a small frame in what follows while libjpeg decodes the giant one.
+    tem = real[:2] + b"\xff\x01" + real[2:]
+    for data in (b"", b"\xff\xd8not a jpeg", b"GIF89a" + bytes(100), real[:200], giant, tem):
         with pytest.raises(ValueError):
             detector.look_jpeg(data)
     assert detector.look_jpeg(real).person
@@ -223,3 +226,28 @@ def test_home_assistant_hears_a_person_only_while_their_motion_goes_on():
     bridge.on_message(motion("front-door", active=False))
     bridge.on_message(person())  # looked at while the motion ended: an event, never stuck ON
     assert sensor() == [b"ON", b"OFF"]
+
+
+def test_a_person_that_cannot_be_recorded_costs_that_person_not_the_watch(detector):
+    heard = Heard()
+    failures = []
+
+    def full_disk(event: PersonEvent, jpeg: bytes) -> None:
+        if not failures:
+            failures.append(event)
+            raise OSError(28, "No space left on device")
+        heard.person(event, jpeg)
+
+    watch = PeopleWatch(detector, full_disk, heard.picture, confirm=1)
+    watch.start()
+    try:
+        face = pictures_of("facing")[0]
+        for _ in range(2):  # two visits: the first person's event fails to be stored
+            start = motion("front-door")
+            watch.motion(start)
+            watch.glance(Glance("front-door", start.event_id, face))
+            time.sleep(1 / GLANCES_PER_S)
+        wait_for(lambda: heard.people, what="the second visitor, after the first failed")
+    finally:
+        watch.stop()
+    assert failures and heard.people[0][0].motion_event_id == start.event_id

@@ -17,14 +17,16 @@ from click.testing import CliRunner, Result
 from porch.cli import main
 from porch.core.wire import ClipMeta, new_id
 from porch.device.camera.synthetic import Figure, SyntheticScene
+from tests.support import real_face
 from tests.support.common import ROOT, TIMEOUT, wait_for
 from tests.support.device import RunningAgent, agent_from
 from tests.support.hub import Home
 
 
 def visitor_scene() -> SyntheticScene:
-    """A visitor standing at the door, face to the camera, the whole time."""
-    figure = Figure([(0, 0.5, 1.0, 0.9), (3600, 0.5, 1.0, 0.9)], (150, 60, 40))
+    """A visitor standing at the door, face to the camera, the whole time: a real person's
+    photograph (tests/support/real_face.py's), head and shoulders."""
+    figure = Figure([(0, 0.5, 1.0, 0.9), (3600, 0.5, 1.0, 0.9)], picture=real_face.photo())
     return SyntheticScene(640, 360, 1, [figure])
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent))  # tests.support
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from porch.hub.export.redact import redact  # noqa: E402
+from porch.hub.export.redact import FaceFinder, redact  # noqa: E402
 from tests.support import real_face  # noqa: E402
 
 BEFORE = "aa56498"
@@ -84,6 +84,21 @@ def main() -> None:
         print(f"with the Haar cascade:  {haar_s:6.2f} s  {video_s / haar_s:5.2f}× real time;"
               f" face covered min {min(covered):.3f}, mean {np.mean(covered):.3f}, frames"
               f" under 95 %: {sum(c < 0.95 for c in covered)}")  # fmt: skip
+        # The detectors alone (no tracking), on every third frame: does a box hold the
+        # face's centre?
+        for name, finder in (("CenterFace", FaceFinder()), ("Haar", FaceFinder(haar=True))):
+            hits = looked = 0
+            spent = 0.0
+            for index, (image, polygon) in enumerate(real_face.frames(args.seconds)):
+                if index % 3:
+                    continue
+                cx, cy = polygon.mean(axis=0)
+                took, boxes = timed(finder.find, image)
+                spent += took
+                looked += 1
+                hits += any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in boxes)
+            print(f"{name} alone: the face found in {hits} of {looked} frames,"
+                  f" {spent / looked * 1000:.1f} ms a look")  # fmt: skip
         if args.before:
             old = old_redact(args.before, tmp)
             old_s, old_report = timed(old, source, tmp / "old.mp4", True, [])

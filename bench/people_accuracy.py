@@ -68,7 +68,7 @@ def main() -> None:
     before = rss_mib()
     detector = PersonDetector()
     loaded = rss_mib()
-    haar = FaceFinder()
+    haar = FaceFinder(haar=True)  # the export's cascade, as it was
 
     found: dict[str, list[bool]] = defaultdict(list)
     faces: dict[str, list[tuple[bool, bool]]] = defaultdict(list)

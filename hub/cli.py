@@ -98,7 +98,8 @@ def _hub_parts(config_path: Path | None):
     audit = AuditLog(db.conn, authority.pki.export_key() if authority else None)
     consent = Consent(db.conn, audit)
     clips = HubClipStore(db, data / "clips", config.clips)
-    return authority, audit, Exporter(consent, clips, authority, data / "exports")
+    models = Path(config.people.models_dir) if config.people.models_dir else None
+    return authority, audit, Exporter(consent, clips, authority, data / "exports", models)
 
 
 VERIFY_CODES = """Exit status: 0 valid and from the home whose CA was given; 1 not valid (altered,

@@ -163,12 +163,13 @@ class Database:
         ``event_id``, that one only. A motion in which the hub saw a person is shown once, as
         the person (with the motion's clip)."""
         if event_id is not None:  # one event (a notification's link): itself, even a
-            shown = "e.kind IN ('ring', 'person', 'motion')"  # motion shown as its person
+            # motion start the timeline shows as its person
+            shown = "(e.kind IN ('ring', 'person') OR json_extract(e.data, '$.active') = 1)"
         else:
             shown = (
                 "(e.kind IN ('ring', 'person') OR (json_extract(e.data, '$.active') = 1"
                 " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.kind = 'person'"
-                " AND json_extract(p.data, '$.motion_event_id') = e.event_id"
+                " AND json_extract(p.data, '$.motion_event_id') = +e.event_id"  # the index
                 " AND p.device_id = e.device_id)))"
             )
         only = " AND e.event_id = ?" if event_id is not None else ""

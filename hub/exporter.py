@@ -161,8 +161,15 @@ def told_of(request, decision: dict) -> tuple[dict, dict]:
 
 class Exporter:
     def __init__(
-        self, consent: Consent, clips: HubClipStore, authority: HomeAuthority | None, root: Path
+        self,
+        consent: Consent,
+        clips: HubClipStore,
+        authority: HomeAuthority | None,
+        root: Path,
+        models: Path | None = None,
     ):
+        self.models = models
+        """Where CenterFace's model is (``people.models_dir``), for the face blur."""
         self.consent = consent
         self.clips = clips
         self.authority = authority
@@ -252,7 +259,8 @@ class Exporter:
                 its credentials embedded; ``entry`` says what was done."""
                 target = work / f"{entry['clip_id']}.mp4"
                 done = counted.share(size * REDACT_WEIGHT)
-                report = redact(source, target, redaction["blur_faces"], boxes, done)
+                report = redact(source, target, redaction["blur_faces"], boxes, done,
+                                models=self.models)  # fmt: skip
                 entry["redaction"] = report.summary()
                 told = replace(told, redaction=report.description())
                 credentials.embed(target, original, told, chain, key)

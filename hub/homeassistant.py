@@ -122,7 +122,7 @@ class HomeAssistantBridge:
         """A better picture of a fresh ring's visitor (the hub's best glance), published as
         its picture when the owner opted in."""
         opted_in = self.settings.enabled and self.settings.snapshots
-        if opted_in and self._last_ring.get(device_id) == event_id:
+        if opted_in and self._enrolled(device_id) and self._last_ring.get(device_id) == event_id:
             self._publish(home_assistant_topics(device_id)["snapshot"], jpeg, 1, True)
 
     def _fresh(self, ts: float, received: float) -> bool:
@@ -167,6 +167,7 @@ class HomeAssistantBridge:
                       topics["problem"], topics["snapshot"], status_topic(device_id)):  # fmt: skip
             self._publish(topic, b"", 1, True)
         self._announced.pop(device_id, None)
+        self._last_ring.pop(device_id, None)
         with self._people:
             self._moving.pop(device_id, None)
         log.info("%s removed from Home Assistant", device_id)

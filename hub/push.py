@@ -223,20 +223,21 @@ class Push:
                 "event_id": event_id, "url": f"/event/{event_id}", "ts": ts}  # fmt: skip
         self._send(body)
 
-    def person(self, device_name: str, event_id: str, ts: float) -> None:
+    def person(self, device_name: str, event_id: str, ts: float, device_id: str = "") -> None:
         """Someone the hub's detector saw at the door (no picture, as for rings)."""
         body = {"title": device_name, "body": f"Someone at the {device_name.lower()}",
                 "kind": "person", "event_id": event_id, "url": f"/event/{event_id}",
                 "ts": ts}  # fmt: skip
-        self._send(body)
+        self._send(body, device_id or device_name)
 
-    def motion(self, device_name: str, event_id: str, ts: float) -> None:
+    def motion(self, device_name: str, event_id: str, ts: float, device_id: str = "") -> None:
         when = dt.datetime.fromtimestamp(ts).strftime("%H:%M")
         body = {"title": device_name, "body": f"Motion at {when}", "kind": "motion",
                 "event_id": event_id, "url": f"/event/{event_id}", "ts": ts}  # fmt: skip
-        self._send(body)
+        self._send(body, device_id or device_name)
 
-    def _send(self, body: dict) -> None:
+    def _send(self, body: dict, device: str = "") -> None:
+        """To each person who wants this kind; ``device``: whose cooldown it counts in."""
         if not self.settings.enabled:
             return
         kind = body["kind"]
@@ -259,7 +260,7 @@ class Push:
             if quiet_from and quiet_to and _within(quiet_from, quiet_to, now):
                 continue
             if kind != "ring":  # per doorbell: a busy front door mutes not the back door
-                key = (username, kind, body["title"])
+                key = (username, kind, device)
                 if now - self._last.get(key, 0.0) < self.settings.motion_cooldown_s:
                     continue
                 self._last[key] = now

@@ -107,7 +107,9 @@ class HubService:
             lambda event, jpeg: self._on_person_picture(people_db, event, jpeg),
         )
         self._best: dict[str, tuple[str, bytes]] = {}
-        """Each doorbell's best picture of the person in its motion going on (its id)."""
+        """Each doorbell's best picture of the person in its motion going on (its id);
+        set only while the watch says that motion goes on, under ``_best_lock``."""
+        self._best_lock = threading.Lock()
         if self.people is not None:
             self.ingest.on_glance = self.people.glance
         # A session that ends (signed out, password changed, account removed) closes what
@@ -118,7 +120,8 @@ class HubService:
         export_key = self.authority.pki.export_key() if self.authority else None
         self.audit = AuditLog(self.web_db.conn, export_key)
         self.consent = Consent(self.web_db.conn, self.audit)
-        self.exporter = Exporter(self.consent, self.clips, self.authority, data / "exports")
+        models = Path(config.people.models_dir) if config.people.models_dir else None
+        self.exporter = Exporter(self.consent, self.clips, self.authority, data / "exports", models)
         # The background builder's own connection, consent and exporter (its thread).
         build_db = Database(data / "hub.sqlite")
         # Area requests: the relay listener's connection (paho's thread) and the drop box
@@ -148,7 +151,7 @@ class HubService:
         )
         build_consent = Consent(build_db.conn, AuditLog(build_db.conn, export_key))
         self.builds = BundleBuilds(
-            Exporter(build_consent, self.clips, self.authority, data / "exports"),
+            Exporter(build_consent, self.clips, self.authority, data / "exports", models),
             self._on_build,
         )
         self.app = create_app(self)
@@ -202,13 +205,18 @@ class HubService:
             self.push.ring(name, message.event_id, message.ts)
         elif fresh and isinstance(message, MotionEvent) and message.active:
             name = self.db.display_name(message.device_id) or message.device_id
-            self.push.motion(name, message.event_id, message.ts)
+            self.push.motion(name, message.event_id, message.ts, message.device_id)
         if self.people is not None and isinstance(message, MotionEvent):
-            self.people.motion(message, fresh)
+            self.people.motion(message, fresh)  # first: the watch knows it ended ...
             if not message.active:
+                with self._best_lock:  # ... so no best picture of it is kept after this
+                    self._best.pop(message.device_id, None)
+        if isinstance(message, Status) and message.state == "offline":
+            with self._best_lock:
                 self._best.pop(message.device_id, None)
         if isinstance(message, Snapshot):  # a ring's, from the doorbell at the press
-            best = self._best.get(message.device_id)
+            with self._best_lock:
+                best = self._best.get(message.device_id)
             if best is not None and self.db.ring_during(message.device_id, best[0]) == (
                 message.event_id
             ):
@@ -265,7 +273,7 @@ class HubService:
         name = db.display_name(event.device_id) or spoken_name(event.device_id)
         log.info("a person at %s (motion %s)", name, event.motion_event_id)
         self.home_assistant.on_message(event)
-        self.push.person(name, event.event_id, event.ts)
+        self.push.person(name, event.event_id, event.ts, event.device_id)
         self.broadcaster.publish(
             "person",
             {
@@ -290,7 +298,12 @@ class HubService:
         """The best picture of a visitor is also the picture of their ring (the banner's,
         Home Assistant's when opted in), not the frame of the press: kept for the rest of
         their motion, and given to a ring made during it."""
-        self._best[event.device_id] = (event.motion_event_id, jpeg)
+        with self._best_lock:
+            if self.people is None or not self.people.moving(
+                event.device_id, event.motion_event_id
+            ):
+                return  # the visit ended (or the doorbell was revoked) while it was looked at
+            self._best[event.device_id] = (event.motion_event_id, jpeg)
         ring = db.ring_during(event.device_id, event.motion_event_id)
         if ring is not None:
             self._ring_picture(event.device_id, ring, jpeg)
@@ -387,7 +400,8 @@ class HubService:
         self._revocations_done.add(device_id)
         if self.people is not None:  # first: no person of it is told after this
             self.people.forget(device_id)
-        self._best.pop(device_id, None)
+        with self._best_lock:
+            self._best.pop(device_id, None)
         self.home_assistant.forget(device_id)
 
     async def _revocations(self) -> None:

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from porch.hub.people.faces import FaceDetector
-from porch.hub.people.models import ModelError
+from porch.hub.people.models import FACE, ModelError, model_path
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,9 @@ MARGIN = 0.3
 to mouth, a person recognises forehead, cheeks and chin too."""
 CENTERFACE_MARGIN = 0.35
 """CenterFace's box spans brow to chin already: it grows by this fraction on each side."""
-CENTERFACE_SIZE = (640, 384)
-"""CenterFace's fixed input (width, height): a frame at the tracking size (640 wide) fits."""
+CENTERFACE_STEP = 32
+"""CenterFace's input is the tracking size rounded up to this: a frame of any shape (4:3,
+portrait) is searched at its own scale, not letterboxed smaller."""
 GROW_PER_FRAME = 0.02
 """An unconfirmed track's box grows by this fraction per frame ..."""
 GROW_MAX = 1.6
@@ -125,13 +126,15 @@ class FaceFinder:
     else OpenCV's Haar frontal-face cascade (``name`` says which)."""
 
     def __init__(self, models: Path | None = None, haar: bool = False) -> None:
+        self._models = models
         self._centerface: FaceDetector | None = None
+        self.name = HAAR
         if not haar:
             try:
-                self._centerface = FaceDetector(CENTERFACE_SIZE, models)
+                model_path(FACE, models)
+                self.name = CENTERFACE
             except ModelError as exc:
                 log.warning("faces are blurred with the weaker Haar cascade: %s", exc)
-        self.name = HAAR if self._centerface is None else CENTERFACE
         cascades = cv2.data.haarcascades  # type: ignore[attr-defined]  # not in OpenCV's stubs
         path = Path(cascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
@@ -141,7 +144,11 @@ class FaceFinder:
     def find_grey(self, grey: np.ndarray) -> list[Rect]:
         """Faces in a grey frame, as boxes grown by a margin (same scale as ``grey``)."""
         height, width = grey.shape
-        if self._centerface is not None:
+        if self.name == CENTERFACE:
+            step = CENTERFACE_STEP
+            size = (-(-width // step) * step, -(-height // step) * step)
+            if self._centerface is None or self._centerface.size != size:
+                self._centerface = FaceDetector(size, self._models)  # its input size, fixed
             found = [box for _, box in self._centerface.faces(grey)]
             margin = CENTERFACE_MARGIN
         else:
@@ -235,8 +242,8 @@ class FaceTracker:
     newly found face followed back through the last ``hold`` frames, which are not written
     until then (see the module's docstring)."""
 
-    def __init__(self, hold: int, haar: bool = False) -> None:
-        self.finder = FaceFinder(haar=haar)
+    def __init__(self, hold: int, haar: bool = False, models: Path | None = None) -> None:
+        self.finder = FaceFinder(models, haar)
         self.hold = hold
         self.tracks: list[Track] = []
         self.detections = 0
@@ -321,9 +328,11 @@ def redact(
     boxes: list[Box],
     progress: Callable[[float], None] | None = None,
     haar: bool = False,
+    models: Path | None = None,
 ) -> RedactionReport:
     """Write a redacted copy of the MP4 ``source`` to ``target``; ``progress`` gets the
-    fraction of frames done. ``haar``: the Haar cascade even where CenterFace is installed
+    fraction of frames done. ``models``: where ``porch hub models`` put CenterFace (the
+    default folder if None); ``haar``: the Haar cascade even where CenterFace is installed
     (the benchmark's comparison)."""
     report = RedactionReport(blur_faces, boxes)
     tracker = None
@@ -336,7 +345,7 @@ def redact(
         video_out.options = {"preset": "veryfast", "crf": "23", "profile": "baseline"}
         expected = video_in.frames or 1
         hold = max(1, round(HOLD_S * float(rate)))
-        tracker = FaceTracker(hold, haar) if blur_faces else None
+        tracker = FaceTracker(hold, haar, models) if blur_faces else None
         width, height = video_in.width, video_in.height
         scale = min(1.0, DETECT_WIDTH / width)
         small = (max(1, round(width * scale)), max(1, round(height * scale)))

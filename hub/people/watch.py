@@ -113,6 +113,12 @@ class PeopleWatch:
             if early and early[1].event_id == event.event_id:
                 self._queue(early[1])
 
+    def moving(self, device_id: str, motion_event_id: str) -> bool:
+        """Whether that motion of that doorbell still goes on, as the watch last heard."""
+        with self._lock:
+            motion = self._motions.get(device_id)
+            return motion is not None and motion.event_id == motion_event_id
+
     def forget(self, device_id: str) -> None:
         """A doorbell revoked or gone: nothing of it waits any more."""
         with self._lock:

@@ -13,6 +13,9 @@ from tests.support import real_face
 from tests.support.real_face import HEIGHT, WIDTH
 
 SECONDS = 8.0
+SMALL = 40
+"""A small head and shoulders (pixels wide at the tracking size): its face about 16 px, found
+at 640×480 and 360×640 only when the detector works at the frame's own shape."""
 
 
 def detail(path, polygons) -> list[float]:
@@ -78,3 +81,23 @@ def test_the_export_says_which_detector_found_the_faces_and_falls_back_to_haar(t
     haar = redact(source, tmp_path / "haar.mp4", blur_faces=True, boxes=[], haar=True)
     assert haar.summary()["detector"] == module.HAAR
     assert min(real_face.coverage(truths, haar.face_boxes)) >= 0.95
+
+
+def test_faces_are_searched_at_their_frames_own_shape(tmp_path):
+    # A 4:3 and a portrait camera: the detector's input follows the frame (rounded up to 32
+    # pixels), so a small face is not shrunk by letterboxing into a 16:9 input first.
+    from porch.hub.export import redact as module
+
+    face = real_face.photo()  # head and shoulders, the face about 40 % of its width
+    finder = module.FaceFinder()
+    small = cv2.cvtColor(cv2.resize(face, (SMALL, SMALL * 9 // 8), interpolation=cv2.INTER_AREA),
+                         cv2.COLOR_BGR2GRAY)  # fmt: skip
+    h, w = small.shape
+    x, y = (real_face.FACE[0] + real_face.FACE[2]) / 2, (real_face.FACE[1] + real_face.FACE[3]) / 2
+    cx = 100 + (x - real_face.PHOTO_CROP[0]) * w / face.shape[1]
+    cy = 100 + (y - real_face.PHOTO_CROP[1]) * h / face.shape[0]
+    for size in ((640, 480), (360, 640), (640, 360)):
+        grey = np.full((size[1], size[0]), 120, np.uint8)
+        grey[100 : 100 + h, 100 : 100 + w] = small
+        found = finder.find_grey(grey)
+        assert any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in found), (size, found)

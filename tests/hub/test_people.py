@@ -251,3 +251,36 @@ def test_a_person_that_cannot_be_recorded_costs_that_person_not_the_watch(detect
     finally:
         watch.stop()
     assert failures and heard.people[0][0].motion_event_id == start.event_id
+
+
+def test_a_ring_after_a_visit_keeps_its_own_picture(hub_service):
+    """The best picture of a visit is kept only while that visit's motion goes on: a person
+    looked at as the motion ended, or a later ring, never puts an old visitor on a ring."""
+    from porch.core.wire import RingEvent
+    from porch.hub.db import Database
+
+    hub = hub_service
+    assert hub.people is not None
+    visit = motion("front-door")
+    hub.db.record_event(visit)
+    hub._on_message(visit)
+    person = PersonEvent(device_id="front-door", event_id=new_id(), ts=now(),
+                         motion_event_id=visit.event_id, score=0.9)  # fmt: skip
+    face = pictures_of("facing")[0]
+    db = Database(hub.db.path)
+    try:
+        hub._best_for_ring(db, person, face)
+        assert "front-door" in hub._best  # while the visit goes on
+        ended = motion("front-door", active=False)
+        hub.db.record_event(ended)
+        hub._on_message(ended)
+        assert hub._best == {}
+        hub._best_for_ring(db, person, face)  # the watch, late, after the end
+        assert hub._best == {}, "a finished visit's picture was kept"
+    finally:
+        db.close()
+    ring = RingEvent(device_id="front-door", event_id=new_id(), ts=now())
+    press = b"\xff\xd8the frame of the press"
+    hub.ingest.handle("porch/front-door/event/ring", ring.to_bytes())
+    hub.ingest.handle(f"porch/front-door/snapshot/{ring.event_id}", press)
+    assert hub.ingest.snapshot_path(ring.event_id).read_bytes() == press

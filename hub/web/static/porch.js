@@ -75,6 +75,8 @@ function setRowImage(eventId, src, href) {
     note ? note.replaceWith(watch) : li.querySelector("div").append(watch);
   } else if (old && old.classList.contains("noimage")) {
     old.replaceWith(img);
+  } else if (old?.getAttribute("src")?.startsWith(src)) {
+    old.src = `${src}?${Date.now()}`;  // a better picture of the same event
   }
 }
 

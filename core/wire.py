@@ -315,6 +315,18 @@ class PersonEvent(_Payload):
     event_type: Literal["person"] = "person"
 
 
+class ParcelEvent(_Payload):
+    """The hub saw the doorstep zone change for good during a visit (motion
+    ``motion_event_id``, with a person): a parcel left, or something taken. Made by the hub,
+    never taken from a doorbell."""
+
+    event_id: MessageId
+    ts: Timestamp
+    motion_event_id: MessageId
+    action: Literal["left", "taken"]
+    event_type: Literal["parcel"] = "parcel"
+
+
 class LiveRequest(_Payload):
     """Hub → device: stream live video for ``lease_s`` more seconds (``viewers`` > 0), or stop.
 
@@ -393,6 +405,7 @@ Message = (
     | Snapshot
     | Glance
     | PersonEvent
+    | ParcelEvent
     | LiveRequest
     | LivePacket
     | TalkPacket

@@ -299,6 +299,8 @@ class DoorbellAgent:
             if tracker.active:
                 self._glance(capture)
             return
+        if not change.active:  # the porch quiet again: how it looks now, for the doorstep
+            self._glance(capture, last=True)
         event = MotionEvent(
             device_id=self.config.device_id,
             event_id=new_id(),
@@ -314,11 +316,12 @@ class DoorbellAgent:
             self._glance(capture)
         log.info("motion %s (area %.3f)", "started" if change.active else "ended", change.area)
 
-    def _glance(self, capture) -> None:
-        """While motion goes on, a small picture now and then for the hub's person detector
-        (best effort, QoS 0: never queued for later)."""
+    def _glance(self, capture, last: bool = False) -> None:
+        """While motion goes on, a small picture now and then for the hub's person detector,
+        and one as it ends (``last``: the doorstep after a visit); best effort, QoS 0:
+        never queued for later."""
         rate = self.config.motion.glances_per_s
-        if not rate or self._motion_event is None or capture.ts < self._next_glance:
+        if not rate or self._motion_event is None or (capture.ts < self._next_glance and not last):
             return
         self._next_glance = capture.ts + 1.0 / rate
         try:

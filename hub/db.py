@@ -15,6 +15,7 @@ from porch.core.wire import (
     HOME_ASSISTANT_FRESH_S,
     ClipMeta,
     MotionEvent,
+    ParcelEvent,
     PersonEvent,
     RingEvent,
     Status,
@@ -33,7 +34,7 @@ CREATE TABLE IF NOT EXISTS devices (
 CREATE TABLE IF NOT EXISTS events (
     event_id    TEXT PRIMARY KEY,
     device_id   TEXT NOT NULL,
-    kind        TEXT NOT NULL,          -- ring | motion | person (the hub's detector)
+    kind        TEXT NOT NULL,          -- ring | motion | person | parcel (the hub's own)
     ts          REAL NOT NULL,          -- when it happened, device clock (epoch seconds)
     received_at REAL NOT NULL,          -- when the hub stored it (epoch seconds)
     data        TEXT NOT NULL           -- the validated payload, JSON
@@ -41,6 +42,10 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
 CREATE INDEX IF NOT EXISTS people_by_motion ON events (json_extract(data, '$.motion_event_id'))
     WHERE kind = 'person';              -- the timeline shows a motion with a person once
+CREATE TABLE IF NOT EXISTS doorsteps (
+    device_id   TEXT PRIMARY KEY,
+    zone        TEXT NOT NULL           -- JSON [[x, y, w, h], ...], fractions of the picture
+);
 CREATE TABLE IF NOT EXISTS clips (
     clip_id     TEXT PRIMARY KEY,
     device_id   TEXT NOT NULL,
@@ -119,9 +124,11 @@ class Database:
             (status.device_id, status.state, time.time(), status.software, status.problem),
         )
 
-    def record_event(self, event: RingEvent | MotionEvent | PersonEvent) -> bool:
+    def record_event(self, event: RingEvent | MotionEvent | PersonEvent | ParcelEvent) -> bool:
         """Store an event; False when its id was stored before (a duplicate)."""
-        kind = {RingEvent: "ring", MotionEvent: "motion", PersonEvent: "person"}[type(event)]
+        kinds = {RingEvent: "ring", MotionEvent: "motion", PersonEvent: "person",
+                 ParcelEvent: "parcel"}  # fmt: skip
+        kind = kinds[type(event)]
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO events (event_id, device_id, kind, ts, received_at, data)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -164,10 +171,12 @@ class Database:
         the person (with the motion's clip)."""
         if event_id is not None:  # one event (a notification's link): itself, even a
             # motion start the timeline shows as its person
-            shown = "(e.kind IN ('ring', 'person') OR json_extract(e.data, '$.active') = 1)"
+            shown = (
+                "(e.kind IN ('ring', 'person', 'parcel') OR json_extract(e.data, '$.active') = 1)"
+            )
         else:
             shown = (
-                "(e.kind IN ('ring', 'person') OR (json_extract(e.data, '$.active') = 1"
+                "(e.kind IN ('ring', 'person', 'parcel') OR (json_extract(e.data, '$.active') = 1"
                 " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.kind = 'person'"
                 " AND json_extract(p.data, '$.motion_event_id') = +e.event_id"  # the index
                 " AND p.device_id = e.device_id)))"
@@ -181,12 +190,12 @@ class Database:
             " e.received_at - e.ts > ?,"
             " (SELECT coalesce(d.display_name, e.device_id) FROM devices d"
             "  WHERE d.device_id = e.device_id),"
-            " json_extract(e.data, '$.motion_event_id')"
+            " json_extract(e.data, '$.motion_event_id'), json_extract(e.data, '$.action')"
             f" FROM events e WHERE {shown}{only} ORDER BY e.ts DESC LIMIT ?",
             (HOME_ASSISTANT_FRESH_S, *([event_id] if only else []), limit),
         ).fetchall()
         keys = ("event_id", "device_id", "kind", "ts", "clip_id", "late", "name",
-                "motion_event_id")  # fmt: skip
+                "motion_event_id", "action")  # fmt: skip
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def devices(self) -> list[dict]:
@@ -317,6 +326,31 @@ class Database:
 
     def touch_clip(self, clip_id: str, when: float) -> None:
         self.conn.execute("UPDATE clips SET touched = ? WHERE clip_id = ?", (when, clip_id))
+
+    def latest_clip(self, device_id: str) -> str | None:
+        """This doorbell's newest stored clip (its thumbnail: a picture to draw on)."""
+        row = self.conn.execute(
+            "SELECT clip_id FROM clips WHERE device_id = ? AND state = 'stored'"
+            " ORDER BY start_ts DESC LIMIT 1",
+            (device_id,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def doorstep(self, device_id: str) -> list[tuple[float, float, float, float]]:
+        """The doorstep zone the owner marked on this doorbell's picture (none: [])."""
+        row = self.conn.execute(
+            "SELECT zone FROM doorsteps WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return [tuple(box) for box in json.loads(row[0])] if row else []
+
+    def set_doorstep(self, device_id: str, zone: list[tuple[float, float, float, float]]) -> None:
+        if zone:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO doorsteps (device_id, zone) VALUES (?, ?)",
+                (device_id, json.dumps([list(box) for box in zone])),
+            )
+        else:
+            self.conn.execute("DELETE FROM doorsteps WHERE device_id = ?", (device_id,))
 
     def ring_during(self, device_id: str, motion_event_id: str) -> str | None:
         """The latest ring of ``device_id`` since the motion ``motion_event_id`` began (or up

@@ -36,6 +36,7 @@ from porch.core.wire import (
     LiveRequest,
     Message,
     MotionEvent,
+    ParcelEvent,
     PersonEvent,
     RingEvent,
     Snapshot,
@@ -129,7 +130,7 @@ class Ingest:
             return self._snapshot(message)
         if isinstance(message, RingEvent | MotionEvent | ClipMeta) and not self._in_time(message):
             return None
-        if isinstance(message, ClipAck | LiveRequest | TalkPacket | PersonEvent):
+        if isinstance(message, ClipAck | LiveRequest | TalkPacket | PersonEvent | ParcelEvent):
             self.rejected += 1
             log.warning("rejected a command on %r: commands go to devices, not from them", topic)
             return None
@@ -225,6 +226,10 @@ class Ingest:
 
     def snapshot_path(self, event_id: str) -> Path:
         return self.snapshots / f"{event_id}.jpg"
+
+    def before_path(self, event_id: str) -> Path:
+        """A parcel event's picture from before the visit (its snapshot is after it)."""
+        return self.snapshots / f"{event_id}.before.jpg"
 
     def prune_snapshots(self, max_age_s: float, max_bytes: int, now: float | None = None) -> int:
         """Delete ring snapshots older than ``max_age_s``, then the oldest until they take

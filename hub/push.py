@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS push_preferences (
     username   TEXT PRIMARY KEY REFERENCES users (username) ON DELETE CASCADE,
     motion     INTEGER NOT NULL DEFAULT 0,
     people     INTEGER NOT NULL DEFAULT 1,  -- someone seen at the door (the hub's detector)
+    parcels    INTEGER NOT NULL DEFAULT 0,  -- a parcel left or taken (opt-in)
     quiet_from TEXT,                 -- 'HH:MM', local time of the hub
     quiet_to   TEXT
 );
@@ -92,6 +93,10 @@ class Push:
         if "people" not in columns:  # preferences from before people were told from motion
             self._db.execute(
                 "ALTER TABLE push_preferences ADD COLUMN people INTEGER NOT NULL DEFAULT 1"
+            )
+        if "parcels" not in columns:
+            self._db.execute(
+                "ALTER TABLE push_preferences ADD COLUMN parcels INTEGER NOT NULL DEFAULT 0"
             )
         self._lock = threading.Lock()
         self._vapid = self._key(key_path)
@@ -192,16 +197,22 @@ class Push:
         """What this person is told of beside rings, and their quiet hours."""
         with self._lock:
             row = self._db.execute(
-                "SELECT people, motion, quiet_from, quiet_to FROM push_preferences"
+                "SELECT people, parcels, motion, quiet_from, quiet_to FROM push_preferences"
                 " WHERE username = ?",
                 (username,),
             ).fetchone()
-        people, motion, quiet_from, quiet_to = row or (1, 0, None, None)
-        return {"people": bool(people), "motion": bool(motion),
+        people, parcels, motion, quiet_from, quiet_to = row or (1, 0, 0, None, None)
+        return {"people": bool(people), "parcels": bool(parcels), "motion": bool(motion),
                 "quiet_from": quiet_from or "", "quiet_to": quiet_to or ""}  # fmt: skip
 
     def set_preferences(
-        self, username: str, motion: bool, quiet_from: str, quiet_to: str, people: bool = True
+        self,
+        username: str,
+        motion: bool,
+        quiet_from: str,
+        quiet_to: str,
+        people: bool = True,
+        parcels: bool = False,
     ) -> None:
         for value in (quiet_from, quiet_to):
             if value and not _clock(value):
@@ -211,8 +222,16 @@ class Push:
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO push_preferences"
-                " (username, people, motion, quiet_from, quiet_to) VALUES (?, ?, ?, ?, ?)",
-                (username, int(people), int(motion), quiet_from or None, quiet_to or None),
+                " (username, people, parcels, motion, quiet_from, quiet_to)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    username,
+                    int(people),
+                    int(parcels),
+                    int(motion),
+                    quiet_from or None,
+                    quiet_to or None,
+                ),
             )
 
     # -- sending (called from paho's thread; the work is the pool's) -----------------------
@@ -230,6 +249,20 @@ class Push:
                 "ts": ts}  # fmt: skip
         self._send(body, device_id or device_name)
 
+    def parcel(
+        self, device_name: str, action: str, event_id: str, ts: float, device_id: str = ""
+    ) -> None:
+        """A parcel left or something taken, for those who turned it on (no picture)."""
+        where = device_name.lower()
+        text = (
+            f"Parcel left at the {where}"
+            if action == "left"
+            else f"Something taken from the {where}"
+        )
+        body = {"title": device_name, "body": text, "kind": "parcel", "event_id": event_id,
+                "url": f"/event/{event_id}", "ts": ts}  # fmt: skip
+        self._send(body, device_id or device_name)
+
     def motion(self, device_name: str, event_id: str, ts: float, device_id: str = "") -> None:
         when = dt.datetime.fromtimestamp(ts).strftime("%H:%M")
         body = {"title": device_name, "body": f"Motion at {when}", "kind": "motion",
@@ -245,21 +278,21 @@ class Push:
         with self._lock:
             rows = self._db.execute(
                 "SELECT s.endpoint, s.username, s.p256dh, s.auth, coalesce(p.motion, 0),"
-                " coalesce(p.people, 1), p.quiet_from, p.quiet_to FROM push_subscriptions s"
+                " coalesce(p.people, 1), coalesce(p.parcels, 0), p.quiet_from, p.quiet_to"
+                " FROM push_subscriptions s"
                 " JOIN users u ON u.username = s.username"
                 " LEFT JOIN push_preferences p ON p.username = s.username"
                 f" WHERE u.role IN ({','.join('?' * len(ROLES))})",
                 ROLES,
             ).fetchall()
         data = json.dumps(body)
-        wanted = {"ring": lambda motion, people: True, "person": lambda motion, people: people,
-                  "motion": lambda motion, people: motion}[kind]  # fmt: skip
-        for endpoint, username, p256dh, auth, motion, people, quiet_from, quiet_to in rows:
-            if not wanted(motion, people):
+        for endpoint, username, p256dh, auth, motion, people, parcels, quiet_from, quiet_to in rows:
+            wanted = {"ring": True, "person": people, "motion": motion, "parcel": parcels}[kind]
+            if not wanted:
                 continue
             if quiet_from and quiet_to and _within(quiet_from, quiet_to, now):
                 continue
-            if kind != "ring":  # per doorbell: a busy front door mutes not the back door
+            if kind in ("motion", "person"):  # per doorbell: a busy front door mutes not the back
                 key = (username, kind, device)
                 if now - self._last.get(key, 0.0) < self.settings.motion_cooldown_s:
                     continue

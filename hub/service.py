@@ -24,10 +24,13 @@ from porch.core.wire import (
     ClipAck,
     Message,
     MotionEvent,
+    ParcelEvent,
     PersonEvent,
     RingEvent,
     Snapshot,
     Status,
+    new_id,
+    now,
     spoken_name,
 )
 from porch.hub.accounts import Accounts
@@ -43,6 +46,7 @@ from porch.hub.exporter import Exporter
 from porch.hub.homeassistant import HomeAssistantBridge
 from porch.hub.ingest import Ingest
 from porch.hub.live import LiveRelay
+from porch.hub.people.doorstep import Doorstep
 from porch.hub.people.watch import PeopleWatch, open_watch
 from porch.hub.push import Push
 from porch.hub.throttle import Throttle
@@ -105,7 +109,10 @@ class HubService:
             config.people,
             lambda event, jpeg: self._on_person(people_db, event, jpeg),
             lambda event, jpeg: self._on_person_picture(people_db, event, jpeg),
+            lambda person, before, after: self._on_visit(people_db, person, before, after),
         )
+        self._doorsteps: dict[str, Doorstep] = {}
+        """Each doorbell's doorstep as the watch last saw it (the people watch's thread)."""
         self._best: dict[str, tuple[str, bytes]] = {}
         """Each doorbell's best picture of the person in its motion going on (its id);
         set only while the watch says that motion goes on, under ``_best_lock``."""
@@ -307,6 +314,33 @@ class HubService:
         ring = db.ring_during(event.device_id, event.motion_event_id)
         if ring is not None:
             self._ring_picture(event.device_id, ring, jpeg)
+
+    def _on_visit(self, db: Database, person: PersonEvent, before: bytes, after: bytes) -> None:
+        """A visit ended: a parcel left or taken, if the owner marked a doorstep and it stayed
+        changed; stored with both pictures, told to the pages and the phones that want it."""
+        zone = db.doorstep(person.device_id)
+        if not zone:
+            return
+        doorstep = self._doorsteps.setdefault(person.device_id, Doorstep())
+        action = doorstep.visit(before, after, zone)
+        if action is None:
+            return
+        event = ParcelEvent(device_id=person.device_id, event_id=new_id(), ts=now(),
+                            motion_event_id=person.motion_event_id, action=action)  # fmt: skip
+        atomic_write(self.ingest.before_path(event.event_id), before)
+        atomic_write(self.ingest.snapshot_path(event.event_id), after)
+        if not db.record_event(event):
+            return
+        name = db.display_name(event.device_id) or spoken_name(event.device_id)
+        log.info("parcel %s at %s", action, name)
+        self.push.parcel(name, action, event.event_id, event.ts, event.device_id)
+        self.broadcaster.publish(
+            "parcel",
+            {"event_id": event.event_id, "device_id": event.device_id, "name": name,
+             "ts": event.ts, "action": action},
+        )  # fmt: skip
+        if self._print is not None:
+            self._print(event)
 
     def _ring_picture(self, device_id: str, ring_id: str, jpeg: bytes) -> None:
         atomic_write(self.ingest.snapshot_path(ring_id), jpeg)

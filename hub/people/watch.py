@@ -40,6 +40,10 @@ class _Motion:
     seen: int = 0
     person: PersonEvent | None = None
     best: float = 0.0
+    first: bytes | None = None
+    """Its first glance: the doorstep before the visitor reached it."""
+    last: bytes | None = None
+    """Its latest glance: the one a doorbell sends as its motion ends, the porch quiet."""
 
 
 @dataclass
@@ -68,10 +72,13 @@ class PeopleWatch:
         on_person: Callable[[PersonEvent, bytes], None],
         on_picture: Callable[[PersonEvent, bytes], None],
         confirm: int = 2,
+        on_visit: Callable[[PersonEvent, bytes, bytes], None] | None = None,
     ):
         self.detector = detector
         self.on_person = on_person
         self.on_picture = on_picture
+        self.on_visit = on_visit
+        """Called with a visit's person, first and last glance when its motion ended."""
         self.confirm = confirm
         self.dropped: Counter[tuple[str, str]] = Counter()
         """Glances not looked at, by (device, why)."""
@@ -84,6 +91,7 @@ class PeopleWatch:
         self._early: dict[str, tuple[float, Glance]] = {}
         self._budgets: dict[str, _Budget] = {}
         self._waiting: OrderedDict[str, Glance] = OrderedDict()
+        self._visits: list[tuple[PersonEvent, bytes, bytes]] = []
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="people", daemon=True)
 
@@ -105,12 +113,16 @@ class PeopleWatch:
             return
         with self._lock:
             if not event.active:
-                self._motions.pop(event.device_id, None)
+                ended = self._motions.pop(event.device_id, None)
                 self._waiting.pop(event.device_id, None)
+                if ended and ended.person and ended.first and ended.last is not ended.first:
+                    self._visits.append((ended.person, ended.first, ended.last or ended.first))
+                    self._wake.notify()
                 return
-            self._motions[event.device_id] = _Motion(event.event_id)
+            motion = self._motions[event.device_id] = _Motion(event.event_id)
             early = self._early.pop(event.device_id, None)
             if early and early[1].event_id == event.event_id:
+                self._keep(motion, early[1])
                 self._queue(early[1])
 
     def moving(self, device_id: str, motion_event_id: str) -> bool:
@@ -124,6 +136,7 @@ class PeopleWatch:
         with self._lock:
             for table in (self._motions, self._early, self._budgets, self._waiting):
                 table.pop(device_id, None)
+            self._visits = [v for v in self._visits if v[0].device_id != device_id]
 
     def glance(self, glance: Glance) -> None:
         """Keep a glance to look at, if its motion is going on and its device within budget."""
@@ -140,7 +153,14 @@ class PeopleWatch:
                 else:
                     self.dropped[(device, "not its motion")] += 1
                 return
+            self._keep(motion, glance)
             self._queue(glance)
+
+    @staticmethod
+    def _keep(motion: _Motion, glance: Glance) -> None:
+        if motion.first is None:
+            motion.first = glance.data
+        motion.last = glance.data
 
     def _queue(self, glance: Glance) -> None:
         if glance.device_id in self._waiting:
@@ -153,12 +173,23 @@ class PeopleWatch:
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._waiting and not self._stop:
+                while not self._waiting and not self._visits and not self._stop:
                     self._wake.wait(1.0)
                     self._expire_early()
                 if self._stop:
                     return
-                _, glance = self._waiting.popitem(last=False)
+                visit = self._visits.pop(0) if self._visits else None
+                if visit is None:
+                    _, glance = self._waiting.popitem(last=False)
+            if visit is not None:
+                try:
+                    # Someone still in the last picture (standing still long enough for the
+                    # motion to end) is no doorstep left as it will be.
+                    if self.on_visit is not None and not self.detector.look_jpeg(visit[2]).person:
+                        self.on_visit(*visit)
+                except Exception:
+                    log.exception("the doorstep after a visit at %s", visit[0].device_id)
+                continue
             try:
                 sighting = self.detector.look_jpeg(glance.data)
             except ValueError:
@@ -214,6 +245,7 @@ def open_watch(
     settings: PeopleSettings,
     on_person: Callable[[PersonEvent, bytes], None],
     on_picture: Callable[[PersonEvent, bytes], None],
+    on_visit: Callable[[PersonEvent, bytes, bytes], None] | None = None,
 ) -> PeopleWatch | None:
     """The hub's watch, or None (said in the log) when it is off or its models are missing:
     the hub then runs as before, every motion just motion."""
@@ -228,4 +260,4 @@ def open_watch(
     except ModelError as exc:
         log.warning("people are not told from motion: %s", exc)
         return None
-    return PeopleWatch(detector, on_person, on_picture, settings.confirm)
+    return PeopleWatch(detector, on_person, on_picture, settings.confirm, on_visit)

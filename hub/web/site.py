@@ -132,3 +132,22 @@ def cookie(response: Response, request: Request, name: str, value: str, max_age:
         secure=request.url.scheme == "https",
         path="/",
     )
+
+
+def boxes(text: str) -> list[tuple[float, float, float, float]]:
+    """Rectangles drawn on a picture (static/boxes.js), one 'x,y,w,h' a line, as fractions
+    of the frame; :class:`ValueError` says which line is wrong."""
+    found = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            x, y, w, h = (float(v) for v in line.split(","))
+        except ValueError:
+            raise ValueError(f"a box is 'x,y,w,h' in fractions of the frame: {line!r}") from None
+        if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1):
+            raise ValueError(f"a box must lie in the frame: {line!r}")
+        found.append((x, y, w, h))
+    if len(found) > 20:
+        raise ValueError("at most 20 boxes")
+    return found

@@ -188,3 +188,58 @@ def test_a_ring_during_a_visit_has_the_best_picture_of_the_visitor(home):
     )
     pictures_sent = listener.on("porch/front-door/ha/snapshot")
     assert pictures_sent, "Home Assistant got no picture of the ring"
+
+
+@needs_chromium
+def test_a_parcel_left_by_one_visitor_and_taken_by_another(home, browser):
+    """The owner marks the doorstep on the device page; a courier puts down a box (a real
+    photograph of one) and leaves; a second visitor takes it; headlights and the night
+    switch in between are not parcels."""
+    parcel = cv2.imread("/usr/share/doc/opencv-doc/examples/data/box.png")
+    courier = [(2, -0.1, 0.75, 0.35), (5, 0.5, 1.0, 0.95), (8, 0.5, 1.0, 0.95),
+               (11, 1.1, 0.75, 0.35)]  # fmt: skip
+    taker = [(t + 20, x, y, h) for t, x, y, h in courier]
+    scene = SyntheticScene(320, 240, 1, [
+        Figure([(7, 0.5, 0.97, 0.18), (27, 0.5, 0.97, 0.18)], picture=parcel),
+        Figure(courier), Figure(taker)],
+        [LightChange(14, 17, 2.5, sweep=True)])  # fmt: skip
+    config = home.enroll("front-door")
+    hub = home.hub
+    phone = PushService()
+    owner_phone = phone.subscription("/push/owner")
+    assert subscribe(hub, "owner", owner_phone).status_code == 200
+    hub.push.set_preferences("owner", False, "", "", people=False, parcels=True)
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(page, hub.url, "owner")
+    agent = agent_from(config, home.root / "front-door" / "data", scene=scene,
+                       motion=MotionSettings(enabled=True, end_after_s=1.0))  # fmt: skip
+    try:
+        with RunningAgent(agent):
+            wait_for(lambda: hub.web_db.latest_clip("front-door") or agent.media_time > 1,
+                     what="the doorbell running")  # fmt: skip
+            page.goto(hub.url + "/devices/front-door/doorstep")
+            page.fill("#boxes", "0.35,0.7,0.3,0.3")  # as drawn on the picture
+            page.click("#doorstep-form button[type=submit]")
+            page.wait_for_url("**/devices")
+            assert hub.web_db.doorstep("front-door") == [(0.35, 0.7, 0.3, 0.3)]
+            page.goto(hub.url + "/")
+            wait_for(lambda: parcels(hub) == ["left"], timeout=40, what="the parcel left")
+            wait_in_page(page, "document.querySelector('#timeline li.parcel strong')")
+            assert page.inner_text("#timeline li.parcel strong") == "Parcel left"
+            wait_for(lambda: parcels(hub) == ["left", "taken"], timeout=40,
+                     what="the parcel taken")  # fmt: skip
+            wait_for(lambda: len(phone.received) >= 2, what="both pushes")
+    finally:
+        phone.close()
+    texts = [json.loads(owner_phone.decrypt(m.body))["body"] for m in phone.received]
+    assert texts == ["Parcel left at the front door", "Something taken from the front door"]
+    left = next(e for e in hub.timeline(50) if e["kind"] == "parcel" and e["action"] == "left")
+    assert hub.ingest.before_path(left["event_id"]).exists()
+    event = page.goto(f"{hub.url}/event/{left['event_id']}")
+    assert event is not None and event.status == 200
+    assert page.locator(".before-after img").count() == 2
+
+
+def parcels(hub) -> list[str]:
+    rows = [e for e in hub.timeline(50) if e["kind"] == "parcel"]
+    return [e["action"] for e in sorted(rows, key=lambda e: e["ts"])]

@@ -284,3 +284,38 @@ def test_a_ring_after_a_visit_keeps_its_own_picture(hub_service):
     hub.ingest.handle("porch/front-door/event/ring", ring.to_bytes())
     hub.ingest.handle(f"porch/front-door/snapshot/{ring.event_id}", press)
     assert hub.ingest.snapshot_path(ring.event_id).read_bytes() == press
+
+
+def porch_with(box: bool, gain: float = 1.0, night: bool = False) -> bytes:
+    """A glance of the synthetic porch, with a real photograph of a box (opencv-doc's
+    box.png) on the doorstep or not, in some light."""
+    import cv2
+
+    from porch.device.camera.synthetic import Figure, LightChange, SyntheticScene
+    from tests.support.pictures import OPENCV_DOC
+
+    parcel = cv2.imread(str(OPENCV_DOC / "box.png"))
+    figures = [Figure([(0, 0.5, 0.97, 0.18), (100, 0.5, 0.97, 0.18)], picture=parcel)]
+    lights = [LightChange(0, 100, gain)] if gain != 1.0 else []
+    scene = SyntheticScene(640, 360, 1, figures if box else [], lights)
+    scene.night = night
+    return thumbnail_jpeg(scene.render(50.0), GLANCE_WIDTH)
+
+
+DOORSTEP = [(0.35, 0.7, 0.3, 0.3)]
+
+
+def test_a_parcel_left_and_taken_is_told_apart_from_light_and_the_night_switch():
+    from porch.hub.people.doorstep import Doorstep
+
+    empty, parcel = porch_with(False), porch_with(True)
+    doorstep = Doorstep()
+    assert doorstep.visit(empty, empty, DOORSTEP) is None
+    assert doorstep.visit(empty, porch_with(False, gain=1.8), DOORSTEP) is None  # sunshine
+    assert doorstep.visit(empty, parcel, DOORSTEP) == "left"
+    assert doorstep.visit(parcel, porch_with(True, gain=0.6), DOORSTEP) is None  # a cloud
+    assert doorstep.visit(parcel, porch_with(True, night=True), DOORSTEP) is None  # IR on
+    assert doorstep.visit(parcel, empty, DOORSTEP) == "taken"
+    assert doorstep.visit(empty, parcel, []) is None, "no doorstep marked: no parcels"
+    # A parcel from before the hub watched, taken: less on the doorstep than before.
+    assert Doorstep().visit(parcel, empty, DOORSTEP) == "taken"

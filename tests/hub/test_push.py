@@ -207,7 +207,7 @@ def test_each_person_chooses_people_and_motion_on_their_account_page(pushing):
     )  # fmt: skip  (people left unticked)
     assert saved.status_code == 303, saved.text
     assert hub.push.preferences("member")["people"] is False
-    assert hub.push.preferences("owner") == {"people": True, "motion": False,
+    assert hub.push.preferences("owner") == {"people": True, "parcels": False, "motion": False,
                                              "quiet_from": "", "quiet_to": ""}  # fmt: skip
     page = httpx.get(hub.url + "/account", cookies={SESSION_COOKIE: token}, timeout=TIMEOUT)
     assert 'name="people" value="true">' in page.text

@@ -108,6 +108,8 @@ def test_installer_and_requester_reach_no_footage_by_any_url(site):
         f"/clips/{clip}/video.mp4",
         f"/clips/{clip}/thumbnail.jpg",
         f"/events/{event}/snapshot.jpg",
+        f"/events/{event}/before.jpg",
+        "/devices/front-door/doorstep",  # drawn on the doorbell's picture: the owner's only
         "/events/stream",
         "/api/events",
         "/",

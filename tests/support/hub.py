@@ -149,6 +149,7 @@ def site_pages(site: HubService) -> dict[str, tuple[str, ...]]:
     return {
         "/": ("owner", "member"),
         "/devices": ("owner", "member", "installer"),
+        f"/devices/{row['device_id']}/doorstep": ("owner",),
         "/account": ROLES,
         f"/clips/{row['clip_id']}": ("owner", "member"),
         f"/event/{row['event_id']}": ("owner", "member"),  # where a notification leads

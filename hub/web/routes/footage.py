@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from porch.hub.accounts import Session
-from porch.hub.web.auth import FOOTAGE, allow
-from porch.hub.web.site import ClipId, EventId, Site, media
+from porch.hub.web.auth import FOOTAGE, Forbidden, allow
+from porch.hub.web.site import ClipId, DeviceId, EventId, Site, boxes, media
 
 
 def router(site: Site) -> APIRouter:
@@ -46,6 +46,48 @@ def router(site: Site) -> APIRouter:
     ) -> Response:
         path = hub.ingest.snapshot_path(event_id)
         return media(path, "image/jpeg", path.exists() or None)
+
+    @routes.get("/events/{event_id}/before.jpg")
+    async def before_picture(
+        event_id: EventId, session: Annotated[Session, Depends(allow(*FOOTAGE))]
+    ) -> Response:
+        """A parcel event's picture from before the visit."""
+        path = hub.ingest.before_path(event_id)
+        return media(path, "image/jpeg", path.exists() or None)
+
+    @routes.get("/devices/{device_id}/doorstep", response_class=HTMLResponse)
+    async def doorstep_page(
+        request: Request,
+        device_id: DeviceId,
+        session: Annotated[Session, Depends(allow("owner", page=True))],
+        error: str = "",
+    ) -> Response:
+        """The owner marks the doorstep on the doorbell's latest picture: where a parcel
+        left or taken is told."""
+        names = {d["device_id"]: d["name"] for d in hub.devices()}
+        if device_id not in names:
+            return page(request, "error.html", session, 404, message="No such doorbell.")
+        zone = hub.web_db.doorstep(device_id)
+        return page(request, "doorstep.html", session, 400 if error else 200,
+                    device_id=device_id, doorbell=names[device_id], error=error,
+                    clip_id=hub.web_db.latest_clip(device_id),
+                    zone="\n".join(",".join(f"{v:.4f}" for v in box) for box in zone))  # fmt: skip
+
+    @routes.post("/devices/{device_id}/doorstep", response_class=HTMLResponse)
+    async def set_doorstep(
+        request: Request,
+        device_id: DeviceId,
+        session: Annotated[Session, Depends(allow("owner"))],
+        zone: Annotated[str, Form(max_length=2000)] = "",
+    ) -> Response:
+        """Save the doorstep zone (empty: none, no parcels told)."""
+        if device_id not in {d["device_id"] for d in hub.devices()}:
+            raise Forbidden(f"no doorbell called {device_id}", 404)
+        try:
+            hub.web_db.set_doorstep(device_id, boxes(zone))
+        except ValueError as exc:
+            return await doorstep_page(request, device_id, session, f"{exc}.")
+        return RedirectResponse("/devices", status_code=303)
 
     @routes.get("/event/{event_id}", response_class=HTMLResponse)
     async def event_page(

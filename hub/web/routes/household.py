@@ -92,13 +92,16 @@ def router(site: Site) -> APIRouter:
         session: Annotated[Session, Depends(allow(*FOOTAGE))],
         motion: Annotated[bool, Form()] = False,
         people: Annotated[bool, Form()] = False,
+        parcels: Annotated[bool, Form()] = False,
         quiet_from: Annotated[str, Form(max_length=5)] = "",
         quiet_to: Annotated[str, Form(max_length=5)] = "",
     ) -> Response:
         """Beside rings, people at the door and any motion, and quiet hours, for this
         person's notifications (the form sends a box only when it is ticked)."""
         try:
-            hub.push.set_preferences(session.username, motion, quiet_from, quiet_to, people)
+            hub.push.set_preferences(
+                session.username, motion, quiet_from, quiet_to, people, parcels
+            )
         except PushError as exc:
             return account_page(request, session, 400, push_error=f"{exc}.")
         return RedirectResponse("/account", status_code=303)

@@ -20,6 +20,7 @@ from porch.hub.delivery import delivery_status
 from porch.hub.throttle import Throttled
 from porch.hub.web.auth import REQUESTS, Forbidden, allow
 from porch.hub.web.site import RequestId, Site, minutes, when
+from porch.hub.web.site import boxes as drawn_boxes
 
 MAX_TRIMS = 1000
 """Trims one review form may carry (one a matching clip)."""
@@ -240,15 +241,8 @@ def _trims(
 
 def _boxes(text: str) -> list[dict[str, float]]:
     """Redaction boxes, one 'x,y,w,h' per line, as fractions of the frame."""
-    boxes = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            x, y, w, h = (float(v) for v in line.split(","))
-        except ValueError:
-            raise ConsentError(f"a box is 'x,y,w,h' in fractions of the frame: {line!r}") from None
-        if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1):
-            raise ConsentError(f"a box must lie in the frame: {line!r}")
-        boxes.append({"x": x, "y": y, "w": w, "h": h})
-    return boxes
+    try:
+        found = drawn_boxes(text)
+    except ValueError as exc:
+        raise ConsentError(str(exc)) from None
+    return [{"x": x, "y": y, "w": w, "h": h} for x, y, w, h in found]

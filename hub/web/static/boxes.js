@@ -22,6 +22,17 @@ document.addEventListener("DOMContentLoaded", () => {
       .map((b) => b.dataset.box).join("\n");
   };
 
+  // Boxes saved before (the doorstep's) are shown, to keep or click away.
+  for (const line of text.value.split("\n")) {
+    const box = line.split(",").map(Number);
+    if (box.length !== 4 || box.some(Number.isNaN)) continue;
+    const el = document.createElement("div");
+    el.className = "box";
+    el.dataset.box = box.map((v) => v.toFixed(4)).join(",");
+    place(el, box);
+    area.append(el);
+  }
+
   area.addEventListener("pointerdown", (event) => {
     if (event.target.classList.contains("box")) {
       event.target.remove();

@@ -89,7 +89,8 @@ function showSnapshot(eventId) {
   img.hidden = false;
 }
 
-const LABELS = { ring: "Ring", person: "Someone", motion: "Motion" };
+const LABELS = { ring: "Ring", person: "Someone", motion: "Motion",
+                 left: "Parcel left", taken: "Something taken" };
 
 // Someone seen during a motion whose row is shown: that row becomes theirs.
 function showPerson(event) {
@@ -118,7 +119,7 @@ function addRow(kind, event) {
   mark.textContent = kind;
   const text = document.createElement("div");
   const title = document.createElement("strong");
-  title.textContent = LABELS[kind];
+  title.textContent = LABELS[kind === "parcel" ? event.action : kind];
   text.append(title, ` at ${event.device_id} `);
   const time = document.createElement("time");
   time.dataset.ts = event.ts;
@@ -141,6 +142,11 @@ function listen() {
   events.addEventListener("snapshot", (e) => showSnapshot(JSON.parse(e.data).event_id));
   events.addEventListener("motion", (e) => addRow("motion", JSON.parse(e.data)));
   events.addEventListener("person", (e) => showPerson(JSON.parse(e.data)));
+  events.addEventListener("parcel", (e) => {
+    const parcel = JSON.parse(e.data);
+    addRow("parcel", parcel);
+    setRowImage(parcel.event_id, `/events/${parcel.event_id}/snapshot.jpg`);
+  });
   events.addEventListener("clip", (e) => {
     const { clip_id, event_ids } = JSON.parse(e.data);
     for (const id of event_ids) {

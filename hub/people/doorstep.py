@@ -1,0 +1,116 @@
+"""A parcel left or taken: a lasting change in the doorstep zone the owner marked, between
+the first glance of a visit (before the visitor reached the door) and its last (sent when
+the doorbell's motion ended: the porch quiet for ``motion.end_after_s``).
+
+No model: the zone is cut into blocks and each block of the two pictures compared by
+zero-mean normalised cross-correlation (so a change of light, which scales and shifts the
+grey levels, changes nothing) or, in a block too flat to correlate, by its mean level
+against the picture's. A visit that changed a quarter of the zone's blocks changed
+something. Whether it was left or taken: the doorbell's zone as it was before the first
+parcel is kept; a visit after which the zone looks like that again took it. A night switch
+between the two glances (one in colour, one grey) is no comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from porch.hub.people.detector import jpeg_size
+
+Zone = list[tuple[float, float, float, float]]
+"""Rectangles (x, y, w, h) as fractions of the picture."""
+BLOCK = 8
+"""Block side in pixels of the zone at the glance's size (320 px wide)."""
+CHANGED = 0.25
+"""The fraction of the zone's blocks that must change."""
+MAX_PIXELS = 1280 * 960
+
+
+def grey(jpeg: bytes) -> tuple[np.ndarray, bool]:
+    """A glance as grey levels, and whether it was in colour (day) or grey (infrared)."""
+    width, height = jpeg_size(jpeg)
+    if not 0 < width * height <= MAX_PIXELS:
+        raise ValueError("not a glance")
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("not a glance")
+    b, g, r = (image[..., i].astype(np.int16) for i in range(3))
+    colour = float(np.mean(np.abs(b - g) + np.abs(g - r))) > 4.0
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32), colour
+
+
+def _blocks(image: np.ndarray, zone: Zone) -> list[np.ndarray]:
+    h, w = image.shape
+    out = []
+    for x, y, zw, zh in zone:
+        x0, y0 = int(x * w), int(y * h)
+        x1, y1 = min(w, int((x + zw) * w)), min(h, int((y + zh) * h))
+        for by in range(y0, y1 - BLOCK + 1, BLOCK):
+            for bx in range(x0, x1 - BLOCK + 1, BLOCK):
+                out.append(image[by : by + BLOCK, bx : bx + BLOCK])
+    return out
+
+
+def changed(before: np.ndarray, after: np.ndarray, zone: Zone) -> float:
+    """The fraction of the zone's blocks that differ between two grey pictures of one size,
+    whatever the light did to the whole picture."""
+    if before.shape != after.shape:
+        after = cv2.resize(after, (before.shape[1], before.shape[0]))
+    # the light: a gain and an offset fitted over the whole picture
+    gain = (after.std() + 1e-3) / (before.std() + 1e-3)
+    shifted = (before - before.mean()) * gain + after.mean()
+    a_blocks, b_blocks = _blocks(shifted, zone), _blocks(after, zone)
+    if not a_blocks:
+        return 0.0
+    differ = 0
+    for a, b in zip(a_blocks, b_blocks, strict=True):
+        sa, sb = a.std(), b.std()
+        if sa > 6 and sb > 6:  # texture on both sides: correlate
+            ncc = float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
+            differ += ncc < 0.5
+        elif max(sa, sb) > 12:  # texture appeared or went
+            differ += 1
+        else:  # both flat: their level, after the light's fit
+            differ += abs(float(a.mean() - b.mean())) > 25
+    return differ / len(a_blocks)
+
+
+@dataclass
+class Doorstep:
+    """One doorbell's doorstep: what it looked like before a parcel came, and whether one
+    is there now."""
+
+    empty: np.ndarray | None = None
+    parcel: bool = False
+    history: list[str] = field(default_factory=list)
+
+    def visit(self, before: bytes, after: bytes, zone: Zone) -> Literal["left", "taken"] | None:
+        """A visit with a person ended: what it did to the zone, if anything."""
+        first, first_colour = grey(before)
+        last, last_colour = grey(after)
+        if first_colour != last_colour or not zone:
+            return None  # the night switch (or no zone): nothing to compare
+        if changed(first, last, zone) < CHANGED:
+            return None
+        if self.parcel and self.empty is not None:
+            if changed(self.empty, last, zone) < CHANGED:  # as it was before the parcel
+                self.parcel = False
+                return "taken"
+        elif texture(last, zone) < texture(first, zone) * 0.8:
+            # No parcel known (one from before the hub watched): less in the zone than
+            # before is something taken, more is something left.
+            return "taken"
+        if not self.parcel:
+            self.empty = first
+        self.parcel = True
+        return "left"
+
+
+def texture(image: np.ndarray, zone: Zone) -> float:
+    """How much there is in the zone: its blocks' mean standard deviation."""
+    blocks = _blocks(image, zone)
+    return float(np.mean([b.std() for b in blocks])) if blocks else 0.0

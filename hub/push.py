@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS push_preferences (
 ROLES = ("owner", "member")
 """Who may be notified: those who may see what a ring shows."""
 TTL_S = 600
+PARCEL_EVERY_S = 10.0
+"""At most one parcel notification per doorbell this often (a hostile doorbell could make
+parcels as fast as its glances allow)."""
 PER_PERSON = 10
 """Browsers and phones one person may have notified; a new one beyond retires the oldest
 (a ring never fans out to an unbounded list, whoever filled it)."""
@@ -292,9 +295,10 @@ class Push:
                 continue
             if quiet_from and quiet_to and _within(quiet_from, quiet_to, now):
                 continue
-            if kind in ("motion", "person"):  # per doorbell: a busy front door mutes not the back
+            if kind != "ring":  # per doorbell: a busy front door mutes not the back door
                 key = (username, kind, device)
-                if now - self._last.get(key, 0.0) < self.settings.motion_cooldown_s:
+                wait = PARCEL_EVERY_S if kind == "parcel" else self.settings.motion_cooldown_s
+                if now - self._last.get(key, 0.0) < wait:
                     continue
                 self._last[key] = now
             info = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}

@@ -110,6 +110,7 @@ class HubService:
             lambda event, jpeg: self._on_person(people_db, event, jpeg),
             lambda event, jpeg: self._on_person_picture(people_db, event, jpeg),
             lambda person, before, after: self._on_visit(people_db, person, before, after),
+            lambda device_id: bool(self.db.doorstep(device_id)),  # paho's thread
         )
         self._doorsteps: dict[str, Doorstep] = {}
         """Each doorbell's doorstep as the watch last saw it (the people watch's thread)."""
@@ -323,7 +324,7 @@ class HubService:
             return
         doorstep = self._doorsteps.setdefault(person.device_id, Doorstep())
         action = doorstep.visit(before, after, zone)
-        if action is None:
+        if action is None or person.device_id in self._revocations_done:
             return
         event = ParcelEvent(device_id=person.device_id, event_id=new_id(), ts=now(),
                             motion_event_id=person.motion_event_id, action=action)  # fmt: skip
@@ -341,6 +342,11 @@ class HubService:
         )  # fmt: skip
         if self._print is not None:
             self._print(event)
+
+    def doorstep_changed(self, device_id: str) -> None:
+        """The doorstep was marked anew (or the doorbell revoked): what the watch remembered
+        of it (the doorstep without a parcel, a parcel on it) no longer holds."""
+        self._doorsteps.pop(device_id, None)
 
     def _ring_picture(self, device_id: str, ring_id: str, jpeg: bytes) -> None:
         atomic_write(self.ingest.snapshot_path(ring_id), jpeg)
@@ -436,6 +442,7 @@ class HubService:
             self.people.forget(device_id)
         with self._best_lock:
             self._best.pop(device_id, None)
+        self.doorstep_changed(device_id)
         self.home_assistant.forget(device_id)
 
     async def _revocations(self) -> None:

@@ -4,16 +4,18 @@ the doorbell's motion ended: the porch quiet for ``motion.end_after_s``).
 
 No model: the zone is cut into blocks and each block of the two pictures compared by
 zero-mean normalised cross-correlation (so a change of light, which scales and shifts the
-grey levels, changes nothing) or, in a block too flat to correlate, by its mean level
-against the picture's. A visit that changed a quarter of the zone's blocks changed
-something. Whether it was left or taken: the doorbell's zone as it was before the first
-parcel is kept; a visit after which the zone looks like that again took it. A night switch
-between the two glances (one in colour, one grey) is no comparison.
+grey levels, changes nothing) or, in a block too flat to correlate, by its level after
+fitting the light around the zone. A visit that changed a quarter of the zone's blocks
+changed something. Whether it was left or taken: the zone as it was before the parcel now
+on it came is kept (in memory: a hub restart forgets it); a visit after which the zone
+looks like that again took it. Without it (or in the other light: left by day, taken at
+night), much less in the zone than before the visit is "taken", otherwise "left". A night
+switch between the visit's two glances (one in colour, one grey) is no comparison.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -55,15 +57,29 @@ def _blocks(image: np.ndarray, zone: Zone) -> list[np.ndarray]:
     return out
 
 
+def _fitted(before: np.ndarray, after: np.ndarray, zone: Zone) -> np.ndarray:
+    """``before`` in ``after``'s light: per box, a gain and an offset fitted over the box and
+    as much again around it (sun on the floor but not under the roof changes the light of a
+    region, not of the whole picture)."""
+    h, w = before.shape
+    fitted = before.copy()
+    for x, y, zw, zh in zone:
+        x0, y0 = max(0, int((x - zw) * w)), max(0, int((y - zh) * h))
+        x1, y1 = min(w, int((x + 2 * zw) * w)), min(h, int((y + 2 * zh) * h))
+        a, b = before[y0:y1, x0:x1], after[y0:y1, x0:x1]
+        if a.size == 0:
+            continue
+        gain = (float(b.std()) + 1e-3) / (float(a.std()) + 1e-3)
+        fitted[y0:y1, x0:x1] = (a - a.mean()) * gain + b.mean()
+    return fitted
+
+
 def changed(before: np.ndarray, after: np.ndarray, zone: Zone) -> float:
-    """The fraction of the zone's blocks that differ between two grey pictures of one size,
-    whatever the light did to the whole picture."""
+    """The fraction of the zone's blocks that differ between two grey pictures, whatever the
+    light did around the zone."""
     if before.shape != after.shape:
         after = cv2.resize(after, (before.shape[1], before.shape[0]))
-    # the light: a gain and an offset fitted over the whole picture
-    gain = (after.std() + 1e-3) / (before.std() + 1e-3)
-    shifted = (before - before.mean()) * gain + after.mean()
-    a_blocks, b_blocks = _blocks(shifted, zone), _blocks(after, zone)
+    a_blocks, b_blocks = _blocks(_fitted(before, after, zone), zone), _blocks(after, zone)
     if not a_blocks:
         return 0.0
     differ = 0
@@ -81,12 +97,12 @@ def changed(before: np.ndarray, after: np.ndarray, zone: Zone) -> float:
 
 @dataclass
 class Doorstep:
-    """One doorbell's doorstep: what it looked like before a parcel came, and whether one
-    is there now."""
+    """One doorbell's doorstep: what it looked like before the parcel now on it came (and
+    in which light: colour by day, grey at night), and whether one is there."""
 
     empty: np.ndarray | None = None
+    empty_colour: bool = True
     parcel: bool = False
-    history: list[str] = field(default_factory=list)
 
     def visit(self, before: bytes, after: bytes, zone: Zone) -> Literal["left", "taken"] | None:
         """A visit with a person ended: what it did to the zone, if anything."""
@@ -96,17 +112,20 @@ class Doorstep:
             return None  # the night switch (or no zone): nothing to compare
         if changed(first, last, zone) < CHANGED:
             return None
-        if self.parcel and self.empty is not None:
-            if changed(self.empty, last, zone) < CHANGED:  # as it was before the parcel
+        if self.parcel:
+            if self.empty is not None and self.empty_colour == last_colour:
+                if changed(self.empty, last, zone) < CHANGED:  # as it was before the parcel
+                    self.parcel = False
+                    return "taken"
+                return "left"  # another one
+            # Left by day, this visit at night (or the other way): the visit alone says it.
+            if texture(last, zone) < texture(first, zone) * 0.8:
                 self.parcel = False
                 return "taken"
-        elif texture(last, zone) < texture(first, zone) * 0.8:
-            # No parcel known (one from before the hub watched): less in the zone than
-            # before is something taken, more is something left.
-            return "taken"
-        if not self.parcel:
-            self.empty = first
-        self.parcel = True
+            return "left"
+        if texture(last, zone) < texture(first, zone) * 0.5:
+            return "taken"  # much less there than before: one the hub did not see come
+        self.empty, self.empty_colour, self.parcel = first, first_colour, True
         return "left"
 
 

@@ -28,6 +28,12 @@ from porch.hub.people.detector import PersonDetector, Sighting
 from porch.hub.people.models import ModelError
 
 log = logging.getLogger(__name__)
+CARRY_S = 300.0
+"""A visitor still at the door when their motion ended: their visit goes on into the next
+motion of their doorbell that starts within this many seconds."""
+VISIT_EVERY_S = 10.0
+"""The doorstep is compared at most this often per doorbell (a hostile one could end
+motions as fast as it likes)."""
 WAIT_FOR_MOTION_S = 2.0
 """A glance may come before its motion event (QoS 0 overtakes QoS 1): it waits this long."""
 
@@ -42,8 +48,12 @@ class _Motion:
     best: float = 0.0
     first: bytes | None = None
     """Its first glance: the doorstep before the visitor reached it."""
+    carried: PersonEvent | None = None
+    """The person of the motion before it, still in view when that one ended (they waited
+    at the door long enough for the porch to seem quiet): this motion ends their visit."""
     last: bytes | None = None
-    """Its latest glance: the one a doorbell sends as its motion ends, the porch quiet."""
+    """Its latest glance: normally the one a doorbell sends as its motion ends (the porch
+    quiet); if that one was lost, the one before it."""
 
 
 @dataclass
@@ -73,12 +83,15 @@ class PeopleWatch:
         on_picture: Callable[[PersonEvent, bytes], None],
         confirm: int = 2,
         on_visit: Callable[[PersonEvent, bytes, bytes], None] | None = None,
+        has_doorstep: Callable[[str], bool] = lambda device_id: True,
     ):
         self.detector = detector
         self.on_person = on_person
         self.on_picture = on_picture
         self.on_visit = on_visit
         """Called with a visit's person, first and last glance when its motion ended."""
+        self.has_doorstep = has_doorstep
+        """Whether the owner marked a doorstep on this doorbell: only then are visits kept."""
         self.confirm = confirm
         self.dropped: Counter[tuple[str, str]] = Counter()
         """Glances not looked at, by (device, why)."""
@@ -92,6 +105,8 @@ class PeopleWatch:
         self._budgets: dict[str, _Budget] = {}
         self._waiting: OrderedDict[str, Glance] = OrderedDict()
         self._visits: list[tuple[PersonEvent, bytes, bytes]] = []
+        self._carried: dict[str, tuple[float, PersonEvent, bytes]] = {}
+        self._last_visit: dict[str, float] = {}
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="people", daemon=True)
 
@@ -112,18 +127,36 @@ class PeopleWatch:
         if event.active and not fresh:
             return
         with self._lock:
+            device = event.device_id
             if not event.active:
-                ended = self._motions.pop(event.device_id, None)
-                self._waiting.pop(event.device_id, None)
-                if ended and ended.person and ended.first and ended.last is not ended.first:
-                    self._visits.append((ended.person, ended.first, ended.last or ended.first))
-                    self._wake.notify()
+                ended = self._motions.pop(device, None)
+                self._waiting.pop(device, None)
+                if ended is not None:
+                    self._ended(device, ended)
                 return
-            motion = self._motions[event.device_id] = _Motion(event.event_id)
+            motion = self._motions[device] = _Motion(event.event_id)
+            carried = self._carried.pop(device, None)
+            if carried and time.monotonic() - carried[0] < CARRY_S:
+                motion.carried, motion.first = carried[1], carried[2]
             early = self._early.pop(event.device_id, None)
             if early and early[1].event_id == event.event_id:
                 self._keep(motion, early[1])
                 self._queue(early[1])
+
+    def _ended(self, device: str, ended: _Motion) -> None:
+        """A motion with a person ended: its visit is compared, if a doorstep is marked (at
+        most every VISIT_EVERY_S per doorbell). Under the lock."""
+        person = ended.carried or ended.person  # the visit began with the one carried on
+        moment = time.monotonic()
+        due = moment - self._last_visit.get(device, -VISIT_EVERY_S) >= VISIT_EVERY_S
+        if (
+            person and ended.first and ended.last and ended.last is not ended.first
+            and (due or ended.carried is not None)  # a visit carried on is not a new one
+            and self.has_doorstep(device)
+        ):  # fmt: skip
+            self._last_visit[device] = moment
+            self._visits.append((person, ended.first, ended.last))
+            self._wake.notify()
 
     def moving(self, device_id: str, motion_event_id: str) -> bool:
         """Whether that motion of that doorbell still goes on, as the watch last heard."""
@@ -137,6 +170,7 @@ class PeopleWatch:
             for table in (self._motions, self._early, self._budgets, self._waiting):
                 table.pop(device_id, None)
             self._visits = [v for v in self._visits if v[0].device_id != device_id]
+            self._carried.pop(device_id, None)
 
     def glance(self, glance: Glance) -> None:
         """Keep a glance to look at, if its motion is going on and its device within budget."""
@@ -183,9 +217,13 @@ class PeopleWatch:
                     _, glance = self._waiting.popitem(last=False)
             if visit is not None:
                 try:
-                    # Someone still in the last picture (standing still long enough for the
-                    # motion to end) is no doorstep left as it will be.
-                    if self.on_visit is not None and not self.detector.look_jpeg(visit[2]).person:
+                    if self.detector.look_jpeg(visit[2]).person:
+                        # Still at the door (standing long enough for the porch to seem
+                        # quiet): their visit ends with the next motion.
+                        with self._lock:
+                            self._carried[visit[0].device_id] = (time.monotonic(), visit[0],
+                                                                 visit[1])  # fmt: skip
+                    elif self.on_visit is not None:
                         self.on_visit(*visit)
                 except Exception:
                     log.exception("the doorstep after a visit at %s", visit[0].device_id)
@@ -246,6 +284,7 @@ def open_watch(
     on_person: Callable[[PersonEvent, bytes], None],
     on_picture: Callable[[PersonEvent, bytes], None],
     on_visit: Callable[[PersonEvent, bytes, bytes], None] | None = None,
+    has_doorstep: Callable[[str], bool] = lambda device_id: True,
 ) -> PeopleWatch | None:
     """The hub's watch, or None (said in the log) when it is off or its models are missing:
     the hub then runs as before, every motion just motion."""
@@ -260,4 +299,4 @@ def open_watch(
     except ModelError as exc:
         log.warning("people are not told from motion: %s", exc)
         return None
-    return PeopleWatch(detector, on_person, on_picture, settings.confirm, on_visit)
+    return PeopleWatch(detector, on_person, on_picture, settings.confirm, on_visit, has_doorstep)

@@ -286,10 +286,15 @@ def test_a_ring_after_a_visit_keeps_its_own_picture(hub_service):
     assert hub.ingest.snapshot_path(ring.event_id).read_bytes() == press
 
 
-def porch_with(box: bool, gain: float = 1.0, night: bool = False) -> bytes:
+def porch_with(box: bool, gain: float = 1.0, night: bool = False, plain: bool = False,
+               sun: float = 1.0) -> bytes:  # fmt: skip
     """A glance of the synthetic porch, with a real photograph of a box (opencv-doc's
-    box.png) on the doorstep or not, in some light."""
+    box.png) on the doorstep or not, in some light; ``plain``: a plain brown box on a
+    gravel mat (scikit-image's photograph) instead; ``sun``: the lower half of the picture
+    that much brighter."""
     import cv2
+    import numpy as np
+    import skimage.data
 
     from porch.device.camera.synthetic import Figure, LightChange, SyntheticScene
     from tests.support.pictures import OPENCV_DOC
@@ -297,9 +302,17 @@ def porch_with(box: bool, gain: float = 1.0, night: bool = False) -> bytes:
     parcel = cv2.imread(str(OPENCV_DOC / "box.png"))
     figures = [Figure([(0, 0.5, 0.97, 0.18), (100, 0.5, 0.97, 0.18)], picture=parcel)]
     lights = [LightChange(0, 100, gain)] if gain != 1.0 else []
-    scene = SyntheticScene(640, 360, 1, figures if box else [], lights)
+    scene = SyntheticScene(640, 360, 1, figures if box and not plain else [], lights)
     scene.night = night
-    return thumbnail_jpeg(scene.render(50.0), GLANCE_WIDTH)
+    image = scene.render(50.0)
+    if plain:  # a gravel mat on the doorstep, and on it (or not) a plain brown box
+        mat = cv2.resize(skimage.data.gravel(), (240, 90))
+        image[262:352, 200:440] = cv2.cvtColor(mat, cv2.COLOR_GRAY2BGR)
+        if box:
+            cv2.rectangle(image, (270, 280), (370, 350), (40, 80, 130), -1)
+    if sun != 1.0:
+        image[180:] = np.clip(image[180:].astype(np.float32) * sun, 0, 255).astype(np.uint8)
+    return thumbnail_jpeg(image, GLANCE_WIDTH)
 
 
 DOORSTEP = [(0.35, 0.7, 0.3, 0.3)]
@@ -319,3 +332,60 @@ def test_a_parcel_left_and_taken_is_told_apart_from_light_and_the_night_switch()
     assert doorstep.visit(empty, parcel, []) is None, "no doorstep marked: no parcels"
     # A parcel from before the hub watched, taken: less on the doorstep than before.
     assert Doorstep().visit(parcel, empty, DOORSTEP) == "taken"
+
+
+def test_a_parcel_left_by_day_and_taken_at_night_is_taken():
+    from porch.hub.people.doorstep import Doorstep
+
+    doorstep = Doorstep()
+    assert doorstep.visit(porch_with(False), porch_with(True), DOORSTEP) == "left"
+    dark = porch_with(True, night=True), porch_with(False, night=True)
+    assert doorstep.visit(*dark, DOORSTEP) == "taken"
+    assert not doorstep.parcel
+
+
+def test_a_plain_box_on_a_patterned_mat_is_left():
+    from porch.hub.people.doorstep import Doorstep
+
+    mat, box = porch_with(False, plain=True), porch_with(True, plain=True)
+    assert Doorstep().visit(mat, box, DOORSTEP) == "left"
+
+
+def test_sun_on_the_floor_only_is_no_parcel():
+    from porch.hub.people.doorstep import Doorstep
+
+    for before, after in ((porch_with(False), porch_with(False, sun=1.5)),
+                          (porch_with(True), porch_with(True, sun=0.7))):  # fmt: skip
+        doorstep = Doorstep()
+        assert doorstep.visit(before, after, DOORSTEP) is None
+
+
+def test_a_visitor_who_waits_at_the_door_ends_their_visit_with_the_next_motion(detector):
+    visits: list[tuple[PersonEvent, bytes, bytes]] = []
+    heard = Heard()
+    watch = PeopleWatch(detector, heard.person, heard.picture, confirm=1,
+                        on_visit=lambda *visit: visits.append(visit))  # fmt: skip
+    watch.start()
+    face, empty, parcel = pictures_of("facing")[0], porch_with(False), porch_with(True)
+    try:
+        first = motion("front-door")
+        watch.motion(first)
+        for jpeg in (empty, face, face):  # the last: still standing there as it went quiet
+            watch.glance(Glance("front-door", first.event_id, jpeg))
+            time.sleep(1 / GLANCES_PER_S)
+        wait_for(lambda: heard.people, what="the visitor")
+        watch.motion(motion("front-door", active=False))
+        time.sleep(0.5)
+        assert not visits, "compared while the visitor still stood at the door"
+        second = motion("front-door")  # they walk off, over the doorstep
+        watch.motion(second)
+        for jpeg in (face, parcel):
+            watch.glance(Glance("front-door", second.event_id, jpeg))
+            time.sleep(1 / GLANCES_PER_S)
+        watch.motion(motion("front-door", active=False))
+        wait_for(lambda: visits, what="the visit compared")
+    finally:
+        watch.stop()
+    (person, before, after) = visits[0]
+    assert person.motion_event_id == first.event_id
+    assert before == empty and after == parcel, "the doorstep before the visitor came"

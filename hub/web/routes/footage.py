@@ -16,6 +16,7 @@ from porch.hub.web.site import ClipId, DeviceId, EventId, Site, boxes, media
 def router(site: Site) -> APIRouter:
     hub, page = site.hub, site.page
     routes = APIRouter()
+    MIN_BOX = 0.05  # a doorstep box narrower than this holds no whole 8-pixel block of a glance
 
     @routes.get("/clips/{clip_id}", response_class=HTMLResponse)
     async def clip_page(
@@ -60,18 +61,21 @@ def router(site: Site) -> APIRouter:
         request: Request,
         device_id: DeviceId,
         session: Annotated[Session, Depends(allow("owner", page=True))],
-        error: str = "",
     ) -> Response:
         """The owner marks the doorstep on the doorbell's latest picture: where a parcel
         left or taken is told."""
+        zone = hub.web_db.doorstep(device_id)
+        text = "\n".join(",".join(f"{v:.4f}" for v in box) for box in zone)
+        return doorstep(request, session, device_id, text)
+
+    def doorstep(request: Request, session: Session, device_id: str, zone: str,
+                 error: str = "") -> Response:  # fmt: skip
         names = {d["device_id"]: d["name"] for d in hub.devices()}
         if device_id not in names:
             return page(request, "error.html", session, 404, message="No such doorbell.")
-        zone = hub.web_db.doorstep(device_id)
         return page(request, "doorstep.html", session, 400 if error else 200,
                     device_id=device_id, doorbell=names[device_id], error=error,
-                    clip_id=hub.web_db.latest_clip(device_id),
-                    zone="\n".join(",".join(f"{v:.4f}" for v in box) for box in zone))  # fmt: skip
+                    clip_id=hub.web_db.latest_clip(device_id), zone=zone)  # fmt: skip
 
     @routes.post("/devices/{device_id}/doorstep", response_class=HTMLResponse)
     async def set_doorstep(
@@ -84,9 +88,13 @@ def router(site: Site) -> APIRouter:
         if device_id not in {d["device_id"] for d in hub.devices()}:
             raise Forbidden(f"no doorbell called {device_id}", 404)
         try:
-            hub.web_db.set_doorstep(device_id, boxes(zone))
+            drawn = boxes(zone)
+            if any(w < MIN_BOX or h < MIN_BOX for _, _, w, h in drawn):
+                raise ValueError(f"a doorstep box is at least {MIN_BOX:.0%} of the picture a side")
         except ValueError as exc:
-            return await doorstep_page(request, device_id, session, f"{exc}.")
+            return doorstep(request, session, device_id, zone, f"{exc}.")
+        hub.web_db.set_doorstep(device_id, drawn)
+        hub.doorstep_changed(device_id)
         return RedirectResponse("/devices", status_code=303)
 
     @routes.get("/event/{event_id}", response_class=HTMLResponse)

@@ -220,6 +220,11 @@ def test_a_parcel_left_by_one_visitor_and_taken_by_another(home, browser):
             wait_for(lambda: hub.web_db.latest_clip("front-door") or agent.media_time > 1,
                      what="the doorbell running")  # fmt: skip
             page.goto(hub.url + "/devices/front-door/doorstep")
+            page.fill("#boxes", "nan,0.7,0.3,0.3")  # a careless edit: refused, kept to mend
+            page.click("#doorstep-form button[type=submit]")
+            assert "must lie in the frame" in page.inner_text("#doorstep-form .error")
+            assert page.input_value("#boxes") == "nan,0.7,0.3,0.3"
+            assert hub.web_db.doorstep("front-door") == []
             page.fill("#boxes", "0.35,0.7,0.3,0.3")  # as drawn on the picture
             page.click("#doorstep-form button[type=submit]")
             page.wait_for_url("**/devices")

@@ -61,6 +61,21 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
     raise ValueError("not a JPEG: no frame header")
 
 
+def decode_glance(data: bytes) -> np.ndarray:
+    """A glance's picture (BGR); :class:`ValueError` if it is not a JPEG of a size a glance
+    may have (the size is read from its header before anything is decoded)."""
+    width, height = jpeg_size(data)
+    if not 0 < width * height <= MAX_PIXELS:
+        raise ValueError(f"a JPEG of {width}×{height} pixels is refused")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise ValueError(f"not a JPEG picture: {exc}") from None
+    if image is None or image.size == 0 or image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise ValueError("not a JPEG picture of a glance's size")
+    return image
+
+
 @dataclass(frozen=True)
 class Sighting:
     """What the detectors saw in one frame: their best scores and the most likely person's
@@ -116,18 +131,8 @@ class PersonDetector:
         self._face_finder = FaceDetector(FACE_SIZE, models)
 
     def look_jpeg(self, data: bytes) -> Sighting:
-        """:meth:`look` at a JPEG; :class:`ValueError` if it is not one this size allows
-        (the size is read from its header before anything is decoded)."""
-        width, height = jpeg_size(data)
-        if not 0 < width * height <= MAX_PIXELS:
-            raise ValueError(f"a JPEG of {width}×{height} pixels is refused")
-        try:
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        except cv2.error as exc:
-            raise ValueError(f"not a JPEG picture: {exc}") from None
-        if image is None or image.size == 0 or image.shape[0] * image.shape[1] > MAX_PIXELS:
-            raise ValueError("not a JPEG picture of a glance's size")
-        return self.look(image)
+        """:meth:`look` at a glance (:func:`decode_glance`)."""
+        return self.look(decode_glance(data))
 
     def look(self, image: np.ndarray) -> Sighting:
         if image.ndim == 2:

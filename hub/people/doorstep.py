@@ -21,7 +21,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from porch.hub.people.detector import jpeg_size
+from porch.hub.people.detector import decode_glance
 
 Zone = list[tuple[float, float, float, float]]
 """Rectangles (x, y, w, h) as fractions of the picture."""
@@ -29,17 +29,11 @@ BLOCK = 8
 """Block side in pixels of the zone at the glance's size (320 px wide)."""
 CHANGED = 0.25
 """The fraction of the zone's blocks that must change."""
-MAX_PIXELS = 1280 * 960
 
 
 def grey(jpeg: bytes) -> tuple[np.ndarray, bool]:
     """A glance as grey levels, and whether it was in colour (day) or grey (infrared)."""
-    width, height = jpeg_size(jpeg)
-    if not 0 < width * height <= MAX_PIXELS:
-        raise ValueError("not a glance")
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError("not a glance")
+    image = decode_glance(jpeg)
     b, g, r = (image[..., i].astype(np.int16) for i in range(3))
     colour = float(np.mean(np.abs(b - g) + np.abs(g - r))) > 4.0
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32), colour

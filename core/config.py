@@ -60,9 +60,11 @@ class GpioSettings(_Section):
     button_pin: int = Field(17, ge=0, le=27, description="BCM pin of the push button (to GND).")
     chime_pin: int = Field(27, ge=0, le=27, description="BCM pin driving the chime relay.")
     chime_active_high: bool = Field(
-        True,
-        description="The chime relay closes when its pin is high. Most opto-isolated relay"
-        " modules close on low instead: set false for them (hardware.md: wiring them safely).",
+        False,
+        description="The chime relay closes when its pin is high. Most relay modules (the"
+        " opto-isolated ones with a JD-VCC jumper) close on low, hence false; set true for a"
+        " module that closes on high (hardware.md: Chime relay). The default was true before"
+        " 2026-12: the agent warns at start while a device.toml leaves it unsaid.",
     )
     chime_s: float = Field(0.5, gt=0, le=10, description="How long the chime relay closes, s.")
     bounce_s: float = Field(0.03, ge=0, le=1, description="Button debounce time, seconds.")
@@ -233,18 +235,68 @@ class NightSettings(_Section):
     ir_led_pin: int | None = Field(
         None, ge=0, le=27, description="BCM pin switching the IR LEDs (through a MOSFET), if any."
     )
+    ir_cut: Literal["none", "self", "level", "pulse"] = Field(
+        "none",
+        description="The camera's IR-cut filter: 'none' (a fixed filter, as on the Camera Module"
+        " 3, or none, as on NoIR modules), 'self' (the module switches it from its own light"
+        " sensor; the motion detector learns each switch unaided), 'level' (one control input"
+        " held at a level: ir_cut_pin) or 'pulse' (a bistable actuator moved by pulses of either"
+        " polarity through an H-bridge: ir_cut_pin and ir_cut_pin_b). 'none' with ir_cut_pin"
+        " set means 'level', as before this setting existed.",
+    )
     ir_cut_pin: int | None = Field(
         None,
         ge=0,
         le=27,
-        description="BCM pin that moves the camera's IR-cut filter out (high = night), for"
-        " modules with a control input; modules that switch on their own need none.",
+        description="'level': BCM pin of the IR-cut control input (high = night, unless"
+        " ir_cut_reversed); 'pulse': the H-bridge input that moves the filter out.",
+    )
+    ir_cut_pin_b: int | None = Field(
+        None,
+        ge=0,
+        le=27,
+        description="'pulse': the H-bridge's other input, which moves the filter back in.",
+    )
+    ir_cut_reversed: bool = Field(
+        False,
+        description="Swap the IR-cut filter's polarity: 'level' holds ir_cut_pin low for night;"
+        " 'pulse' drives ir_cut_pin_b for night (set it when night mode moves the filter in).",
+    )
+    ir_cut_pulse_s: float = Field(
+        0.15,
+        ge=0.02,
+        le=1.0,
+        description="'pulse': how long each pulse drives the actuator, s (most take 100-200 ms).",
+    )
+    peek_s: float = Field(
+        1.0,
+        ge=0.2,
+        le=5,
+        description="At night, with ir_led_pin set: how long the IR LEDs go off to check that it"
+        " is day before switching (the camera's lux counts the LEDs' own light), s.",
+    )
+    peek_every_s: float = Field(
+        120.0,
+        ge=10,
+        le=3600,
+        description="At night: the least time between two such checks, s.",
     )
 
     @model_validator(mode="after")
     def _hysteresis(self) -> NightSettings:
         if self.day_above_lux <= self.night_below_lux:
             raise ValueError("day_above_lux must be above night_below_lux")
+        if self.ir_cut == "none" and self.ir_cut_pin is not None:
+            self.ir_cut = "level"
+        needs = {"level": ("ir_cut_pin",), "pulse": ("ir_cut_pin", "ir_cut_pin_b")}
+        for name in needs.get(self.ir_cut, ()):
+            if getattr(self, name) is None:
+                raise ValueError(f"ir_cut = '{self.ir_cut}' needs {name}")
+        pins = [
+            pin for pin in (self.ir_led_pin, self.ir_cut_pin, self.ir_cut_pin_b) if pin is not None
+        ]
+        if len(set(pins)) != len(pins):
+            raise ValueError("ir_led_pin, ir_cut_pin and ir_cut_pin_b must be different pins")
         return self
 
 
@@ -273,6 +325,25 @@ class DeviceConfig(_Section):
     def _named(self) -> DeviceConfig:
         if not self.name:  # "back-door" was enrolled: it is "Back door", not "Front door"
             self.name = spoken_name(self.device_id)
+        return self
+
+    @model_validator(mode="after")
+    def _pins_apart(self) -> DeviceConfig:
+        gpio, night = self.gpio, self.night
+        named = {
+            "gpio.button_pin": gpio.button_pin,
+            "gpio.chime_pin": gpio.chime_pin,
+            "night.ir_led_pin": night.ir_led_pin,
+            "night.ir_cut_pin": night.ir_cut_pin,
+            "night.ir_cut_pin_b": night.ir_cut_pin_b,
+        }
+        seen: dict[int, str] = {}
+        for name, pin in named.items():
+            if pin is None:
+                continue
+            if pin in seen:
+                raise ValueError(f"{name} and {seen[pin]} are both BCM {pin}")
+            seen[pin] = name
         return self
 
 

@@ -251,7 +251,11 @@ class DoorbellAgent:
             if tracker is not None:
                 tracker.detector.scene_changed(settings.night.settle_s)
 
-        self.night = NightMode(settings.night, switched, settings.gpio.pin_factory)
+        def relit() -> None:  # the IR LEDs went off or on for a check of the daylight
+            if tracker is not None:
+                tracker.detector.scene_changed(settings.night.settle_s)
+
+        self.night = NightMode(settings.night, switched, settings.gpio.pin_factory, relit)
         self.night.start()
         self.recorder = recorder
         try:

@@ -63,7 +63,11 @@ def device_enroll(
     """Enroll this doorbell with the hub named in TOKEN (from 'porch provision enroll')."""
     from porch.core.enrollment import EnrollError
     from porch.device.enroll import enroll
+    from porch.device.sandbox import lookup_warning
 
     with refused(EnrollError, prefix="porch: enrollment refused: "):
         written = enroll(token, directory, config_path, force, service_user)
     click.echo(f"Enrolled. Start the agent with: porch device run --config {written}")
+    warning = lookup_warning(load_or_exit(DeviceConfig, written).mqtt.host)
+    if warning:
+        click.echo(f"porch: warning: {warning}", err=True)

@@ -115,6 +115,8 @@ def enroll(
             "tls_key": directory / "device.key",
         },
         "clips": {"seal_key": answer["seal_key"], "sign_key": directory / "sign.key"},
+        # Said, not left to the default: the relay module decides (hardware.md: Chime relay).
+        "gpio": {"chime_active_high": False},
     }
     heading = (
         f"# Written by 'porch device enroll' for {token.name}; add other settings as needed.\n"

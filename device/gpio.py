@@ -1,9 +1,10 @@
 """The doorbell's hardware: a push button and a chime relay on the Pi's GPIO (gpiozero).
 
 Wiring (see hardware.md): the button between ``button_pin`` and GND, using the Pi's internal
-pull-up; the chime relay's input on ``chime_pin``, active high or, for the common
-opto-isolated relay modules, active low (``chime_active_high = false``). The chime sounds on every
-press before anything else happens, so it works with the broker, the hub or the camera down::
+pull-up; the chime relay's input on ``chime_pin``, active low as the common opto-isolated
+relay modules are (``chime_active_high = false``, the default) or active high. The chime
+sounds on every press before anything else happens, so it works with the broker, the hub or
+the camera down::
 
     bell = Doorbell(GpioSettings(), on_press=lambda: print("ding"))
     # ... a visitor presses ...
@@ -38,6 +39,14 @@ class Doorbell:
         self.settings = settings
         self.presses = 0
         self._on_press = on_press
+        if "chime_active_high" not in settings.model_fields_set:
+            # Doorbells set up when the default was active high: their relay would now hold
+            # the chime on. Say so loudly until the file says which the module needs.
+            log.warning(
+                "gpio.chime_active_high is not set: driving the chime relay active low (the"
+                " default since 2026-12; it was active high). Set it in device.toml to what"
+                " your relay module needs (hardware.md: Chime relay)."
+            )
         # initial_value=False is "chime off" whichever level that is: an active-low relay's
         # pin starts high, so the chime does not sound when the agent starts.
         self.chime = DigitalOutputDevice(

@@ -71,6 +71,15 @@ _COARSE_SIGMA = 1.0  # blur before judging a shift, analysis pixels
 _SHIFT_MIN = 0.1  # a knock shifts the view by at least this many analysis pixels ...
 _SHIFT_MAX = 0.05  # ... and at most this fraction of its width
 _SETTLE_S = 0.2  # after a detected scene change the background follows the frame this long
+_SETTLE_MAX_S = 2.0  # ... and on while the exposure still moves (every block by one gain) ...
+_EXPOSURE_STEP = 0.015  # ... by at least this much (relative) from one frame to the next
+# Where something was changed or moving at a scene change, what lies behind it is unknown
+# in the new light: for ABSORB_S such a block is learned once it holds still this long.
+_STALE_STILL_S = 0.5
+# A relighting that rebuilt the structure (small surfaces each by its own factor, clipping):
+_STILL_BLOCK = 0.04  # a block is still when its mean stays this close (relative) after a step
+_STILL_SHARE = 0.6  # a relighting is confirmed when this share of the watched blocks is still
+_RELIGHT_MAX_S = 1.0  # a relighting that goes on stepping longer than this is not confirmed
 
 
 @dataclass(frozen=True)
@@ -192,10 +201,18 @@ class MotionDetector:
         """When each block was last seen unchanged, media time."""
         self._last_mean = np.zeros(0, np.float32)
         """The previous frame's block means."""
-        self._settle_until = -math.inf
+        self._settle_until = self._settle_max = -math.inf
         self._settle_s = 0.0
         self._settle_pending = False
         self._last_sudden = 0
+        self._stale = np.zeros(0, bool)
+        """Blocks whose background a scene change left unknown (something was there)."""
+        self._stale_until = -math.inf
+        self._moved_at = np.zeros(0)
+        """When each stale block's mean last moved from one frame to the next, media time."""
+        self._relighting: tuple[np.ndarray, float] | None = None
+        """A relighting waiting to be confirmed: the block means just after it, and when it
+        began (media time)."""
         self.scene_changes = 0
         """Whole-scene changes seen (signalled or detected), for logs and tests."""
         self.noise = 0.5
@@ -256,12 +273,18 @@ class MotionDetector:
             return MotionResult(0.0, False)
         if self._settle_pending:  # signalled: the settling time counts from this frame
             self._settle_pending = False
-            self._settle_until = ts + self._settle_s
-        if ts <= self._settle_until:
+            self._mark_stale(self._previous, ts)
+            self._settle_until = self._settle_max = ts + self._settle_s
+        if ts <= self._settle_until or (ts <= self._settle_max and self._exposure_moving(mean_c)):
+            # Whatever moves meanwhile is baked into the background: stale as well.
+            self._mark_stale(~self._still(mean_c, self._last_mean), ts)
             self._rebase(mean_c, square_c, ts)
             return MotionResult(0.0, False)
         last_mean, self._last_mean = self._last_mean, mean_c
         self._last_ts = ts
+        relighting = self._relighting is not None
+        if relighting and self._confirm_relighting(mean_c, square_c, last_mean, ts):
+            return MotionResult(0.0, False)
         mean_b, square_b = self._mean_b, self._square_b
 
         var_b = square_b - mean_b * mean_b
@@ -288,18 +311,21 @@ class MotionDetector:
         # first, since a person in view keeps many blocks changed frame after frame).
         if sudden >= _SUDDEN_MIN * self._watched_count and last_sudden < sudden * (1 - _SUDDEN_NEW):
             fresh = cv2.countNonZero((changed & ~self._previous).view(np.uint8))
-            if fresh >= _SUDDEN_NEW * sudden and self._whole_scene_changed(
-                changed, zncc, textured, mean_c, last_mean
-            ):
-                self.scene_changes += 1
-                self._settle_until = ts + _SETTLE_S
-                self._rebase(mean_c, square_c, ts)
-                return MotionResult(0.0, False)
+            if fresh >= _SUDDEN_NEW * sudden:
+                judged = self._whole_scene_changed(changed, zncc, textured, mean_c, last_mean)
+                if judged:
+                    self._scene_changed_at(mean_c, square_c, ts)
+                    return MotionResult(0.0, False)
+                if judged is None:  # relit, structure not kept: wait for the next frame
+                    self._relighting = (mean_c, ts)
+                    return MotionResult(0.0, False)
 
         # People are bigger than a block and stay more than a frame; raindrops and noise don't.
         neighbours = cv2.boxFilter(changed_u8, -1, (3, 3), normalize=False)
         persistent = changed & self._previous & (neighbours >= _NEIGHBOURS)
         self._previous = changed
+        if ts <= self._stale_until:
+            self._learn_stale(changed, mean_c, square_c, last_mean, ts)
         count = cv2.countNonZero(persistent.view(np.uint8))
         area = count / self._watched_count if self._watched_count else 0.0
 
@@ -332,16 +358,15 @@ class MotionDetector:
         textured: np.ndarray,
         mean_c: np.ndarray,
         last_mean: np.ndarray,
-    ) -> bool:
+    ) -> bool | None:
         """Whether this frame's sudden change is the whole scene relit or shifted rather than
-        something in it moving (see the module's docstring)."""
+        something in it moving (see the module's docstring); None when it was relit but the
+        structure was not kept, which the next frame decides (:meth:`_confirm_relighting`)."""
         watched = self._watched
-        if last_mean.shape == mean_c.shape:
-            relit = np.abs(mean_c - last_mean) > _RELIT_BLOCK * (last_mean + 8)
-            if np.count_nonzero(relit & watched) >= _RELIT_SHARE * self._watched_count:
-                # Nobody relights half the frame in one frame; a person that big would also
-                # have replaced the structure of most textured blocks.
-                return self._kept(np.abs(zncc), textured & watched)
+        if self._relit(mean_c, last_mean):
+            # Nobody relights half the frame in one frame; a person that big would also have
+            # replaced the structure of most textured blocks.
+            return self._kept(np.abs(zncc), textured & watched) or None
         # A shift: compared at a coarser scale (σ 1 px), where sampling and interpolation no
         # longer matter, after undoing the translation phase correlation finds; the blocks
         # that changed must match again there. A person's blocks don't.
@@ -367,6 +392,108 @@ class MotionDetector:
         texture = max(_TEXTURE_MIN_STD, _TEXTURE_NOISE * self.noise) ** 2
         return self._kept(coarse_zncc, changed & (np.maximum(var_a, var_s) > texture))
 
+    def _relit(self, mean_c: np.ndarray, last_mean: np.ndarray) -> bool:
+        """Whether at least half the watched blocks changed brightness in this one frame."""
+        if last_mean.shape != mean_c.shape:
+            return False
+        relit = np.abs(mean_c - last_mean) > _RELIT_BLOCK * (last_mean + 8)
+        return bool(np.count_nonzero(relit & self._watched) >= _RELIT_SHARE * self._watched_count)
+
+    def _confirm_relighting(
+        self, mean_c: np.ndarray, square_c: np.ndarray, last_mean: np.ndarray, ts: float
+    ) -> bool:
+        """The frame after a relighting that rebuilt the picture's structure (small surfaces
+        each by a factor of its own, some clipped at white, as an IR-cut filter does): it was
+        the scene when the picture then holds still, where a person goes on moving. Relit
+        again (the filter still moving, exposure stepping): wait for the next frame. True
+        when this frame was taken as the new background and nothing is reported."""
+        assert self._relighting is not None
+        after, since = self._relighting
+        if self._relit(mean_c, last_mean):
+            if ts - since <= _RELIGHT_MAX_S:
+                self._relighting = (mean_c, since)
+                return True
+            self._relighting = None
+            return False
+        self._relighting = None
+        still = self._still(mean_c, after)
+        if np.count_nonzero(still & self._watched) < _STILL_SHARE * self._watched_count:
+            return False
+        self._scene_changed_at(mean_c, square_c, ts, unsure=~still)
+        return True
+
+    def _scene_changed_at(
+        self,
+        mean_c: np.ndarray,
+        square_c: np.ndarray,
+        ts: float,
+        unsure: np.ndarray | None = None,
+    ) -> None:
+        """A whole-scene change found in this frame: it becomes the background, which then
+        follows the frame for ``_SETTLE_S`` and on while the exposure settles. What was
+        changed before it (a person) and the ``unsure`` blocks become stale."""
+        self._mark_stale(self._previous if unsure is None else self._previous | unsure, ts)
+        self.scene_changes += 1
+        self._settle_until = ts + _SETTLE_S
+        self._settle_max = ts + _SETTLE_MAX_S
+        self._rebase(mean_c, square_c, ts)
+
+    def _still(self, mean_c: np.ndarray, before: np.ndarray) -> np.ndarray:
+        """Blocks whose mean stayed where it was in ``before`` after the frame's gain (the
+        exposure may be settling): nothing moved there."""
+        if before.shape != mean_c.shape:
+            return np.zeros(mean_c.shape, bool)
+        gain = _median(((mean_c + 8) / (before + 8)).take(self._gain_sample))
+        expected = (before + 8) * gain
+        return np.abs(mean_c + 8 - expected) <= _STILL_BLOCK * expected
+
+    def _mark_stale(self, blocks: np.ndarray, ts: float) -> None:
+        """These blocks (and their neighbours: a person's edge) hid the scene when it changed;
+        their background is learned once they hold still (:meth:`_learn_stale`)."""
+        if blocks.shape != self._blocks[::-1]:
+            return
+        blocks = blocks & self._watched
+        if not blocks.any():
+            return
+        grown = cv2.dilate(blocks.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+        if ts > self._stale_until:
+            self._stale = grown
+            self._moved_at = np.full(blocks.shape, ts)
+        else:
+            self._stale |= grown
+            np.putmask(self._moved_at, grown, ts)
+        self._stale_until = ts + ABSORB_S
+
+    def _learn_stale(
+        self,
+        changed: np.ndarray,
+        mean_c: np.ndarray,
+        square_c: np.ndarray,
+        last_mean: np.ndarray,
+        ts: float,
+    ) -> None:
+        """Take stale blocks that differ from the background but have held still for
+        ``_STALE_STILL_S`` as background at once: the ghost of whoever stood there when the
+        scene changed, not someone new (a person walks, and does so within half a second)."""
+        if last_mean.shape == mean_c.shape:
+            moved = np.abs(mean_c - last_mean) > _STILL_BLOCK * (last_mean + 8)
+            np.putmask(self._moved_at, moved, ts)
+        ready = self._stale & changed & (self._moved_at <= ts - _STALE_STILL_S)
+        if not ready.any():
+            return
+        pixels = _blocks_to_pixels(ready.view(np.uint8)).view(bool)
+        np.copyto(self._planes[0], self._planes[1], where=pixels)
+        np.copyto(self._mean_b, mean_c, where=ready)
+        np.copyto(self._square_b, square_c, where=ready)
+
+    def _exposure_moving(self, mean_c: np.ndarray) -> bool:
+        """Whether the whole picture changed brightness since the last frame (auto exposure
+        still settling after a switch), by the median of the blocks' ratios."""
+        if self._last_mean.shape != mean_c.shape:
+            return False
+        gain = _median(((mean_c + 8) / (self._last_mean + 8)).take(self._gain_sample))
+        return abs(gain - 1) >= _EXPOSURE_STEP
+
     def _kept(self, similarity: np.ndarray, considered: np.ndarray) -> bool:
         """Whether the considered blocks (enough of them) kept their structure."""
         total = np.count_nonzero(considered)
@@ -382,6 +509,7 @@ class MotionDetector:
         self._last_mean = mean_c
         self._previous = np.zeros(self._blocks[::-1], bool)
         self._last_sudden = 0
+        self._relighting = None
         self._steady_at = np.full(self._blocks[::-1], ts)
         self._last_ts = self._learnt_ts = ts
 
@@ -391,6 +519,7 @@ class MotionDetector:
         self._rebase(mean_c, square_c, ts)
         self._start_ts = ts
         self._started = True
+        self._stale_until = -math.inf
 
     def _estimate_noise(self, var_c: np.ndarray, zncc: np.ndarray) -> None:
         # Where the background holds, what of a block the background does not explain, even

@@ -124,6 +124,25 @@ def infrared_regions(width: int, height: int) -> SyntheticScene:
     )
 
 
+def _surfaces_switch(seed: int, surfaces: float, ir_gain: float, to_day: bool = False):
+    def factory(width: int, height: int) -> SyntheticScene:
+        # Dusk (or dawn, from IR back to colour) in one frame at t=6 with every small
+        # surface by its own factor, grey and noisier under IR; quiet, then a visitor.
+        window = (0.0, 6.0) if to_day else (6.0, 60.0)
+        return SyntheticScene(
+            width,
+            height,
+            seed=seed,
+            figures=[_visit(16)],
+            noise_sigma=4.0,
+            surfaces=surfaces,
+            ir_gain=ir_gain,
+            lights=[LightChange(*window, gain=1.0, ramp_s=1e-3, infrared=True, regional=True)],
+        )
+
+    return factory
+
+
 def knock_small(width: int, height: int) -> SyntheticScene:
     """The doorbell is knocked: the view shifts by 2 px in one frame; quiet, then a visitor."""
     return SyntheticScene(width, height, seed=19, figures=[_visit(16)], knocks=[Knock(6, 2, 1)])
@@ -134,7 +153,15 @@ def knock_large(width: int, height: int) -> SyntheticScene:
     return SyntheticScene(width, height, seed=20, figures=[_visit(16)], knocks=[Knock(6, -6, 3)])
 
 
-SCENE_CHANGES: dict[str, float] = {"ir regions": 6.0, "knock 2 px": 6.0, "knock 6 px": 6.0}
+SCENE_CHANGES: dict[str, float] = {
+    "ir regions": 6.0,
+    "ir surfaces": 6.0,
+    "ir clipped": 6.0,
+    "ir fine": 6.0,
+    "ir to day": 6.0,
+    "knock 2 px": 6.0,
+    "knock 6 px": 6.0,
+}
 """Scenes whose whole picture changes at once without anyone moving: the moment, seconds."""
 
 HARD_CASES: dict[str, tuple[Callable[[int, int], SyntheticScene], float]] = {
@@ -146,6 +173,10 @@ HARD_CASES: dict[str, tuple[Callable[[int, int], SyntheticScene], float]] = {
     "night noise": (night_noise, 24.0),
     "flicker": (flicker, 30.0),
     "ir regions": (infrared_regions, 32.0),
+    "ir surfaces": (_surfaces_switch(24, 24, 1.0), 32.0),
+    "ir clipped": (_surfaces_switch(25, 24, 1.5), 32.0),
+    "ir fine": (_surfaces_switch(26, 12, 1.3), 32.0),
+    "ir to day": (_surfaces_switch(27, 24, 1.5, to_day=True), 32.0),
     "knock 2 px": (knock_small, 32.0),
     "knock 6 px": (knock_large, 32.0),
 }

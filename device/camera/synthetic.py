@@ -99,6 +99,8 @@ class Knock:
 MATERIALS = ("wall", "mortar", "door", "panel", "knob", "ground")
 IR_FACTORS = {"wall": 1.15, "mortar": 0.8, "door": 3.4, "panel": 2.6, "knob": 0.6, "ground": 0.7}
 IR_FIGURE_FACTOR = 1.5
+SURFACE_FACTORS = (0.5, 1.6)
+"""The range of one small surface's factor under IR light (``SyntheticScene.surfaces``)."""
 IR_LED_LUX = 8.0
 """What the IR LEDs add to the camera's light measure at night, lux."""
 
@@ -120,6 +122,17 @@ class SyntheticScene:
     knocks: list[Knock] = field(default_factory=list)
     daylight: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 400.0)])
     """The scene's light, (t seconds, lux) points joined linearly: what the camera measures."""
+    surfaces: float = 0.0
+    """Side of the small surfaces the IR switch relights each by a factor of its own, in pixels
+    of a 640 px wide frame (bricks, planks, leaves, the mat); 0 relights whole materials
+    (``IR_FACTORS``). Each surface's factor is drawn between ``SURFACE_FACTORS``."""
+    ir_gain: float = 1.0
+    """The IR picture's exposure against the day's: above 1 the brightest surfaces clip at
+    white, as an auto-exposure that meters the dark door clips the wall."""
+    switches_below_lux: float | None = None
+    """A camera module that moves its IR-cut filter itself, from its own light sensor: the
+    porch is drawn as under IR light while the daylight is below this, whatever the agent
+    does (it is not told)."""
     night: bool = False
     """Night mode switched on from outside (:meth:`SyntheticCamera.set_night`): the picture
     is drawn as under IR light with per-surface factors, as a ``regional`` infrared change."""
@@ -201,16 +214,50 @@ class SyntheticScene:
     def _infrared_porch(self) -> np.ndarray:
         """The porch under IR light: each surface scaled by its own factor (cached)."""
         if self._background_ir is None:
-            factors = np.array([IR_FACTORS[name] for name in MATERIALS], np.float32)
-            scaled = self._background * factors[self._materials][..., None]
+            if self.surfaces > 0:
+                factor = self._surface_factors()
+            else:
+                factors = np.array([IR_FACTORS[name] for name in MATERIALS], np.float32)
+                factor = factors[self._materials]
+            scaled = self._background * (factor * self.ir_gain)[..., None]
             self._background_ir = np.clip(scaled, 0, 255).astype(np.uint8)
         return self._background_ir
 
+    def _surface_factors(self) -> np.ndarray:
+        """A factor per pixel: the porch cut into small surfaces (each brick, door panel or
+        patch of ground, further cut into cells about ``surfaces`` px across), each surface
+        with a factor of its own drawn from ``SURFACE_FACTORS``."""
+        rng = np.random.default_rng((self.seed, 7))
+        h, w = self._materials.shape
+        mortar = MATERIALS.index("mortar")
+        # Bricks are what the mortar lines enclose; the door, its panels and the ground are
+        # surfaces of their own.
+        pieces = (self._materials != mortar).astype(np.uint8)
+        _, parts = cv2.connectedComponents(pieces, connectivity=4)
+        # Cells: the Voronoi regions of jittered grid points, about ``surfaces`` px apart.
+        side = max(4.0, self.surfaces * w / 640)
+        seeds = np.ones((h, w), np.uint8)
+        for y in np.arange(side / 2, h, side):
+            for x in np.arange(side / 2, w, side):
+                sx, sy = rng.uniform(-side / 3, side / 3, 2)
+                seeds[min(h - 1, max(0, int(y + sy))), min(w - 1, max(0, int(x + sx)))] = 0
+        _, cells = cv2.distanceTransformWithLabels(
+            seeds, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_CCOMP
+        )
+        key = (parts.astype(np.int64) * (int(cells.max()) + 1) + cells) * len(MATERIALS)
+        key += self._materials
+        _, surface = np.unique(key, return_inverse=True)
+        low, high = SURFACE_FACTORS
+        factors = rng.uniform(low, high, int(surface.max()) + 1).astype(np.float32)
+        return factors[surface.reshape(h, w)]
+
     def lux(self, t: float) -> float:
         """The light the camera would measure at ``t``, lux (IR LEDs add their own at night)."""
+        return self._daylight(t) + (IR_LED_LUX if self.night else 0.0)
+
+    def _daylight(self, t: float) -> float:
         times = [p[0] for p in self.daylight]
-        level = float(np.interp(t, times, [p[1] for p in self.daylight]))
-        return level + (IR_LED_LUX if self.night else 0.0)
+        return float(np.interp(t, times, [p[1] for p in self.daylight]))
 
     def truth(self, t: float) -> list[Box]:
         """Boxes of the figures in view at ``t`` (fractions of the frame)."""
@@ -225,6 +272,8 @@ class SyntheticScene:
         """The BGR picture at media time ``t`` seconds."""
         gain = 1.0 + self.flicker * math.sin(2 * math.pi * 7.3 * t)
         sweeps, infrared, regional = [], self.night, self.night
+        if self.switches_below_lux is not None:
+            regional = regional or self._daylight(t) < self.switches_below_lux
         for light in self.lights:
             s = light.strength(t)
             if s <= 0:

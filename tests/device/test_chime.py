@@ -2,9 +2,42 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
+from porch.core.config import GpioSettings
+from porch.device.gpio import Doorbell
 from porch.localbroker import LocalBroker
 from tests.support.common import wait_for
 from tests.support.device import chime_closings, device_config, run_agent
+
+
+@pytest.mark.parametrize(
+    ("fields", "idle", "warned"),
+    [
+        ({}, True, True),  # the default: active low, as most relay modules are; unsaid
+        ({"chime_active_high": False}, True, False),
+        ({"chime_active_high": True}, False, False),
+    ],
+    ids=["unsaid", "active low", "active high"],
+)
+def test_the_chime_relay_rests_open_at_either_polarity(mock_pins, caplog, fields, idle, warned):
+    # From the moment the agent holds the pin, the relay stays open (the chime silent) until
+    # a press closes it for chime_s; a device.toml that does not say which the module needs
+    # is warned about (the default was active high before 2026-12).
+    settings = GpioSettings(pin_factory="mock", bounce_s=0, chime_s=0.05, **fields)
+    with caplog.at_level(logging.WARNING, logger="porch.device.gpio"):
+        bell = Doorbell(settings, on_press=lambda: None)
+    try:
+        pin = mock_pins.pin(settings.chime_pin)
+        assert pin.state is idle, "the chime is silent at start"
+        assert ("chime_active_high is not set" in caplog.text) is warned
+        bell.simulate_press(hold_s=0.01)
+        wait_for(lambda: chime_closings(mock_pins, settings) == 1, what="the chime")
+        wait_for(lambda: pin.state is idle, what="the chime to stop")
+    finally:
+        bell.close()
 
 
 def test_chime_rings_with_no_broker_at_all(tmp_path, mock_pins):
@@ -14,7 +47,7 @@ def test_chime_rings_with_no_broker_at_all(tmp_path, mock_pins):
         for _ in range(3):
             agent.doorbell.simulate_press(hold_s=0.01)
             wait_for(lambda: not agent.doorbell.chime.is_active, what="the chime to stop")
-        assert chime_closings(mock_pins, config.gpio.chime_pin) == 3
+        assert chime_closings(mock_pins, config.gpio) == 3
         assert len(agent.outbox) == 3
 
 
@@ -55,7 +88,7 @@ def test_a_doorbell_without_its_camera_still_rings_and_says_why(tmp_path, broker
         wait_for(lambda: "camera" in (retained_status(broker).get("problem") or ""),
                  what="the status to name the camera")  # fmt: skip
         agent.doorbell.simulate_press(hold_s=0.01)
-        wait_for(lambda: chime_closings(mock_pins, config.gpio.chime_pin) == 1, what="the chime")
+        wait_for(lambda: chime_closings(mock_pins, config.gpio) == 1, what="the chime")
         wait_for(lambda: agent.link.published >= 1, what="the ring sent")
         wait_for(lambda: len(tries) >= 3, what="the camera tried again")
         assert running.thread.is_alive(), "no restart loop: the agent waits for its camera"
@@ -103,4 +136,4 @@ def test_a_camera_that_fails_mid_run_is_reopened_and_the_fault_cleared(
                  and retained_status(broker).get("problem") is None,
                  what="the fault cleared")  # fmt: skip
         agent.doorbell.simulate_press(hold_s=0.01)
-        wait_for(lambda: chime_closings(mock_pins, config.gpio.chime_pin) == 1, what="the chime")
+        wait_for(lambda: chime_closings(mock_pins, config.gpio) == 1, what="the chime")

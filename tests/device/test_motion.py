@@ -134,6 +134,58 @@ def test_a_whole_scene_change_is_learned_within_a_second(case, size):
     assert len(visitor) / FPS >= 7, "the visitor after the change is motion"
 
 
+def _ir_porch(figures=(), lights=()) -> SyntheticScene:
+    """The porch as an IR switch rebuilds it: small surfaces each by its own factor, the
+    brightest clipped at white, grey and noisy; the switch (unsignalled) at t=6."""
+    switch = LightChange(6, 60, gain=1.0, ramp_s=1e-3, infrared=True, regional=True)
+    return SyntheticScene(
+        640,
+        480,
+        seed=30,
+        figures=list(figures),
+        lights=[switch, *lights],
+        noise_sigma=4.0,
+        surfaces=24,
+        ir_gain=1.3,
+    )
+
+
+@pytest.mark.parametrize(
+    "settling",
+    [
+        LightChange(6.07, 60, gain=0.7, ramp_s=1e-3),  # the exposure steps a frame later
+        LightChange(6, 60, gain=1.5, ramp_s=0.8),  # it brightens for 0.8 s, clipping more
+        LightChange(6, 60, gain=0.6, ramp_s=0.5),  # it darkens for 0.5 s
+    ],
+    ids=["second step", "brightening", "darkening"],
+)
+def test_an_ir_switch_with_exposure_still_settling_is_no_motion(settling):
+    moving = _moving_frames(_ir_porch(lights=[settling]), 1, 20)
+    assert moving == []
+
+
+def test_someone_at_the_door_through_an_unsignalled_switch_leaves_no_ghost():
+    # A visitor stands at the door when the module switches itself to IR; what the porch
+    # behind them looks like under IR is unknown until they leave. They are motion walking
+    # up; once they are gone (t ≈ 11.7), the place they stood is learned within a second.
+    path = [(2, -0.15, 0.75, 0.35), (5, 0.5, 0.95, 0.7), (9, 0.5, 0.95, 0.7)]
+    visitor = Figure([*path, (12, 1.15, 0.75, 0.35)])
+    scene = _ir_porch([visitor])
+    moving = _moving_frames(scene, 0, 25)
+    assert [t for t in moving if 2.5 <= t < 5], "walking up is motion"
+    assert [t for t in moving if 9.5 <= t < 11.5], "walking away is motion"
+    gone = min(t for t in np.arange(9, 25, 1 / FPS) if not scene.truth(t))
+    after = [t for t in moving if t >= gone]
+    assert len(after) / FPS <= 1.0, f"{len(after) / FPS:.2f} s of false motion after they left"
+
+
+def test_someone_walking_past_through_an_unsignalled_switch_leaves_no_ghost():
+    scene = _ir_porch([Figure([(4, -0.15, 0.75, 0.35), (8, 1.15, 0.75, 0.35)])])
+    moving = _moving_frames(scene, 0, 25)
+    assert [t for t in moving if 6.5 <= t < 7.5], "still walking after the switch is motion"
+    assert len([t for t in moving if t >= 8]) / FPS <= 1.0
+
+
 def test_a_walk_up_right_after_an_ir_switch_is_motion():
     # The visitor steps in half a second after the switch: the re-learning must not swallow
     # them (they change the picture over many frames and replace its structure).

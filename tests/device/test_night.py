@@ -3,6 +3,7 @@ pins, and the switch is never motion; a visitor at night still is."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -14,7 +15,7 @@ from porch.device.night import NightMode
 from tests.support.common import wait_for
 from tests.support.device import device_config, synthetic_source
 
-IR_LED, IR_CUT = 22, 23
+IR_LED, IR_CUT, IR_CUT_B = 22, 23, 24
 
 
 def test_switches_after_the_light_stays_low_and_back_after_it_stays_high():
@@ -50,14 +51,123 @@ def test_limits_must_leave_a_gap():
 
 
 def test_the_ir_pins_follow_the_mode(mock_pins):
-    settings = NightSettings(confirm_s=0, ir_led_pin=IR_LED, ir_cut_pin=IR_CUT)
+    settings = NightSettings(confirm_s=0, peek_s=1, ir_led_pin=IR_LED, ir_cut_pin=IR_CUT)
+    assert settings.ir_cut == "level", "a control pin alone is the level mode, as before"
     night = NightMode(settings, lambda _: None, "mock")
     led, cut = mock_pins.pin(IR_LED), mock_pins.pin(IR_CUT)
     assert led.state is False and cut.state is False
     night.update(1.0, 0)
     assert led.state is True and cut.state is True
     night.update(100.0, 1)
+    assert night.peeking and led.state is False and cut.state is True, "a check, LEDs off"
+    assert night.update(100.0, 2) is False
     assert led.state is False and cut.state is False
+    night.close()
+
+
+def test_a_level_filter_with_reversed_polarity_is_low_at_night(mock_pins):
+    settings = NightSettings(confirm_s=0, ir_cut="level", ir_cut_pin=IR_CUT, ir_cut_reversed=True)
+    night = NightMode(settings, lambda _: None, "mock")
+    night.start()
+    cut = mock_pins.pin(IR_CUT)
+    assert cut.state is True, "day: high"
+    night.update(1.0, 0)
+    assert cut.state is False, "night: low"
+    night.close()
+
+
+def _pulses(pin) -> list[float]:
+    """Lengths of the high pulses a mock pin has seen, seconds."""
+    states = pin.states
+    return [b.timestamp for a, b in itertools.pairwise(states) if a.state and not b.state]
+
+
+@pytest.mark.parametrize("reversed_", [False, True], ids=["normal", "reversed"])
+def test_a_bistable_filter_gets_one_pulse_of_each_polarity(mock_pins, reversed_):
+    settings = NightSettings(
+        confirm_s=0,
+        ir_cut="pulse",
+        ir_cut_pin=IR_CUT,
+        ir_cut_pin_b=IR_CUT_B,
+        ir_cut_reversed=reversed_,
+        ir_cut_pulse_s=0.15,
+    )
+    night = NightMode(settings, lambda _: None, "mock")
+    out, back = mock_pins.pin(IR_CUT), mock_pins.pin(IR_CUT_B)
+    if reversed_:
+        out, back = back, out
+    night.start()  # wherever the filter rested, it is moved to day
+    wait_for(lambda: len(_pulses(back)) == 1, what="the day pulse at start")
+    night.update(1.0, 0)
+    wait_for(lambda: len(_pulses(out)) == 1, what="the night pulse")
+    night.update(500.0, 1)
+    wait_for(lambda: len(_pulses(back)) == 2, what="the day pulse")
+    for pulse in _pulses(out) + _pulses(back):
+        assert 0.14 <= pulse <= 0.6, f"a {pulse:.3f} s pulse"
+    assert len(_pulses(out)) == 1
+    assert out.state is False and back.state is False, "both inputs rest low"
+    # Never both inputs high at once: each pulse on one starts after the other went low.
+    changes = sorted(
+        [(s.timestamp, "out", s.state) for s in _absolute(out)]
+        + [(s.timestamp, "back", s.state) for s in _absolute(back)]
+    )
+    high: set[str] = set()
+    for _, which, state in changes:
+        (high.add if state else high.discard)(which)
+        assert len(high) < 2, "both H-bridge inputs high"
+    night.close()
+
+
+def _absolute(pin):
+    """A mock pin's states with their times since it was made (it records intervals)."""
+    elapsed, result = 0.0, []
+    for state in pin.states:
+        elapsed += state.timestamp
+        result.append(type(state)(elapsed, state.state))
+    return result
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"ir_cut": "pulse", "ir_cut_pin": 23}, "needs ir_cut_pin_b"),
+        ({"ir_cut": "level"}, "needs ir_cut_pin"),
+        ({"ir_led_pin": 23, "ir_cut_pin": 23}, "different pins"),
+    ],
+)
+def test_a_filter_setting_that_cannot_work_is_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        NightSettings(**fields)
+
+
+def test_an_ir_pin_on_the_chime_or_button_pin_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"night\.ir_led_pin and gpio\.chime_pin are both BCM 27"):
+        device_config(tmp_path, None, night=NightSettings(ir_led_pin=27))
+
+
+def test_the_ir_leds_own_light_never_makes_it_day(mock_pins):
+    # A whole night, a reading a second: dusk at 1 h, dawn at 9 h. The IR LEDs add 60 lux to
+    # what the camera measures, past day_above_lux (40) on their own. Each check turns them
+    # off for peek_s, and only that darker reading decides.
+    settings = NightSettings(confirm_s=10, peek_s=1, peek_every_s=120, ir_led_pin=IR_LED)
+    relights, switches = [], []
+    night = NightMode(settings, switches.append, "mock", lambda: relights.append(1))
+    led = mock_pins.pin(IR_LED)
+
+    def ambient(t: float) -> float:
+        hours = t / 3600
+        if hours < 1:
+            return 400 * (1 - hours) + 2
+        if hours < 9:
+            return 2.0
+        return min(400.0, 2 + 400 * (hours - 9))
+
+    for second in range(10 * 3600):
+        night.update(ambient(second) + (60.0 if led.state else 0.0), float(second))
+    assert switches == [True, False], "one dusk, one dawn: no flapping"
+    assert night.peeks <= 3, f"{night.peeks} checks with the LEDs off in a night"
+    assert len(relights) == 2 * night.peeks - 1, "each check's LEDs off and on, the last stays off"
+    assert led.state is False
     night.close()
 
 
@@ -85,6 +195,43 @@ def test_dusk_on_the_doorbell_is_no_motion_and_no_clip_but_a_visitor_is(tmp_path
         assert mock_pins.pin(IR_LED).state is True, "the IR LEDs are on"
         assert agent.emitted["motion"] == 0, "the switch raised a motion event"
         assert agent.store.clips() == [] and agent.emitted["clip"] == 0
+        wait_for(lambda: agent.emitted["motion"] >= 1, what="the visitor at night")
+    finally:
+        agent.stop()
+        thread.join(30)
+        agent.outbox.close()
+
+
+def test_a_module_that_switches_itself_is_no_motion_either(tmp_path):
+    # The module's own light sensor moves its filter at 20 lux (about 3.9 s in), unseen by
+    # the agent; every small surface changes by its own factor, the brightest clip. The
+    # agent turns colour off a second later (its own switch, which it signals).
+    visitor = Figure([(12, -0.15, 0.75, 0.35), (16, 0.5, 0.95, 0.7), (22, 0.5, 1.0, 0.95)])
+    scene = SyntheticScene(
+        640,
+        360,
+        seed=32,
+        figures=[visitor],
+        daylight=[(0, 400), (2, 400), (4, 1)],
+        switches_below_lux=20,
+        surfaces=24,
+        ir_gain=1.3,
+    )
+    config = device_config(
+        tmp_path,
+        None,
+        motion=MotionSettings(end_after_s=1.0),
+        clips=ClipSettings(preroll_s=1, postroll_s=1),
+        night=NightSettings(confirm_s=1, ir_cut="self"),
+    )
+    agent = DoorbellAgent(config, synthetic_source(config, scene, realtime=False))
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: agent.media_time > 11.5, what="dusk and the quiet after it")
+        assert agent.night.night and agent.night.switches == 1
+        assert agent.emitted["motion"] == 0, "the module's own switch raised a motion event"
+        assert agent.store.clips() == []
         wait_for(lambda: agent.emitted["motion"] >= 1, what="the visitor at night")
     finally:
         agent.stop()

@@ -16,7 +16,7 @@ def test_press_rings_chime_and_reaches_hub(tmp_path, broker, hub, mock_pins):
     with run_agent(config) as agent:
         wait_for(agent.link.connected.is_set, what="the device to connect")
         agent.doorbell.simulate_press()
-        wait_for(lambda: chime_closings(mock_pins, config.gpio.chime_pin) == 1, what="the chime")
+        wait_for(lambda: chime_closings(mock_pins, config.gpio) == 1, what="the chime")
         wait_for(lambda: hub.db.count_events("ring") == 1, what="the ring at the hub")
     row = hub.db.conn.execute("SELECT device_id, kind, data FROM events").fetchone()
     assert row[0] == "front-door" and row[1] == "ring"
@@ -83,7 +83,7 @@ def test_unwritable_outbox_still_sends_the_press(tmp_path, broker, hub, mock_pin
         wait_for(lambda: hub.db.count_events("ring") == 1, what="the ring at the hub")
         assert "outbox unwritable" in caplog.text
         assert len(agent.outbox) == 0
-        assert chime_closings(mock_pins, config.gpio.chime_pin) == 1
+        assert chime_closings(mock_pins, config.gpio) == 1
 
 
 def test_a_doorbell_without_its_camera_shows_why_on_the_devices_page(

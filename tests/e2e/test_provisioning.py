@@ -70,6 +70,7 @@ def test_enrolled_device_connects_with_its_certificate_and_rings(home, mock_pins
     config_path = home.enroll("front-door")
     text = config_path.read_text()
     assert "tls_cert" in text and "seal_key" in text
+    assert "chime_active_high = false" in text, "the relay's polarity is said, not defaulted"
     keys = home.root / "front-door" / "keys"
     assert (keys / "device.key").stat().st_mode & 0o777 == 0o600
     assert "front-door" in home.authority.registry.active_devices()

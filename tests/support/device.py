@@ -41,10 +41,12 @@ def mock_pins() -> Iterator[MockFactory]:
     Device.pin_factory = None
 
 
-def chime_closings(mock_pins: MockFactory, pin: int) -> int:
-    """How many times the chime relay's pin went high."""
-    states = [s.state for s in mock_pins.pin(pin).states]
-    return sum(1 for a, b in itertools.pairwise(states) if not a and b)
+def chime_closings(mock_pins: MockFactory, gpio: GpioSettings) -> int:
+    """How many times the chime relay's pin went to its closing level (low for an active-low
+    relay module, the default)."""
+    closed = gpio.chime_active_high
+    states = [s.state for s in mock_pins.pin(gpio.chime_pin).states]
+    return sum(1 for a, b in itertools.pairwise(states) if a != closed and b == closed)
 
 
 def write_device_toml(path: Path, data_dir: Path, port: int, **settings) -> Path:

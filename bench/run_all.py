@@ -21,6 +21,8 @@ BENCHMARKS = [
     "talk_latency.py",
     "encoder_threads.py",
     "mask_burn.py",
+    "clip_finish.py",
+    "zero_budget.py",
     "seal_cost.py",
     "gop_proofs.py",
     "export_throughput.py",

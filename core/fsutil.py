@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 PARTIAL_SUFFIX = ".part"
 """Files being written carry this suffix until they are renamed into place."""
@@ -32,13 +35,14 @@ def publish_file(partial: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one,
-    and a failure (a full disk) no half-written file."""
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through, so that a crash leaves either the old file or the new
+    one, and a failure (a full disk, an exception in the block) no half-written file."""
     partial = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
     try:
         with open(partial, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, path)
@@ -46,6 +50,12 @@ def atomic_write(path: Path, data: bytes) -> None:
         partial.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` as :func:`atomic_writer` does."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
 
 def sha256_file(path: Path) -> str:

@@ -14,6 +14,7 @@ Ed25519 key at capture, the first link of the chain of custody.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -150,6 +151,17 @@ def open_stream(source: BinaryIO, target: BinaryIO, private: x25519.X25519Privat
         if not following:
             return written
         block, index = following, index + 1
+
+
+def open_sealed(blob: bytes, private: x25519.X25519PrivateKey) -> bytes:
+    """Open a sealed clip in memory, whichever way it was sealed: whole (:func:`seal`, small
+    files and older doorbells) or in chunks (:func:`seal_stream`, the clips of doorbells
+    that seal as they write); raises :class:`SealError` as those do."""
+    if blob.startswith(STREAM_MAGIC):
+        clear = io.BytesIO()
+        open_stream(io.BytesIO(blob), clear, private)
+        return clear.getvalue()
+    return unseal(blob, private)
 
 
 def _stream_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:

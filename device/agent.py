@@ -283,7 +283,7 @@ class DoorbellAgent:
         finally:
             if self._stop.is_set():
                 self.systemd.stopping()
-            recorder.finish()
+            recorder.close()
             self.night.close()
             source.close()
 

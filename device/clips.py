@@ -20,9 +20,11 @@ import io
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import cv2
@@ -31,10 +33,16 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from porch.core import journal
 from porch.core.config import ClipSettings
-from porch.core.fsutil import PARTIAL_SUFFIX, atomic_write, file_digests, publish_file
+from porch.core.fsutil import (
+    PARTIAL_SUFFIX,
+    atomic_write,
+    atomic_writer,
+    file_digests,
+    publish_file,
+)
 from porch.core.gops import FORMAT, TICKS_PER_S, Gop, GopHasher, GopTable
 from porch.core.mp4track import mdat_offset, read_track
-from porch.core.seal import load_private_key, seal, sign_digest
+from porch.core.seal import load_private_key, seal, seal_stream, sign_digest
 from porch.core.wire import MAX_CHUNKS, ClipMeta, GopSeal, new_id
 from porch.device.camera import EncodedPacket
 from porch.device.preroll import PrerollBuffer
@@ -264,6 +272,11 @@ class ClipProtection:
         assert self.seal_to is not None
         return seal(data, self.seal_to)
 
+    def seal_stream(self, source: BinaryIO, target: BinaryIO) -> None:
+        """Seal what ``source`` holds into ``target`` a chunk at a time."""
+        assert self.seal_to is not None
+        seal_stream(source, target, self.seal_to)
+
     def protect(self, data: bytes) -> bytes:
         """Sealed when clips are sealed, else as it is."""
         return self.seal(data) if self.sealing else data
@@ -329,13 +342,19 @@ class ClipRecorder:
         self.on_clip = on_clip
         self._active: _Recording | None = None
         self.failed = 0
-        self._finishing = False
         self.last_clip: StoredClip | None = None
+        # Clips are finished (muxed, hashed, sealed, written) on a thread of their own: on a
+        # Pi Zero 2 W, without AES or SHA instructions, that takes seconds the capture thread
+        # (and with it live view and the next clip's first frames) cannot wait.
+        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="clip-finish")
+        self._finishing: list[Future[StoredClip | None]] = []
+        self._lock = threading.Lock()
 
     @property
     def recording(self) -> bool:
         """A clip is being recorded, or being finished (sealed, committed, announced)."""
-        return self._active is not None or self._finishing
+        with self._lock:
+            return self._active is not None or any(not f.done() for f in self._finishing)
 
     def trigger(self, event_id: str, media_ts: float, wall_ts: float, image: np.ndarray) -> None:
         """An event at media time ``media_ts``: start a clip, or join the one being recorded."""
@@ -402,20 +421,36 @@ class ClipRecorder:
             return
         too_long = media_ts - active.start_media >= self.settings.max_clip_s
         if media_ts >= active.until_media or too_long:
-            self.finish()
+            self._hand_over()
 
-    def finish(self) -> StoredClip | None:
-        """Close the clip being recorded and commit it to the store."""
-        self._finishing = True
-        try:
-            return self._finish()
-        finally:
-            self._finishing = False
-
-    def _finish(self) -> StoredClip | None:
+    def _hand_over(self) -> Future[StoredClip | None] | None:
+        """The clip being recorded goes to the finishing thread; the next may start at once."""
         active, self._active = self._active, None
         if active is None:
             return None
+        future = self._finisher.submit(self._finish, active)
+        with self._lock:
+            self._finishing = [f for f in self._finishing if not f.done()] + [future]
+        return future
+
+    def finish(self) -> StoredClip | None:
+        """Close the clip being recorded, wait until every clip handed over is committed to
+        the store, and return the one closed now (None when there was none or it failed)."""
+        future = self._hand_over()
+        with self._lock:
+            waiting = list(self._finishing)
+        for pending in waiting:
+            pending.result()
+        return future.result() if future is not None else None
+
+    def close(self) -> None:
+        """Finish what is recorded and stop the finishing thread."""
+        self.finish()
+        self._finisher.shutdown(wait=True)
+
+    def _finish(self, active: _Recording) -> StoredClip | None:
+        """Mux, hash, seal and commit one clip (the finishing thread). The clear MP4 is only
+        ever in memory, once: hashed in place, sealed a chunk at a time straight to disk."""
         protection = self.protection
         partial = self.store.partial_path(active.clip_id)
         try:
@@ -425,14 +460,18 @@ class ClipRecorder:
             active.journal.close()
             thumbnail = active.thumbnail
             plain_sha256 = None
-            plain = active.writer.buffer.getvalue()
-            if protection.sealing:  # the clear text exists only here, in memory
-                plain_sha256 = hashlib.sha256(plain).hexdigest()
-                atomic_write(partial, protection.seal(plain))
-                thumbnail = protection.seal(thumbnail)
-            else:
-                atomic_write(partial, plain)
-            del plain
+            plain = active.writer.buffer
+            with atomic_writer(partial) as target:
+                if protection.sealing:  # the clear text exists only here, in memory
+                    with plain.getbuffer() as view:
+                        plain_sha256 = hashlib.sha256(view).hexdigest()
+                    plain.seek(0)
+                    protection.seal_stream(plain, target)
+                    thumbnail = protection.seal(thumbnail)
+                else:
+                    with plain.getbuffer() as view:
+                        target.write(view)
+            active.writer.buffer = io.BytesIO()  # the clear MP4 is let go of here
             whole = offered(partial, self.settings.chunk_bytes, thumbnail)
             meta = ClipMeta(
                 **whole,
@@ -459,6 +498,10 @@ class ClipRecorder:
             self.store.journal_path(active.clip_id).unlink(missing_ok=True)
         except (OSError, av.FFmpegError, ValueError) as exc:
             self._fail(active.clip_id, exc, None, active.journal)
+            return None
+        except Exception:  # a bug must not silently stop every later clip
+            log.exception("clip %s not finished", active.clip_id)
+            self._fail(active.clip_id, RuntimeError("not finished"), None, active.journal)
             return None
         self.last_clip = clip
         self.on_clip(clip)

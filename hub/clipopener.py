@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from porch.core.gops import GopError
 from porch.core.journal import JournalError
-from porch.core.seal import SealError, unseal, verify_digest
+from porch.core.seal import SealError, open_sealed, verify_digest
 from porch.core.wire import ClipMeta
 from porch.hub.excerpt import check_seal, header_of, open_journal, table_from_mp4
 from porch.provisioning.authority import HomeAuthority
@@ -78,8 +78,8 @@ class ClipOpener:
                 raise ClipRefused("sealed, and this hub has no sealing key (provisioning)")
             key = self.authority.pki.seal_key()
             try:
-                plain = unseal(video.read_bytes(), key)
-                opened = (plain, unseal(thumbnail.read_bytes(), key))
+                plain = open_sealed(video.read_bytes(), key)
+                opened = (plain, open_sealed(thumbnail.read_bytes(), key))
             except SealError as exc:
                 raise ClipRefused(str(exc)) from None
             digest = hashlib.sha256(plain).hexdigest()

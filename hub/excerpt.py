@@ -38,7 +38,7 @@ from porch.core.mp4track import (
     runs,
     write_mp4,
 )
-from porch.core.seal import unseal, verify_digest
+from porch.core.seal import open_sealed, verify_digest
 from porch.core.wire import ClipMeta, GopSeal
 
 TIME_BASE = Fraction(1, TICKS_PER_S)
@@ -470,7 +470,7 @@ def open_journal(meta: ClipMeta, data: bytes, seal_key, signer) -> tuple[bytes, 
     assert meta.gops is not None
 
     def opened(payload: bytes) -> bytes:
-        return unseal(payload, seal_key) if meta.sealed else payload
+        return open_sealed(payload, seal_key) if meta.sealed else payload
 
     thumbnail, frames, gops = None, [], 0
     for tag, payload, _ in journal.records(data):

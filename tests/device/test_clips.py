@@ -123,3 +123,37 @@ def test_partial_files_never_pass_as_clips(tmp_path):
     (tmp_path / "4567.json").write_text("{}")  # metadata without video
     assert sorted(store.recover()) == [".abc.mp4.part", "0123.mp4", "4567.json"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_clip_is_finished_while_capture_goes_on(tmp_path, mock_pins, monkeypatch):
+    # Finishing a clip (mux, hash, seal, write) takes seconds on a Pi Zero 2 W: it happens on
+    # a thread of its own, so capture (and live view, and the next clip) never waits for it.
+    import threading
+
+    import porch.device.clips as clips
+
+    seen: dict[str, object] = {}
+    real = clips.offered
+
+    def slow_offered(*args, **kwargs):
+        seen["thread"] = threading.current_thread().name
+        seen["from"] = agent.media_time
+        threading.Event().wait(1.5)  # a slow card, a slow CPU
+        seen["to"] = agent.media_time
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(clips, "offered", slow_offered)
+    config = device_config(
+        tmp_path,
+        None,
+        clips=ClipSettings(preroll_s=1, postroll_s=1),
+        motion=MotionSettings(enabled=False),
+    )
+    with run_agent(config, realtime=False) as agent:
+        wait_for(lambda: agent.media_time > 2, what="2 s of video")
+        agent.doorbell.simulate_press()
+        wait_for(lambda: agent.store.clips(), what="the clip")
+        assert seen["thread"] != threading.current_thread().name
+        assert str(seen["thread"]).startswith("clip-finish")
+        assert float(seen["to"]) - float(seen["from"]) > 1.0, "capture stalled while finishing"
+        wait_for(lambda: not agent.recorder.recording, what="the clip to be announced")

@@ -14,6 +14,7 @@ import sys
 import types
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -28,6 +29,7 @@ from porch.device.regions import PrivacyMask
 from tests.support.common import ROOT
 
 LEFT_HALF = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
+STRIDE = 1344  # the stand-in camera's rows: 1296 pixels padded to a multiple of 64
 
 
 def test_the_mask_is_sized_from_the_array_not_the_configuration():
@@ -37,6 +39,46 @@ def test_the_mask_is_sized_from_the_array_not_the_configuration():
         burner(array)
         assert (array[:, : shape[1] // 2 - 1] == 0).all()
         assert (array[:, shape[1] // 2 + 1 :] == 200).all()
+
+
+def _planes(array: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U and V of a picamera2 YUV420 array (height × 3/2 rows of ``stride`` bytes)."""
+    rows, stride = array.shape
+    height = rows * 2 // 3
+    flat, plane = array.reshape(-1), (height // 2) * (stride // 2)
+    u, v = (
+        flat[start : start + plane].reshape(height // 2, stride // 2)[:, : width // 2]
+        for start in (height * stride, height * stride + plane)
+    )
+    return array[:height, :width], u, v
+
+
+def test_the_mask_is_burned_into_yuv420_colour_and_all():
+    """The main stream is YUV420 (a third of XBGR's CMA): the mask makes its Y plane video
+    black and both colour planes neutral, where the mask is and on every colour sample that
+    touches its edge (each colours 2×2 pixels), and writes nothing into the rows' padding."""
+    rng = np.random.default_rng(4)
+    polygons = [rng.uniform(-0.1, 1.1, (int(rng.integers(3, 8)), 2)).tolist() for _ in range(3)]
+    privacy = PrivacyMask(polygons)
+    width, height = 1296, 736
+    array = np.full((height * 3 // 2, STRIDE), 77, np.uint8)
+    y, u, v = _planes(array, width)
+    y[:], u[:], v[:] = 150, 40, 200
+    MaskBurner(privacy, "YUV420", width)(array)
+    covered = privacy.mask(width, height) != 0
+    assert 0.1 < covered.mean() < 0.9
+    assert (y[covered] == 16).all() and (y[~covered] == 150).all()
+    # Every colour sample whose 2×2 pixels meet the mask is neutral.
+    touched = covered.reshape(height // 2, 2, width // 2, 2).any(axis=(1, 3))
+    for plane in (u, v):
+        assert (plane[touched] == 128).all()
+        assert (plane[~touched] != 128).mean() > 0.95, "colour kept away from the mask"
+    assert (array[:height, width:] == 77).all(), "nothing written into the padding"
+    picture = cv2.cvtColor(
+        np.ascontiguousarray(np.vstack([y, u.reshape(-1, width), v.reshape(-1, width)])),
+        cv2.COLOR_YUV2BGR_I420,
+    )
+    assert picture[covered].max() <= 2, "the masked pixels are black, with no colour"
 
 
 def test_frames_and_packets_share_one_clock():
@@ -82,6 +124,7 @@ class StandInPicamera2:
     def configure(self, config) -> None:
         self.config = config
         self.config["main"]["size"] = self.adjusted
+        self.config["main"]["stride"] = STRIDE  # rows padded, as libcamera aligns them
         self.config["lores"]["format"] = "NV12"  # as libcamera may hand a YUV420 request
 
     def camera_configuration(self):
@@ -93,7 +136,7 @@ class StandInPicamera2:
     def capture_request(self):
         self.sensor_ns += 66_666_667
         width, height = self.adjusted
-        main = np.full((height, width, 4), 200, np.uint8)
+        main = np.full((height * 3 // 2, STRIDE), 200, np.uint8)  # YUV420, as configured
         request = types.SimpleNamespace(main=main)
         if self.pre_callback is not None:
             self.pre_callback(request)
@@ -245,15 +288,15 @@ class RealEncoderCamera(StandInPicamera2):
         self.encoder, self.output = encoder, output
         encoder.output = output
         encoder.width, encoder.height = self.config["main"]["size"]
-        encoder.stride = encoder.width * 4
+        encoder.stride = self.config["main"]["stride"]
         encoder.format = self.config["main"]["format"]
         encoder.start()
 
     def capture_request(self):
         self.sensor_ns += 66_666_667
-        width, height = self.adjusted
-        main = np.zeros((height, width, 4), np.uint8)
-        main[:, :, 1] = 200  # green, so the mask's black shows
+        height = self.adjusted[1]
+        main = np.full((height * 3 // 2, STRIDE), 40, np.uint8)  # YUV420: U and V low ...
+        main[:height] = 150  # ... and Y bright: green, so the mask's black shows
         request = types.SimpleNamespace(
             main=main, request=types.SimpleNamespace(metadata={}), acquire=lambda: None,
             release=lambda: None)  # fmt: skip
@@ -331,7 +374,7 @@ def test_picamera2s_own_software_encoder_records_what_the_source_asks(real_encod
     assert picture[:, width // 2 + 16 :, 1].mean() > 150
     with pytest.raises(AttributeError, match="numerator"):  # what 15.0 did, as is
         bad = encoder_class(framerate=15.0)
-        bad.width, bad.height, bad.format = 64, 64, "XBGR8888"
+        bad.width, bad.height, bad.format = 64, 64, "YUV420"
         bad._start()
 
 

@@ -194,7 +194,7 @@ def test_sealed_clip_opens_only_at_the_hub_and_any_flipped_byte_fails(home, mock
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import x25519
 
-    from porch.core.seal import MAGIC, SealError, unseal, verify_digest
+    from porch.core.seal import MAGIC, STREAM_MAGIC, SealError, open_sealed, unseal, verify_digest
 
     config_path = home.enroll("front-door")
     agent = agent_from(config_path, home.root / "front-door" / "data")
@@ -206,7 +206,9 @@ def test_sealed_clip_opens_only_at_the_hub_and_any_flipped_byte_fails(home, mock
         wait_for(lambda: agent.recorder.last_clip is not None, what="the clip on the device")
         clip = agent.recorder.last_clip
         sealed, thumb = clip.video.read_bytes(), clip.thumbnail.read_bytes()
-        assert clip.meta.sealed and sealed.startswith(MAGIC) and thumb.startswith(MAGIC)
+        # The video sealed a chunk at a time as it was written (no second copy in memory),
+        # the thumbnail whole.
+        assert clip.meta.sealed and sealed.startswith(STREAM_MAGIC) and thumb.startswith(MAGIC)
         with pytest.raises(av.error.InvalidDataError):
             av.open(str(clip.video))
         # The device's own keys open nothing (it has no X25519 key; try its keys' bytes anyway)
@@ -216,15 +218,17 @@ def test_sealed_clip_opens_only_at_the_hub_and_any_flipped_byte_fails(home, mock
         for key in (x25519.X25519PrivateKey.from_private_bytes(raw),
                     x25519.X25519PrivateKey.generate()):  # fmt: skip
             with pytest.raises(SealError):
-                unseal(sealed, key)
+                open_sealed(sealed, key)
         hub_key = home.pki.seal_key()
         assert unseal(thumb, hub_key).startswith(b"\xff\xd8")
-        for at in (0, len(MAGIC) + 5, len(MAGIC) + 40, len(MAGIC) + 100, len(sealed) // 2,
-                   len(sealed) - 1):  # fmt: skip
+        for at in (0, len(STREAM_MAGIC) + 5, len(STREAM_MAGIC) + 40, len(STREAM_MAGIC) + 50,
+                   len(sealed) // 2, len(sealed) - 1):  # fmt: skip
             flipped = bytearray(sealed)
             flipped[at] ^= 0x01
             with pytest.raises(SealError):
-                unseal(bytes(flipped), hub_key)
+                open_sealed(bytes(flipped), hub_key)
+        with pytest.raises(SealError):
+            open_sealed(sealed[:-1], hub_key)  # cut short
 
         agent.start_link()  # now the hub gets it, opens it and checks the signature
         wait_for(lambda: home.hub.stored_clip(clip.meta.clip_id), what="the clip at the hub")

@@ -46,6 +46,11 @@ CREATE TABLE IF NOT EXISTS doorsteps (
     device_id   TEXT PRIMARY KEY,
     zone        TEXT NOT NULL           -- JSON [[x, y, w, h], ...], fractions of the picture
 );
+CREATE TABLE IF NOT EXISTS doorstep_state (
+    device_id   TEXT PRIMARY KEY,
+    parcel      INTEGER NOT NULL,       -- 1: a parcel was left and not yet taken
+    empty       BLOB                    -- the glance of the doorstep before that parcel came
+);
 CREATE TABLE IF NOT EXISTS clips (
     clip_id     TEXT PRIMARY KEY,
     device_id   TEXT NOT NULL,
@@ -344,6 +349,8 @@ class Database:
         return [tuple(box) for box in json.loads(row[0])] if row else []
 
     def set_doorstep(self, device_id: str, zone: list[tuple[float, float, float, float]]) -> None:
+        """Mark the doorstep anew (none: unmark it); what was known of it is forgotten."""
+        self.forget_doorstep_state(device_id)
         if zone:
             self.conn.execute(
                 "INSERT OR REPLACE INTO doorsteps (device_id, zone) VALUES (?, ?)",
@@ -351,6 +358,23 @@ class Database:
             )
         else:
             self.conn.execute("DELETE FROM doorsteps WHERE device_id = ?", (device_id,))
+
+    def doorstep_state(self, device_id: str) -> tuple[bool, bytes | None] | None:
+        """Whether a parcel is on this doorbell's doorstep, and the glance of the doorstep
+        before it came; None when nothing is known."""
+        row = self.conn.execute(
+            "SELECT parcel, empty FROM doorstep_state WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return (bool(row[0]), row[1]) if row else None
+
+    def set_doorstep_state(self, device_id: str, parcel: bool, empty: bytes | None) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO doorstep_state (device_id, parcel, empty) VALUES (?, ?, ?)",
+            (device_id, int(parcel), empty),
+        )
+
+    def forget_doorstep_state(self, device_id: str) -> None:
+        self.conn.execute("DELETE FROM doorstep_state WHERE device_id = ?", (device_id,))
 
     def ring_during(self, device_id: str, motion_event_id: str) -> str | None:
         """The latest ring of ``device_id`` since the motion ``motion_event_id`` began (or up

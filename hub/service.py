@@ -320,12 +320,17 @@ class HubService:
         """A visit ended: a parcel left or taken, if the owner marked a doorstep and it stayed
         changed; stored with both pictures, told to the pages and the phones that want it."""
         zone = db.doorstep(person.device_id)
-        if not zone:
+        if not zone or person.device_id in self._revocations_done:
             return
-        doorstep = self._doorsteps.setdefault(person.device_id, Doorstep())
+        doorstep = self._doorsteps.get(person.device_id)
+        if doorstep is None:  # the first visit since the hub started: as it stored it
+            stored = db.doorstep_state(person.device_id)
+            doorstep = Doorstep.restore(*stored) if stored else Doorstep()
+            self._doorsteps[person.device_id] = doorstep
         action = doorstep.visit(before, after, zone)
-        if action is None or person.device_id in self._revocations_done:
+        if action is None:
             return
+        db.set_doorstep_state(person.device_id, doorstep.parcel, doorstep.empty_jpeg)
         event = ParcelEvent(device_id=person.device_id, event_id=new_id(), ts=now(),
                             motion_event_id=person.motion_event_id, action=action)  # fmt: skip
         atomic_write(self.ingest.before_path(event.event_id), before)
@@ -347,6 +352,7 @@ class HubService:
         """The doorstep was marked anew (or the doorbell revoked): what the watch remembered
         of it (the doorstep without a parcel, a parcel on it) no longer holds."""
         self._doorsteps.pop(device_id, None)
+        self.web_db.forget_doorstep_state(device_id)
 
     def _ring_picture(self, device_id: str, ring_id: str, jpeg: bytes) -> None:
         atomic_write(self.ingest.snapshot_path(ring_id), jpeg)

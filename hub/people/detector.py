@@ -1,12 +1,14 @@
 """A person in a picture: MediaPipe's BlazePose person detector (LiteRT) and CenterFace's
-face detector (OpenCV's DNN), each on a small letterboxed copy of the frame.
+face detector (OpenCV's DNN), each on a small letterboxed copy of the frame, and where both
+see nobody, OpenCV's HOG people detector on the frame itself.
 
-Either one is enough: BlazePose finds a body by its head and shoulders, also in profile and
+Any one is enough: BlazePose finds a body by its head and shoulders, also in profile and
 in greyscale; CenterFace finds a face the body detector misses (a close-up, a person behind a
-camera). Their thresholds come from the labelled real pictures in
-tests/hub/people_pictures.toml (see docs/architecture.md, "Who is at the door"). Nothing is
-kept of what was seen but the scores and a box: no face is recognised, compared or stored
-apart from the event's picture.
+camera); HOG finds a whole upright figure by its outline, also turned away (the other two
+look for a face), if it is tall in the picture, as a visitor at the door is. Their
+thresholds come from the labelled real pictures in tests/hub/people_pictures.toml (see
+docs/architecture.md, "Who is at the door"). Nothing is kept of what was seen but the
+scores and a box: no face is recognised, compared or stored apart from the event's picture.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ POSE_SIZE = 224
 FACE_SIZE = (320, 192)
 """CenterFace's input (width, height), fixed: OpenCV's DNN answers wrongly once the size
 changes. A doorbell's 16:9 lores frame fits it at 320 px wide."""
+FIGURE_HEIGHT = 0.4
+"""HOG's figures count from this share of the frame's height: a visitor at the door."""
 MAX_PIXELS = 1280 * 960
 """A glance larger than this (pixels) is refused before it is decoded: a doorbell sends its
 lores picture, 320 px wide; a hostile one must not make the hub decode a giant."""
@@ -85,11 +89,13 @@ class Sighting:
     face: float
     box: tuple[float, float, float, float] | None
     person: bool
+    figure: float = 0.0
+    """HOG's margin for its best upright figure (0: not asked, or nothing)."""
 
     @property
     def score(self) -> float:
-        """How sure, 0 to 1: the stronger of the two detectors."""
-        return max(self.body, self.face)
+        """How sure, 0 to 1: the strongest of the detectors (HOG's margin over 4)."""
+        return max(self.body, self.face, min(1.0, self.figure / 4))
 
     @property
     def visibility(self) -> float:
@@ -115,12 +121,20 @@ class PersonDetector:
     """Tells whether a person is in a BGR frame. Not thread-safe: one per thread."""
 
     def __init__(
-        self, models: Path | None = None, body_score: float = 0.8, face_score: float = 0.6
+        self,
+        models: Path | None = None,
+        body_score: float = 0.8,
+        face_score: float = 0.6,
+        figure_score: float = 2.0,
     ):
         from ai_edge_litert.interpreter import Interpreter
 
         self.body_score = body_score
         self.face_score = face_score
+        self.figure_score = figure_score
+        self._hog = cv2.HOGDescriptor()
+        people = np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32)
+        self._hog.setSVMDetector(people)
         self._pose = Interpreter(model_path=str(model_path(POSE, models)), num_threads=1)
         self._pose.allocate_tensors()
         self._pose_in = self._pose.get_input_details()[0]["index"]
@@ -141,7 +155,25 @@ class PersonDetector:
         face, face_box = self._faces(image)
         person = body >= self.body_score or face >= self.face_score
         box = body_box if body >= self.body_score or face < self.face_score else face_box
-        return Sighting(body=body, face=face, box=box if person else None, person=person)
+        if person:
+            return Sighting(body=body, face=face, box=box, person=True)
+        figure, figure_box = self._figure(image)
+        person = figure >= self.figure_score
+        return Sighting(body, face, figure_box if person else None, person, figure)
+
+    def _figure(self, image: np.ndarray) -> tuple[float, tuple[float, float, float, float] | None]:
+        """HOG's best upright figure at least FIGURE_HEIGHT of the frame tall: its margin
+        and box (a person far off is no visitor; HOG also errs more on small windows)."""
+        h, w = image.shape[:2]
+        rects, weights = self._hog.detectMultiScale(
+            image, winStride=(8, 8), padding=(8, 8), scale=1.05
+        )
+        best, box = 0.0, None
+        for (x, y, rw, rh), weight in zip(rects, np.ravel(weights), strict=True):
+            if rh >= FIGURE_HEIGHT * h and float(weight) > best:
+                best = float(weight)
+                box = self._back(x, y, x + rw, y + rh, 1.0, 0, 0, w, h)
+        return best, box
 
     def _body(self, image: np.ndarray) -> tuple[float, tuple[float, float, float, float]]:
         h, w = image.shape[:2]

@@ -7,8 +7,8 @@ zero-mean normalised cross-correlation (so a change of light, which scales and s
 grey levels, changes nothing) or, in a block too flat to correlate, by its level after
 fitting the light around the zone. A visit that changed a quarter of the zone's blocks
 changed something. Whether it was left or taken: the zone as it was before the parcel now
-on it came is kept (in memory: a hub restart forgets it); a visit after which the zone
-looks like that again took it. Without it (or in the other light: left by day, taken at
+on it came is kept (the hub's database keeps it over a restart); a visit after which the
+zone looks like that again took it. Without it (or in the other light: left by day, taken at
 night), much less in the zone than before the visit is "taken", otherwise "left". A night
 switch between the visit's two glances (one in colour, one grey) is no comparison.
 """
@@ -96,7 +96,22 @@ class Doorstep:
 
     empty: np.ndarray | None = None
     empty_colour: bool = True
+    empty_jpeg: bytes | None = None
+    """The glance :attr:`empty` was read from, as it came: what the hub stores."""
     parcel: bool = False
+
+    @classmethod
+    def restore(cls, parcel: bool, empty_jpeg: bytes | None) -> Doorstep:
+        """The doorstep as the hub stored it (a stored picture that no longer decodes is
+        forgotten: the visit alone decides then)."""
+        doorstep = cls(parcel=parcel)
+        if empty_jpeg is not None:
+            try:
+                doorstep.empty, doorstep.empty_colour = grey(empty_jpeg)
+                doorstep.empty_jpeg = empty_jpeg
+            except ValueError:
+                pass
+        return doorstep
 
     def visit(self, before: bytes, after: bytes, zone: Zone) -> Literal["left", "taken"] | None:
         """A visit with a person ended: what it did to the zone, if anything."""
@@ -120,6 +135,7 @@ class Doorstep:
         if texture(last, zone) < texture(first, zone) * 0.5:
             return "taken"  # much less there than before: one the hub did not see come
         self.empty, self.empty_colour, self.parcel = first, first_colour, True
+        self.empty_jpeg = before
         return "left"
 
 

@@ -295,6 +295,7 @@ def open_watch(
             Path(settings.models_dir) if settings.models_dir else None,
             settings.body_score,
             settings.face_score,
+            settings.figure_score,
         )
     except ModelError as exc:
         log.warning("people are not told from motion: %s", exc)

@@ -14,7 +14,7 @@ import numpy as np
 
 LABELS = Path(__file__).resolve().parents[1] / "hub" / "people_pictures.toml"
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc/examples/data")
-PEOPLE = frozenset({"facing", "profile", "partial", "small"})
+PEOPLE = frozenset({"facing", "profile", "away", "partial", "small"})
 
 
 def _package_dir(name: str) -> Path:
@@ -39,6 +39,8 @@ class Picture:
     kind: str
     note: str
     frame: int | None = None
+    crop: tuple[int, int, int, int] | None = None
+    """x, y, width, height in the file's pixels: one part of a wider view."""
     night: bool = False
 
     @property
@@ -48,11 +50,15 @@ class Picture:
     @property
     def name(self) -> str:
         frame = "" if self.frame is None else f"#{self.frame}"
-        return f"{self.source}:{self.file}{frame}{' (night)' if self.night else ''}"
+        crop = "" if self.crop is None else f"[{','.join(map(str, self.crop))}]"
+        return f"{self.source}:{self.file}{frame}{crop}{' (night)' if self.night else ''}"
 
     def image(self) -> np.ndarray:
         """The picture, BGR; a night picture as a doorbell's infrared one looks."""
         image = _read(self.source, self.file, self.frame)
+        if self.crop is not None:
+            x, y, width, height = self.crop
+            image = image[y : y + height, x : x + width]
         return night(image) if self.night else image.copy()
 
 
@@ -85,6 +91,7 @@ def night(image: np.ndarray, seed: int = 7) -> np.ndarray:
 def pictures(nights: bool = True) -> list[Picture]:
     """Every labelled picture; with ``nights``, each person picture again as a night one."""
     entries = tomllib.loads(LABELS.read_text())["picture"]
+    entries = [{**e, "crop": tuple(e["crop"])} if "crop" in e else e for e in entries]
     found = [Picture(**entry) for entry in entries]
     if nights:
         found += [

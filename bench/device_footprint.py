@@ -59,7 +59,7 @@ def steady_rss(venv: Path, data: Path, port: int, seconds: float) -> tuple[float
         "device_id = 'front-door'\n"
         f"data_dir = '{data / 'device'}'\n"
         f"[mqtt]\nport = {port}\n"
-        "[gpio]\npin_factory = 'mock'\n"
+        "[gpio]\npin_factory = 'mock'\nchime_active_high = false\n"
         "[camera]\nsource = 'synthetic'\nwidth = 1280\nheight = 720\nfps = 15.0\n"
     )
     agent = subprocess.Popen(

@@ -58,7 +58,7 @@ def porch_presses(tmp: Path, broker: LocalBroker, presses: int) -> list[float]:
     config = device_config(
         tmp,
         broker,
-        gpio=GpioSettings(pin_factory="mock", bounce_s=0, chime_s=0.001),
+        gpio=GpioSettings(pin_factory="mock", bounce_s=0, chime_s=0.001, chime_active_high=False),
         camera=CameraSettings(source="synthetic", width=160, height=120, fps=5),
     )
     latencies = []

@@ -38,7 +38,9 @@ def main() -> None:
         config = device_config(
             tmp,
             broker,
-            gpio=GpioSettings(pin_factory="mock", bounce_s=0, chime_s=0.001),
+            gpio=GpioSettings(
+                pin_factory="mock", bounce_s=0, chime_s=0.001, chime_active_high=False
+            ),
             camera=CameraSettings(source="synthetic", width=320, height=240, fps=10),
         )
         with run_agent(config) as agent, sync_playwright() as pw:

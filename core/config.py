@@ -59,12 +59,14 @@ class GpioSettings(_Section):
     )
     button_pin: int = Field(17, ge=0, le=27, description="BCM pin of the push button (to GND).")
     chime_pin: int = Field(27, ge=0, le=27, description="BCM pin driving the chime relay.")
-    chime_active_high: bool = Field(
-        False,
-        description="The chime relay closes when its pin is high. Most relay modules (the"
-        " opto-isolated ones with a JD-VCC jumper) close on low, hence false; set true for a"
-        " module that closes on high (hardware.md: Chime relay). The default was true before"
-        " 2026-12: the agent warns at start while a device.toml leaves it unsaid.",
+    chime_active_high: bool | None = Field(
+        None,
+        description="Whether the chime relay closes when its pin is high: false for most relay"
+        " modules (the opto-isolated ones with a JD-VCC jumper), which 'porch device enroll'"
+        " writes; true for one that closes on high (hardware.md: Chime relay). Unset (a"
+        " doorbell set up before 2026-12, when true was assumed): the chime is not driven at"
+        " all, rather than held on by the wrong level; presses still reach the hub, and the"
+        " Devices page says what to set.",
     )
     chime_s: float = Field(0.5, gt=0, le=10, description="How long the chime relay closes, s.")
     bounce_s: float = Field(0.03, ge=0, le=1, description="Button debounce time, seconds.")
@@ -289,9 +291,12 @@ class NightSettings(_Section):
         if self.ir_cut == "none" and self.ir_cut_pin is not None:
             self.ir_cut = "level"
         needs = {"level": ("ir_cut_pin",), "pulse": ("ir_cut_pin", "ir_cut_pin_b")}
-        for name in needs.get(self.ir_cut, ()):
-            if getattr(self, name) is None:
+        for name in ("ir_cut_pin", "ir_cut_pin_b"):
+            wanted = name in needs.get(self.ir_cut, ())
+            if wanted and getattr(self, name) is None:
                 raise ValueError(f"ir_cut = '{self.ir_cut}' needs {name}")
+            if not wanted and getattr(self, name) is not None:
+                raise ValueError(f"{name} is not used with ir_cut = '{self.ir_cut}'")
         pins = [
             pin for pin in (self.ir_led_pin, self.ir_cut_pin, self.ir_cut_pin_b) if pin is not None
         ]
@@ -457,6 +462,13 @@ class PeopleSettings(_Section):
     )
     face_score: float = Field(
         0.6, gt=0, lt=1, description="CenterFace's score from which a face counts as a person."
+    )
+    figure_score: float = Field(
+        2.0,
+        gt=0,
+        le=10,
+        description="OpenCV's HOG people detector's margin from which a tall upright figure"
+        " counts as a person where BlazePose and CenterFace see none (a visitor turned away).",
     )
     confirm: int = Field(
         2, ge=1, le=10, description="Pictures of one motion with a person before it is one."

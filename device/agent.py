@@ -141,6 +141,8 @@ class DoorbellAgent:
         self.emitted: Counter[str] = Counter()
         """Messages put in the outbox, by kind: ring, motion, clip."""
         self.doorbell = Doorbell(config.gpio, self._on_press)
+        self._camera_problem: str | None = None
+        self._report_problems()
 
     # gpiozero's thread
     def _on_press(self) -> None:
@@ -211,12 +213,18 @@ class DoorbellAgent:
                 continue
             return
 
+    def _report_problems(self) -> None:
+        """What keeps the doorbell from working fully (its chime, its camera), in its status."""
+        problems = [p for p in (self.doorbell.problem, self._camera_problem) if p]
+        self.link.set_problem("; ".join(problems)[:200] if problems else None)
+
     def _camera_down(self, problem: str) -> None:
         """Say what is wrong, keep systemd's watchdog fed, and wait to try again."""
-        if self.link.problem != problem[:200]:
+        if self._camera_problem != problem[:200]:
             log.error("%s: the doorbell rings on; the camera is tried again every %.0f s",
                       problem, CAMERA_RETRY_S)  # fmt: skip
-        self.link.set_problem(problem[:200])
+        self._camera_problem = problem[:200]
+        self._report_problems()
         while not self._triggers.empty():  # rings without a picture: no clip of later
             self._triggers.get()
         deadline = time.monotonic() + CAMERA_RETRY_S
@@ -263,8 +271,9 @@ class DoorbellAgent:
                 if self._stop.is_set():
                     break
                 self.systemd.watchdog()  # a stuck camera or encoder stops the pings
-                if self.link.problem is not None:
-                    self.link.set_problem(None)  # pictures again
+                if self._camera_problem is not None:  # pictures again
+                    self._camera_problem = None
+                    self._report_problems()
                 self.media_time = capture.ts
                 self.frames += 1
                 # Presses first, so that the clip's pre-roll ends just before this capture,

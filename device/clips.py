@@ -425,11 +425,11 @@ class ClipRecorder:
 
     def _hand_over(self) -> Future[StoredClip | None] | None:
         """The clip being recorded goes to the finishing thread; the next may start at once."""
-        active, self._active = self._active, None
-        if active is None:
-            return None
-        future = self._finisher.submit(self._finish, active)
-        with self._lock:
+        with self._lock:  # never seen as neither recording nor finishing
+            active, self._active = self._active, None
+            if active is None:
+                return None
+            future = self._finisher.submit(self._finish, active)
             self._finishing = [f for f in self._finishing if not f.done()] + [future]
         return future
 
@@ -440,7 +440,7 @@ class ClipRecorder:
         with self._lock:
             waiting = list(self._finishing)
         for pending in waiting:
-            pending.result()
+            pending.exception()  # wait; _finish logs its own failures
         return future.result() if future is not None else None
 
     def close(self) -> None:
@@ -471,7 +471,8 @@ class ClipRecorder:
                 else:
                     with plain.getbuffer() as view:
                         target.write(view)
-            active.writer.buffer = io.BytesIO()  # the clear MP4 is let go of here
+            active.writer.buffer = io.BytesIO()  # the clear MP4 goes with ``plain`` below
+            del plain
             whole = offered(partial, self.settings.chunk_bytes, thumbnail)
             meta = ClipMeta(
                 **whole,
@@ -504,7 +505,10 @@ class ClipRecorder:
             self._fail(active.clip_id, RuntimeError("not finished"), None, active.journal)
             return None
         self.last_clip = clip
-        self.on_clip(clip)
+        try:
+            self.on_clip(clip)
+        except Exception:  # the clip is stored and will be offered; say what failed
+            log.exception("clip %s stored, but announcing it failed", active.clip_id)
         return clip
 
     def _fail(

@@ -2,11 +2,12 @@
 
 Wiring (see hardware.md): the button between ``button_pin`` and GND, using the Pi's internal
 pull-up; the chime relay's input on ``chime_pin``, active low as the common opto-isolated
-relay modules are (``chime_active_high = false``, the default) or active high. The chime
-sounds on every press before anything else happens, so it works with the broker, the hub or
-the camera down::
+relay modules are (``chime_active_high = false``, what enrollment writes) or active high.
+The chime sounds on every press before anything else happens, so it works with the broker,
+the hub or the camera down. With the polarity unsaid the chime is not driven at all: the
+wrong level would hold a chime on for good::
 
-    bell = Doorbell(GpioSettings(), on_press=lambda: print("ding"))
+    bell = Doorbell(GpioSettings(chime_active_high=False), on_press=lambda: print("ding"))
     # ... a visitor presses ...
     bell.close()
 """
@@ -23,6 +24,10 @@ from gpiozero.pins.mock import MockFactory
 from porch.core.config import GpioSettings
 
 log = logging.getLogger(__name__)
+CHIME_UNSAID = (
+    "the chime is silent: set gpio.chime_active_high in device.toml (false for most relay"
+    " modules, true for one that closes on high; hardware.md: Chime relay)"
+)
 
 
 def use_pin_factory(kind: str) -> None:
@@ -39,19 +44,20 @@ class Doorbell:
         self.settings = settings
         self.presses = 0
         self._on_press = on_press
-        if "chime_active_high" not in settings.model_fields_set:
-            # Doorbells set up when the default was active high: their relay would now hold
-            # the chime on. Say so loudly until the file says which the module needs.
-            log.warning(
-                "gpio.chime_active_high is not set: driving the chime relay active low (the"
-                " default since 2026-12; it was active high). Set it in device.toml to what"
-                " your relay module needs (hardware.md: Chime relay)."
-            )
+        self.problem: str | None = None
+        """Why the chime is not driven, if it is not (for the doorbell's status)."""
+        self.chime: DigitalOutputDevice | None = None
+        if settings.chime_active_high is None:
+            # A doorbell set up when active high was assumed, or a file that does not say:
+            # either level might hold its chime on. Ring nothing until the file says.
+            self.problem = CHIME_UNSAID
+            log.error("%s", CHIME_UNSAID)
         # initial_value=False is "chime off" whichever level that is: an active-low relay's
         # pin starts high, so the chime does not sound when the agent starts.
-        self.chime = DigitalOutputDevice(
-            settings.chime_pin, active_high=settings.chime_active_high, initial_value=False
-        )
+        else:
+            self.chime = DigitalOutputDevice(
+                settings.chime_pin, active_high=settings.chime_active_high, initial_value=False
+            )
         self.button = Button(
             settings.button_pin, pull_up=True, bounce_time=settings.bounce_s or None
         )
@@ -60,7 +66,8 @@ class Doorbell:
     def _pressed(self) -> None:
         self.presses += 1
         try:
-            self.chime.blink(on_time=self.settings.chime_s, off_time=0.01, n=1, background=True)
+            if self.chime is not None:
+                self.chime.blink(on_time=self.settings.chime_s, off_time=0.01, n=1, background=True)
         except Exception:  # a broken relay must not stop the event from reaching the hub
             log.exception("chime failed")
         try:
@@ -80,4 +87,5 @@ class Doorbell:
 
     def close(self) -> None:
         self.button.close()
-        self.chime.close()
+        if self.chime is not None:
+            self.chime.close()

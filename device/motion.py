@@ -274,6 +274,9 @@ class MotionDetector:
         if self._settle_pending:  # signalled: the settling time counts from this frame
             self._settle_pending = False
             self._mark_stale(self._previous, ts)
+            # This frame is the switch: it is no movement (what moves is marked from the
+            # next frame on, against this one).
+            self._last_mean = mean_c
             self._settle_until = self._settle_max = ts + self._settle_s
         if ts <= self._settle_until or (ts <= self._settle_max and self._exposure_moving(mean_c)):
             # Whatever moves meanwhile is baked into the background: stale as well.

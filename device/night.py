@@ -16,7 +16,8 @@ LEDs' own light, which may alone pass that limit; so when the agent drives the L
 checks before switching: the LEDs go off for ``peek_s``, and only what the camera measures
 then decides. A check that finds it still dark also learns how much the LEDs add, and the
 next check waits until the measure less that share passes the limit (and at least
-``peek_every_s``): no flapping, and no dark blink in the video every few seconds::
+``peek_every_s``; and every two hours whatever the share): no flapping, and no dark blink in
+the video every few seconds::
 
     night = NightMode(NightSettings(ir_led_pin=23), on_switch=print)
     night.update(lux=3.0, ts=0.0)    # None: not yet confirmed
@@ -40,6 +41,9 @@ from porch.core.config import NightSettings
 from porch.device.gpio import use_pin_factory
 
 log = logging.getLogger(__name__)
+RECHECK_S = 7200.0
+"""At night, a check with the LEDs off at least this often while the raw measure is above
+the day limit, whatever share of it the LEDs were found to add, seconds."""
 
 
 class IrCutFilter:
@@ -103,6 +107,7 @@ class NightMode:
         self._peek_since: float | None = None
         self._lit_lux = 0.0
         self._next_peek = -math.inf
+        self._last_peek = -math.inf
         drives = settings.ir_led_pin is not None or settings.ir_cut in ("level", "pulse")
         if drives:
             use_pin_factory(pin_factory)
@@ -129,13 +134,19 @@ class NightMode:
     def update(self, lux: float | None, ts: float) -> bool | None:
         """One capture's light measure at media time ``ts`` seconds; the new mode when this
         reading switched it, else None."""
-        if self.settings.mode != "auto" or lux is None:
+        if self.settings.mode != "auto":
             return None
         if self._peek_since is not None:
             return self._peeked(lux, ts)
+        if lux is None:
+            return None
         settings = self.settings
         if self.night:
-            beyond = lux - self.led_lux > settings.day_above_lux
+            # By the measure less the LEDs' share, or by the measure itself once in a while
+            # (a share learned too large must not keep the night on all day).
+            beyond = lux - self.led_lux > settings.day_above_lux or (
+                lux > settings.day_above_lux and ts - self._last_peek >= RECHECK_S
+            )
         else:
             beyond = lux < settings.night_below_lux
         if not beyond:
@@ -143,13 +154,14 @@ class NightMode:
             return None
         if self._pending_since is None:
             self._pending_since = ts
+            self._lit_lux = lux
+        self._lit_lux = min(self._lit_lux, lux)  # a passing car's lights are no LED share
         if ts - self._pending_since < settings.confirm_s:
             return None
         if self.night and self._led is not None:
             if ts >= self._next_peek:  # check with the LEDs off before believing it
                 self._pending_since = None
-                self._lit_lux = lux
-                self._peek_since = ts
+                self._peek_since = self._last_peek = ts
                 self.peeks += 1
                 self._led.off()
                 self._on_relight()
@@ -159,22 +171,21 @@ class NightMode:
         log.info("night mode %s (%.1f lux)", "on" if self.night else "off", lux)
         return self.night
 
-    def _peeked(self, lux: float, ts: float) -> bool | None:
+    def _peeked(self, lux: float | None, ts: float) -> bool | None:
         """During a check: once the exposure had ``peek_s`` to settle, the measure without
-        the LEDs decides."""
+        the LEDs decides (no measure by then: still night, the LEDs back on)."""
         assert self._peek_since is not None and self._led is not None
         if ts - self._peek_since < self.settings.peek_s:
             return None
         self._peek_since = None
-        if lux > self.settings.day_above_lux:
+        if lux is not None and lux > self.settings.day_above_lux:
             log.info("night mode off (%.1f lux with the IR LEDs off)", lux)
             self._switch(False)  # the LEDs stay off
             return False
-        self.led_lux = max(0.0, self._lit_lux - lux)
+        if lux is not None:
+            self.led_lux = max(0.0, self._lit_lux - lux)
         self._next_peek = ts + self.settings.peek_every_s
-        log.info(
-            "still night: %.1f lux with the IR LEDs off, %.1f with them on", lux, self._lit_lux
-        )
+        log.info("still night: %s lux with the IR LEDs off, %.1f with them on", lux, self._lit_lux)
         self._led.on()
         self._on_relight()
         return None
@@ -187,7 +198,7 @@ class NightMode:
         self._filter.set(night)
         if night:
             self.led_lux = 0.0
-            self._next_peek = -math.inf
+            self._next_peek = self._last_peek = -math.inf
         self._on_switch(night)
 
     def close(self) -> None:

@@ -38,6 +38,10 @@ from porch.device.regions import PrivacyMask
 log = logging.getLogger(__name__)
 PLANAR = ("YUV420", "YVU420")
 """Formats picamera2 hands as planes with half-size colour (see :class:`MaskBurner`)."""
+SEMI_PLANAR = ("NV12", "NV21")
+"""... and with U and V interleaved in one half-height plane."""
+PACKED = ("XBGR8888", "XRGB8888", "BGR888", "RGB888")
+"""Formats picamera2 hands as (height, width, channels) arrays."""
 MAIN_FORMAT = "YUV420"
 """The encoded stream's format: 1.4 MB a 1280×720 buffer where XBGR8888 took 3.7 MB (six
 buffers: 8 MB of a Pi Zero 2 W's 64 MB of CMA instead of 22 MB), and what both encoders
@@ -102,23 +106,35 @@ class MaskBurner:
 
     ``YUV420`` (the main stream's format: a third of XBGR8888's memory) comes as one
     (height × 3/2, stride) array: the Y plane's rows, then the U and the V plane, each a
-    quarter of the picture with rows of stride / 2 bytes. Y becomes video black (16), U and V
-    neutral (128) over the mask and every colour sample touching its edge.
+    quarter of the picture with rows of stride / 2 bytes; ``NV12`` (which libcamera may hand
+    instead) as the Y rows, then rows of U and V interleaved, stride bytes each. Y becomes
+    video black (16), U and V neutral (128) over the mask and every colour sample touching
+    it. A format it does not know is refused: a mask burned into the wrong bytes hides
+    nothing.
     """
 
     def __init__(self, privacy: PrivacyMask, fmt: str = "XBGR8888", width: int | None = None):
+        if fmt not in PLANAR + SEMI_PLANAR + PACKED:
+            raise CameraError(f"cannot burn the privacy mask into {fmt!r} pictures")
         self.privacy = privacy
-        self.planar = fmt in PLANAR
+        self.format = fmt
         self.width = width
 
     def __call__(self, array: np.ndarray) -> None:
-        if not self.planar:
+        if self.format in PACKED:
             self.privacy.burn(array)
             return
         rows, stride = array.shape
         height = rows * 2 // 3
         width = min(self.width or stride, stride)
         self.privacy.burn(array[:height, :width], VIDEO_BLACK)
+        if self.format in SEMI_PLANAR:
+            # (picamera2 hands NV12 cut to the picture's width; splitting the last axis
+            # is always a view, so the burn reaches the buffer)
+            pairs = array[height:, : width // 2 * 2].reshape(height // 2, width // 2, 2)
+            for channel in (0, 1):
+                self.privacy.burn_halved(pairs[:, :, channel], NEUTRAL)
+            return
         flat = array.reshape(-1)  # the buffer itself (picamera2's array is contiguous)
         plane = (height // 2) * (stride // 2)
         for start in (height * stride, height * stride + plane):

@@ -183,7 +183,7 @@ def _enrolled_doorbell(
             "name": "Front door",
             "data_dir": data_dir / "device",
             "mqtt": enrolled.mqtt.model_copy(update={"port": broker_port}),
-            "gpio": GpioSettings(pin_factory="mock"),
+            "gpio": GpioSettings(pin_factory="mock", chime_active_high=False),
             "camera": CameraSettings(source="synthetic", width=width, height=height, fps=15),
             # No loudspeaker here: what the live page's Talk sends is written to talk.wav.
             "speaker": SpeakerSettings(output="wav"),

@@ -14,30 +14,45 @@ from tests.support.device import chime_closings, device_config, run_agent
 
 
 @pytest.mark.parametrize(
-    ("fields", "idle", "warned"),
-    [
-        ({}, True, True),  # the default: active low, as most relay modules are; unsaid
-        ({"chime_active_high": False}, True, False),
-        ({"chime_active_high": True}, False, False),
-    ],
-    ids=["unsaid", "active low", "active high"],
+    ("polarity", "idle"),
+    [(False, True), (True, False)],  # active low (most modules, what enrollment writes), high
+    ids=["active low", "active high"],
 )
-def test_the_chime_relay_rests_open_at_either_polarity(mock_pins, caplog, fields, idle, warned):
+def test_the_chime_relay_rests_open_at_either_polarity(mock_pins, polarity, idle):
     # From the moment the agent holds the pin, the relay stays open (the chime silent) until
-    # a press closes it for chime_s; a device.toml that does not say which the module needs
-    # is warned about (the default was active high before 2026-12).
-    settings = GpioSettings(pin_factory="mock", bounce_s=0, chime_s=0.05, **fields)
-    with caplog.at_level(logging.WARNING, logger="porch.device.gpio"):
-        bell = Doorbell(settings, on_press=lambda: None)
+    # a press closes it for chime_s.
+    settings = GpioSettings(
+        pin_factory="mock", bounce_s=0, chime_s=0.05, chime_active_high=polarity
+    )
+    bell = Doorbell(settings, on_press=lambda: None)
     try:
         pin = mock_pins.pin(settings.chime_pin)
         assert pin.state is idle, "the chime is silent at start"
-        assert ("chime_active_high is not set" in caplog.text) is warned
+        assert bell.problem is None
         bell.simulate_press(hold_s=0.01)
         wait_for(lambda: chime_closings(mock_pins, settings) == 1, what="the chime")
         wait_for(lambda: pin.state is idle, what="the chime to stop")
     finally:
         bell.close()
+
+
+def test_a_chime_whose_polarity_is_unsaid_is_not_driven_and_the_status_says_so(
+    tmp_path, mock_pins, caplog
+):
+    # A doorbell set up when active high was assumed (its device.toml never said): either
+    # level might hold its chime on for good, so the pin is left alone; presses still ring
+    # the hub, and its status (the Devices page, Home Assistant's problem sensor) says why.
+    with LocalBroker(tmp_path / "broker") as broker:
+        config = device_config(tmp_path, broker)
+        config = config.model_copy(update={"gpio": GpioSettings(pin_factory="mock", bounce_s=0)})
+        with caplog.at_level(logging.ERROR, logger="porch.device.gpio"), run_agent(config) as agent:
+            assert "set gpio.chime_active_high" in caplog.text
+            wait_for(lambda: retained_status(broker).get("problem"), what="the status")
+            assert "chime is silent" in retained_status(broker)["problem"]
+            agent.doorbell.simulate_press(hold_s=0.01)
+            wait_for(lambda: agent.emitted["ring"] == 1, what="the ring")
+        states = [s.state for s in mock_pins.pin(config.gpio.chime_pin).states]
+        assert not any(states), "the chime pin was driven"
 
 
 def test_chime_rings_with_no_broker_at_all(tmp_path, mock_pins):

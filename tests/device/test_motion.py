@@ -220,5 +220,23 @@ def test_a_switch_the_doorbell_signals_never_counts():
     assert [t for t in moving if t >= 17], "the visitor at night is motion"
 
 
+def test_a_visitor_who_stops_at_the_door_after_a_signalled_switch_stays_motion():
+    # The doorbell switches night mode itself at t=6 (and tells the detector); a visitor
+    # walks up from 8 s and stands at the door from 10.5 s to 15 s: motion all along (the
+    # switch is not "someone moving", whose place would be learned once still).
+    scene = SyntheticScene(640, 480, seed=33, figures=[
+        Figure([(8, -0.15, 0.75, 0.35), (10.5, 0.5, 0.95, 0.7), (15, 0.5, 0.95, 0.7),
+                (18, 1.15, 0.75, 0.35)])])  # fmt: skip
+
+    def dusk(t: float, detector: MotionDetector) -> None:
+        if abs(t - 6) < 1e-9:
+            scene.night = True
+            detector.scene_changed(settle_s=1.0)
+
+    moving = _moving_frames(scene, 0, 16, hook=dusk)
+    standing = [t for t in moving if 12 <= t < 15]
+    assert len(standing) >= 0.9 * 3 * FPS, f"{len(standing)} of {3 * FPS} frames"
+
+
 def _late_visit() -> Figure:
     return Figure([(16, -0.15, 0.75, 0.35), (20, 0.5, 0.95, 0.7), (30, 0.5, 1.0, 0.95)])

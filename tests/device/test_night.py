@@ -133,6 +133,8 @@ def _absolute(pin):
         ({"ir_cut": "pulse", "ir_cut_pin": 23}, "needs ir_cut_pin_b"),
         ({"ir_cut": "level"}, "needs ir_cut_pin"),
         ({"ir_led_pin": 23, "ir_cut_pin": 23}, "different pins"),
+        ({"ir_cut": "self", "ir_cut_pin": 23}, "not used with ir_cut = 'self'"),
+        ({"ir_cut_pin": 23, "ir_cut_pin_b": 24}, "ir_cut_pin_b is not used"),
     ],
 )
 def test_a_filter_setting_that_cannot_work_is_refused(fields, message):
@@ -165,7 +167,9 @@ def test_the_ir_leds_own_light_never_makes_it_day(mock_pins):
     for second in range(10 * 3600):
         night.update(ambient(second) + (60.0 if led.state else 0.0), float(second))
     assert switches == [True, False], "one dusk, one dawn: no flapping"
-    assert night.peeks <= 3, f"{night.peeks} checks with the LEDs off in a night"
+    # One check learns the LEDs' share, one every two hours makes sure it was not learned
+    # too large (a night that would last all day), one finds the dawn: 1 + 4 + 1.
+    assert night.peeks <= 6, f"{night.peeks} checks with the LEDs off in a night"
     assert len(relights) == 2 * night.peeks - 1, "each check's LEDs off and on, the last stays off"
     assert led.state is False
     night.close()
@@ -237,3 +241,28 @@ def test_a_module_that_switches_itself_is_no_motion_either(tmp_path):
         agent.stop()
         thread.join(30)
         agent.outbox.close()
+
+
+def test_a_check_is_not_fooled_by_a_passing_car_nor_stuck_without_a_measure(mock_pins):
+    settings = NightSettings(confirm_s=10, peek_s=1, peek_every_s=60, ir_led_pin=IR_LED)
+    night = NightMode(settings, lambda _: None, "mock")
+    led = mock_pins.pin(IR_LED)
+    night.update(1.0, 0)  # dusk, confirm_s 10 ...
+    night.update(1.0, 10)
+    assert night.night and led.state is True
+    # The LEDs add 50 lux; a car's lights add 300 more for the first second of the window.
+    night.update(351.0, 20)
+    for t in range(21, 31):
+        night.update(51.0, float(t))
+    assert night.peeking and led.state is False
+    night.update(1.0, 31.5)
+    assert not night.peeking and led.state is True
+    assert night.led_lux == pytest.approx(50.0), "the car's light was taken for the LEDs'"
+    # A check during which the camera gives no measure ends with the LEDs on, still night.
+    night.led_lux = 0.0
+    for t in range(100, 111):
+        night.update(51.0, float(t))
+    assert night.peeking
+    assert night.update(None, 112.0) is None
+    assert not night.peeking and led.state is True and night.night
+    night.close()

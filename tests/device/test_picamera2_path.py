@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from porch.device.camera.opencv import CameraError
 from porch.device.camera.picamera2 import (
     PROFILE,
     Clocks,
@@ -79,6 +80,30 @@ def test_the_mask_is_burned_into_yuv420_colour_and_all():
         cv2.COLOR_YUV2BGR_I420,
     )
     assert picture[covered].max() <= 2, "the masked pixels are black, with no colour"
+
+
+def test_the_mask_is_burned_into_nv12_and_an_unknown_format_is_refused():
+    """NV12 (which libcamera may hand for a YUV420 request): Y black, the interleaved U and V
+    neutral wherever they colour a masked pixel, in the view picamera2 hands (cut to the
+    picture's width out of padded rows). A format the burner does not know is refused at
+    start rather than burned into the wrong bytes."""
+    privacy = PrivacyMask([LEFT_HALF, [[0.6, 0.6], [0.9, 0.6], [0.75, 0.95]]])
+    width, height = 1296, 736
+    padded = np.full((height * 3 // 2, STRIDE), 77, np.uint8)
+    array = padded[:, :width]  # as picamera2's _make_array_shared returns NV12
+    array[:height], array[height:, 0::2], array[height:, 1::2] = 150, 40, 200
+    MaskBurner(privacy, "NV12", width)(array)
+    covered = privacy.mask(width, height) != 0
+    assert (array[:height][covered] == 16).all() and (array[:height][~covered] == 150).all()
+    touched = covered.reshape(height // 2, 2, width // 2, 2).any(axis=(1, 3))
+    u, v = array[height:, 0::2], array[height:, 1::2]
+    assert (u[touched] == 128).all() and (v[touched] == 128).all()
+    assert (u[~touched] == 40).all() and (v[~touched] == 200).all()
+    assert (padded[:, width:] == 77).all(), "nothing written into the padding"
+    picture = cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_YUV2BGR_NV12)
+    assert picture[covered].max() <= 2
+    with pytest.raises(CameraError, match="YUYV"):
+        MaskBurner(privacy, "YUYV", width)
 
 
 def test_frames_and_packets_share_one_clock():

@@ -40,7 +40,7 @@ def test_outage_loses_nothing_and_duplicates_nothing(tmp_path, broker, hub, mock
         tmp_path,
         broker,
         motion=MotionSettings(enabled=True, end_after_s=0.5),
-        gpio=GpioSettings(pin_factory="mock", bounce_s=0, chime_s=0.001),
+        gpio=GpioSettings(pin_factory="mock", bounce_s=0, chime_s=0.001, chime_active_high=False),
     )
     with run_agent(config, scene) as agent:
         wait_for(agent.link.connected.is_set, what="the device to connect")

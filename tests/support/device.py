@@ -54,7 +54,8 @@ def write_device_toml(path: Path, data_dir: Path, port: int, **settings) -> Path
     camera at 320×240 (``settings`` add keys and tables, e.g. ``motion={"enabled": False}``)."""
     camera = {"source": "synthetic", "width": 320, "height": 240, **settings.pop("camera", {})}
     data = {"device_id": "front-door", "data_dir": data_dir, **settings}
-    data = {**data, "mqtt": {"port": port}, "gpio": {"pin_factory": "mock"}, "camera": camera}
+    gpio = {"pin_factory": "mock", "chime_active_high": False}
+    data = {**data, "mqtt": {"port": port}, "gpio": gpio, "camera": camera}
     path.write_text(to_toml(data))
     return path
 
@@ -73,7 +74,7 @@ def device_config(tmp_path: Path, broker: LocalBroker | None, **sections) -> Dev
     base = {
         "device_id": "front-door",
         "data_dir": tmp_path / "device",
-        "gpio": GpioSettings(pin_factory="mock", bounce_s=0),
+        "gpio": GpioSettings(pin_factory="mock", bounce_s=0, chime_active_high=False),
         "camera": CameraSettings(source="synthetic", width=320, height=240, fps=15),
         "encoder": EncoderSettings(keyframe_interval_s=1.0, bitrate_kbps=400),
         "motion": MotionSettings(enabled=False),
@@ -134,7 +135,7 @@ def agent_from(
     config = config.model_copy(
         update={
             "data_dir": data,
-            "gpio": GpioSettings(pin_factory="mock", bounce_s=0),
+            "gpio": GpioSettings(pin_factory="mock", bounce_s=0, chime_active_high=False),
             "camera": CameraSettings(source="synthetic", width=size[0], height=size[1]),
             "motion": motion or MotionSettings(enabled=False),
             "clips": config.clips.model_copy(update={"preroll_s": 1.0, "postroll_s": postroll_s}),

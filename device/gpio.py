@@ -24,10 +24,8 @@ from gpiozero.pins.mock import MockFactory
 from porch.core.config import GpioSettings
 
 log = logging.getLogger(__name__)
-CHIME_UNSAID = (
-    "the chime is silent: set gpio.chime_active_high in device.toml (false for most relay"
-    " modules, true for one that closes on high; hardware.md: Chime relay)"
-)
+CHIME_UNSAID = "chime silent: set gpio.chime_active_high (hardware.md)"
+"""Said in the doorbell's status (short: the camera's fault may follow it)."""
 
 
 def use_pin_factory(kind: str) -> None:
@@ -51,7 +49,11 @@ class Doorbell:
             # A doorbell set up when active high was assumed, or a file that does not say:
             # either level might hold its chime on. Ring nothing until the file says.
             self.problem = CHIME_UNSAID
-            log.error("%s", CHIME_UNSAID)
+            log.error(
+                "the chime is silent: set gpio.chime_active_high in device.toml (false for"
+                " most relay modules, true for one that closes on high; hardware.md: Chime"
+                " relay)"
+            )
         # initial_value=False is "chime off" whichever level that is: an active-low relay's
         # pin starts high, so the chime does not sound when the agent starts.
         else:

@@ -113,6 +113,8 @@ class HubService:
             lambda device_id: bool(self.db.doorstep(device_id)),  # paho's thread
         )
         self._doorsteps: dict[str, Doorstep] = {}
+        self._doorstep_lock = threading.Lock()
+        """Held while a visit reads and writes a doorstep's state, and while it is forgotten."""
         """Each doorbell's doorstep as the watch last saw it (the people watch's thread)."""
         self._best: dict[str, tuple[str, bytes]] = {}
         """Each doorbell's best picture of the person in its motion going on (its id);
@@ -319,20 +321,28 @@ class HubService:
     def _on_visit(self, db: Database, person: PersonEvent, before: bytes, after: bytes) -> None:
         """A visit ended: a parcel left or taken, if the owner marked a doorstep and it stayed
         changed; stored with both pictures, told to the pages and the phones that want it."""
-        zone = db.doorstep(person.device_id)
-        if not zone or person.device_id in self._revocations_done:
-            return
-        doorstep = self._doorsteps.get(person.device_id)
-        if doorstep is None:  # the first visit since the hub started: as it stored it
-            stored = db.doorstep_state(person.device_id)
-            doorstep = Doorstep.restore(*stored) if stored else Doorstep()
-            self._doorsteps[person.device_id] = doorstep
-        action = doorstep.visit(before, after, zone)
-        if action is None:
-            return
-        db.set_doorstep_state(person.device_id, doorstep.parcel, doorstep.empty_jpeg)
+        with self._doorstep_lock:  # a doorstep marked anew or a revocation waits, or wins
+            if person.device_id in self._revocations_done:
+                return
+            zone = db.doorstep(person.device_id)
+            if not zone:
+                return
+            doorstep = self._doorsteps.get(person.device_id)
+            if doorstep is None:  # the first visit since the hub started: as it stored it
+                stored = db.doorstep_state(person.device_id)
+                doorstep = Doorstep.restore(*stored) if stored else Doorstep()
+                self._doorsteps[person.device_id] = doorstep
+            action = doorstep.visit(before, after, zone)
+            if action is None:
+                return
+            # The picture from before a parcel only while one is there (it may show the
+            # visitor arriving): once taken, nothing of it stays.
+            empty = doorstep.empty_jpeg if doorstep.parcel else None
+            db.set_doorstep_state(person.device_id, doorstep.parcel, empty)
         event = ParcelEvent(device_id=person.device_id, event_id=new_id(), ts=now(),
                             motion_event_id=person.motion_event_id, action=action)  # fmt: skip
+        if person.device_id in self._revocations_done:  # revoked meanwhile
+            return
         atomic_write(self.ingest.before_path(event.event_id), before)
         atomic_write(self.ingest.snapshot_path(event.event_id), after)
         if not db.record_event(event):
@@ -351,8 +361,13 @@ class HubService:
     def doorstep_changed(self, device_id: str) -> None:
         """The doorstep was marked anew (or the doorbell revoked): what the watch remembered
         of it (the doorstep without a parcel, a parcel on it) no longer holds."""
-        self._doorsteps.pop(device_id, None)
-        self.web_db.forget_doorstep_state(device_id)
+        with self._doorstep_lock:
+            self._doorsteps.pop(device_id, None)
+            db = Database(self.web_db.path)  # its own connection: any thread may call this
+            try:
+                db.forget_doorstep_state(device_id)
+            finally:
+                db.close()
 
     def _ring_picture(self, device_id: str, ring_id: str, jpeg: bytes) -> None:
         atomic_write(self.ingest.snapshot_path(ring_id), jpeg)

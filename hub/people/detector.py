@@ -27,8 +27,10 @@ POSE_SIZE = 224
 FACE_SIZE = (320, 192)
 """CenterFace's input (width, height), fixed: OpenCV's DNN answers wrongly once the size
 changes. A doorbell's 16:9 lores frame fits it at 320 px wide."""
-FIGURE_HEIGHT = 0.4
-"""HOG's figures count from this share of the frame's height: a visitor at the door."""
+FIGURE_FRAME = 240
+"""The height a frame is scaled to for HOG, whose window is 128 px tall: figures from about
+half the frame's height up (a visitor near the door), at a cost that does not depend on the
+glance (a doorbell's 320×180 lores picture becomes 427×240)."""
 MAX_PIXELS = 1280 * 960
 """A glance larger than this (pixels) is refused before it is decoded: a doorbell sends its
 lores picture, 320 px wide; a hostile one must not make the hub decode a giant."""
@@ -162,17 +164,24 @@ class PersonDetector:
         return Sighting(body, face, figure_box if person else None, person, figure)
 
     def _figure(self, image: np.ndarray) -> tuple[float, tuple[float, float, float, float] | None]:
-        """HOG's best upright figure at least FIGURE_HEIGHT of the frame tall: its margin
-        and box (a person far off is no visitor; HOG also errs more on small windows)."""
-        h, w = image.shape[:2]
+        """HOG's best upright figure, at least its 128 px window in a frame scaled to
+        FIGURE_FRAME tall (and at most twice as wide): its margin and box. A person far off is
+        no visitor, and HOG errs more on small windows; the scaling bounds the cost of any
+        glance, a hostile doorbell's largest too."""
+        height, width = image.shape[:2]
+        scale = min(FIGURE_FRAME / height, 2 * FIGURE_FRAME / width)
+        size = (max(64, round(width * scale)), max(128, round(height * scale)))
+        scaled = cv2.resize(
+            image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        )
         rects, weights = self._hog.detectMultiScale(
-            image, winStride=(8, 8), padding=(8, 8), scale=1.05
+            scaled, winStride=(8, 8), padding=(8, 8), scale=1.1
         )
         best, box = 0.0, None
         for (x, y, rw, rh), weight in zip(rects, np.ravel(weights), strict=True):
-            if rh >= FIGURE_HEIGHT * h and float(weight) > best:
+            if float(weight) > best:
                 best = float(weight)
-                box = self._back(x, y, x + rw, y + rh, 1.0, 0, 0, w, h)
+                box = self._back(x, y, x + rw, y + rh, 1.0, 0, 0, size[0], size[1])
         return best, box
 
     def _body(self, image: np.ndarray) -> tuple[float, tuple[float, float, float, float]]:

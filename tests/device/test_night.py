@@ -3,6 +3,7 @@ pins, and the switch is never motion; a visitor at night still is."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 
@@ -183,12 +184,21 @@ def test_dusk_on_the_doorbell_is_no_motion_and_no_clip_but_a_visitor_is(tmp_path
     scene = SyntheticScene(
         640, 360, seed=31, figures=[visitor], daylight=[(0, 400), (2, 400), (4, 1)]
     )
+    with dusk_on_the_doorbell(tmp_path, scene, NightSettings(confirm_s=1, ir_led_pin=IR_LED)):
+        assert mock_pins.pin(IR_LED).state is True, "the IR LEDs are on"
+
+
+@contextlib.contextmanager
+def dusk_on_the_doorbell(tmp_path, scene: SyntheticScene, night: NightSettings):
+    """Run the agent on ``scene`` (dusk at 2-4 s, a visitor at 12 s): night mode on once,
+    no motion event and no clip by 11.5 s; the block runs then; the visitor at night must
+    then be motion."""
     config = device_config(
         tmp_path,
         None,
         motion=MotionSettings(end_after_s=1.0),
         clips=ClipSettings(preroll_s=1, postroll_s=1),
-        night=NightSettings(confirm_s=1, ir_led_pin=IR_LED),
+        night=night,
     )
     agent = DoorbellAgent(config, synthetic_source(config, scene, realtime=False))
     thread = threading.Thread(target=agent.run, daemon=True)
@@ -196,9 +206,9 @@ def test_dusk_on_the_doorbell_is_no_motion_and_no_clip_but_a_visitor_is(tmp_path
     try:
         wait_for(lambda: agent.media_time > 11.5, what="dusk and the quiet after it")
         assert agent.night.night and agent.night.switches == 1
-        assert mock_pins.pin(IR_LED).state is True, "the IR LEDs are on"
         assert agent.emitted["motion"] == 0, "the switch raised a motion event"
         assert agent.store.clips() == [] and agent.emitted["clip"] == 0
+        yield agent
         wait_for(lambda: agent.emitted["motion"] >= 1, what="the visitor at night")
     finally:
         agent.stop()
@@ -221,26 +231,8 @@ def test_a_module_that_switches_itself_is_no_motion_either(tmp_path):
         surfaces=24,
         ir_gain=1.3,
     )
-    config = device_config(
-        tmp_path,
-        None,
-        motion=MotionSettings(end_after_s=1.0),
-        clips=ClipSettings(preroll_s=1, postroll_s=1),
-        night=NightSettings(confirm_s=1, ir_cut="self"),
-    )
-    agent = DoorbellAgent(config, synthetic_source(config, scene, realtime=False))
-    thread = threading.Thread(target=agent.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: agent.media_time > 11.5, what="dusk and the quiet after it")
-        assert agent.night.night and agent.night.switches == 1
-        assert agent.emitted["motion"] == 0, "the module's own switch raised a motion event"
-        assert agent.store.clips() == []
-        wait_for(lambda: agent.emitted["motion"] >= 1, what="the visitor at night")
-    finally:
-        agent.stop()
-        thread.join(30)
-        agent.outbox.close()
+    with dusk_on_the_doorbell(tmp_path, scene, NightSettings(confirm_s=1, ir_cut="self")):
+        pass  # (the module's own switch raised no motion event and no clip)
 
 
 def test_a_check_is_not_fooled_by_a_passing_car_nor_stuck_without_a_measure(mock_pins):

@@ -54,9 +54,9 @@ class Doorbell:
                 " most relay modules, true for one that closes on high; hardware.md: Chime"
                 " relay)"
             )
-        # initial_value=False is "chime off" whichever level that is: an active-low relay's
-        # pin starts high, so the chime does not sound when the agent starts.
         else:
+            # initial_value=False is "chime off" whichever level that is: an active-low
+            # relay's pin starts high, so the chime does not sound when the agent starts.
             self.chime = DigitalOutputDevice(
                 settings.chime_pin, active_high=settings.chime_active_high, initial_value=False
             )

@@ -349,8 +349,8 @@ class Database:
         return [tuple(box) for box in json.loads(row[0])] if row else []
 
     def set_doorstep(self, device_id: str, zone: list[tuple[float, float, float, float]]) -> None:
-        """Mark the doorstep anew (none: unmark it); what was known of it is forgotten."""
-        self.forget_doorstep_state(device_id)
+        """Mark the doorstep anew (none: unmark it). What was known of the doorstep goes with
+        HubService.doorstep_changed, under the lock the people watch takes."""
         if zone:
             self.conn.execute(
                 "INSERT OR REPLACE INTO doorsteps (device_id, zone) VALUES (?, ?)",

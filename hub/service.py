@@ -113,9 +113,9 @@ class HubService:
             lambda device_id: bool(self.db.doorstep(device_id)),  # paho's thread
         )
         self._doorsteps: dict[str, Doorstep] = {}
+        """Each doorbell's doorstep as the watch last saw it (the people watch's thread)."""
         self._doorstep_lock = threading.Lock()
         """Held while a visit reads and writes a doorstep's state, and while it is forgotten."""
-        """Each doorbell's doorstep as the watch last saw it (the people watch's thread)."""
         self._best: dict[str, tuple[str, bytes]] = {}
         """Each doorbell's best picture of the person in its motion going on (its id);
         set only while the watch says that motion goes on, under ``_best_lock``."""
@@ -339,10 +339,10 @@ class HubService:
             # visitor arriving): once taken, nothing of it stays.
             empty = doorstep.empty_jpeg if doorstep.parcel else None
             db.set_doorstep_state(person.device_id, doorstep.parcel, empty)
-        event = ParcelEvent(device_id=person.device_id, event_id=new_id(), ts=now(),
-                            motion_event_id=person.motion_event_id, action=action)  # fmt: skip
         if person.device_id in self._revocations_done:  # revoked meanwhile
             return
+        event = ParcelEvent(device_id=person.device_id, event_id=new_id(), ts=now(),
+                            motion_event_id=person.motion_event_id, action=action)  # fmt: skip
         atomic_write(self.ingest.before_path(event.event_id), before)
         atomic_write(self.ingest.snapshot_path(event.event_id), after)
         if not db.record_event(event):
